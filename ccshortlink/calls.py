@@ -1,0 +1,404 @@
+"""CallTracker: AMI event dicts in, CallEnded / SendRequested out; pure, no I/O.
+
+A call is followed from the customer's side. Every channel is tracked by Uniqueid; bridges are
+tracked by BridgeUniqueid; the two halves of a Local channel (`;1`/`;2`) are a wire joining two
+bridges. A customer channel (not Local, not an agent) is "talking" with every agent channel in
+its bridge or in a bridge reached through Local wires. When the customer channel hangs up, the
+agent it last talked with (or every agent, when configured) gets exactly one CallEnded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+Event = Mapping[str, str]
+AgentLookup = Callable[[str, str], str | None]  # (channel name, caller id num) -> extension
+
+
+@dataclass(frozen=True)
+class CallEnded:
+    """An agent and a customer were bridged and the customer's leg is gone."""
+
+    linkedid: str
+    agent_extension: str
+    customer_number: str  # raw, as Asterisk gave it; policy normalises it
+    talk_seconds: float
+    trigger: str = "hangup"
+    card_already_sent: bool = False
+
+
+@dataclass(frozen=True)
+class SendRequested:
+    """An agent asked for their card to go to a customer (feature code)."""
+
+    agent_extension: str
+    customer_number: str  # "" when no customer could be found
+    linkedid: str
+    trigger: str = "feature_code"
+    reason: str = ""
+
+
+Outcome = CallEnded | SendRequested
+
+
+@dataclass
+class _Channel:
+    uniqueid: str
+    name: str
+    linkedid: str
+    caller_num: str = ""
+    connected_num: str = ""
+    agent: str | None = None  # extension when this is an agent's device channel
+    is_local: bool = False
+    bridge: str | None = None
+    last_seen: float = 0.0
+    # customer side only: agent extension -> talk segments
+    talking_since: dict[str, float] = field(default_factory=dict)
+    talk_total: dict[str, float] = field(default_factory=dict)
+    reported_talk: dict[str, float] = field(default_factory=dict)  # AgentComplete / Cdr figures
+    last_agent: str | None = None
+    dial_string: str = ""
+    card_sent_by_agent: bool = False
+
+    @property
+    def is_customer(self) -> bool:
+        return not self.is_local and self.agent is None
+
+
+@dataclass
+class _RecentCall:
+    customer_number: str
+    linkedid: str
+    ended_at: float | None  # None while still talking
+
+
+_UNKNOWN = {"", "<unknown>", "unknown", "anonymous", "<anonymous>", "restricted", "private"}
+
+
+def clean_number(value: str) -> str:
+    """'' for the placeholders Asterisk uses when there is no number."""
+    value = value.strip()
+    return "" if value.lower() in _UNKNOWN else value
+
+
+def channel_endpoint(channel: str) -> tuple[str, str]:
+    """('SIP', '1001') from 'SIP/1001-00000001'; ('Local', '1001') from 'Local/1001@q-00a;2'."""
+    tech, _, rest = channel.partition("/")
+    if tech.lower() == "local":
+        return tech, rest.split("@", 1)[0]
+    resource = rest.rsplit("-", 1)[0] if "-" in rest else rest
+    return tech, resource
+
+
+def default_agent_lookup(extensions: Callable[[str], bool],
+                         channel_map: Mapping[str, str] | None = None) -> AgentLookup:
+    """Build the function that says which channels belong to an agent."""
+    mapping = dict(channel_map or {})
+
+    def lookup(channel: str, caller_num: str) -> str | None:
+        tech, resource = channel_endpoint(channel)
+        prefix = f"{tech}/{resource}"
+        if prefix in mapping:
+            return mapping[prefix]
+        if extensions(resource):
+            return resource
+        # PJSIP endpoints are often named freely ("agent-ann"); their CallerID is the extension.
+        if tech.lower() != "local" and extensions(caller_num):
+            return caller_num
+        return None
+
+    return lookup
+
+
+class CallTracker:
+    """Feed AMI events with `handle(event, now)`; it returns what each event concluded."""
+
+    def __init__(self, agent_lookup: AgentLookup, *, card_on_transfer: str = "last",
+                 feature_code_window: float = 1800.0, call_timeout: float = 12 * 3600.0) -> None:
+        self.agent_lookup = agent_lookup
+        self.card_on_transfer = card_on_transfer
+        self.feature_code_window = feature_code_window
+        self.call_timeout = call_timeout
+        self._channels: dict[str, _Channel] = {}
+        self._by_name: dict[str, str] = {}
+        self._bridges: dict[str, set[str]] = {}
+        self._recent: dict[str, _RecentCall] = {}  # agent extension -> latest customer
+        self.events_seen = 0
+
+    @property
+    def active_channels(self) -> int:
+        return len(self._channels)
+
+    def handle(self, event: Event, now: float) -> list[Outcome]:
+        self.events_seen += 1
+        name = event.get("Event", "")
+        handler = self._handlers.get(name)
+        if handler is None:
+            return []
+        return handler(self, event, now)
+
+    # --- channels ------------------------------------------------------------------------
+
+    def _channel(self, event: Event, now: float, prefix: str = "") -> _Channel | None:
+        uniqueid = event.get(prefix + "Uniqueid", "")
+        name = event.get(prefix + "Channel", "")
+        if not uniqueid or not name:
+            return None
+        chan = self._channels.get(uniqueid)
+        if chan is None:
+            # First sight (Newchannel, or we connected mid-call): create it lazily.
+            tech, _ = channel_endpoint(name)
+            chan = _Channel(uniqueid=uniqueid, name=name,
+                            linkedid=event.get(prefix + "Linkedid", uniqueid),
+                            is_local=tech.lower() == "local")
+            self._channels[uniqueid] = chan
+            self._by_name[name] = uniqueid
+        chan.last_seen = now
+        chan.linkedid = event.get(prefix + "Linkedid", chan.linkedid) or chan.linkedid
+        caller = event.get(prefix + "CallerIDNum")
+        if caller is not None:
+            chan.caller_num = clean_number(caller)
+        connected = event.get(prefix + "ConnectedLineNum")
+        if connected is not None:
+            chan.connected_num = clean_number(connected)
+        if chan.name != name:  # renamed by masquerade or Local optimisation
+            self._by_name.pop(chan.name, None)
+            chan.name = name
+            self._by_name[name] = uniqueid
+        if not chan.is_local and chan.agent is None:
+            chan.agent = self.agent_lookup(name, chan.caller_num)
+        return chan
+
+    def _on_channel_event(self, event: Event, now: float) -> list[Outcome]:
+        self._channel(event, now)
+        return []
+
+    def _on_dial_begin(self, event: Event, now: float) -> list[Outcome]:
+        self._channel(event, now)
+        dest = self._channel(event, now, "Dest")
+        if dest is not None and dest.is_customer and not dest.caller_num:
+            dest.dial_string = event.get("DialString", "")
+        return []
+
+    def _on_rename(self, event: Event, now: float) -> list[Outcome]:
+        uniqueid = event.get("Uniqueid", "")
+        chan = self._channels.get(uniqueid)
+        if chan is not None and event.get("Newname"):
+            self._by_name.pop(chan.name, None)
+            chan.name = event["Newname"]
+            self._by_name[chan.name] = uniqueid
+        return []
+
+    # --- bridges and talk time -----------------------------------------------------------
+
+    def _partner(self, chan: _Channel) -> _Channel | None:
+        """The other half of a Local channel (';1' <-> ';2')."""
+        if not chan.is_local or chan.name[-2:] not in (";1", ";2"):
+            return None
+        other = chan.name[:-1] + ("2" if chan.name.endswith("1") else "1")
+        uniqueid = self._by_name.get(other)
+        return self._channels.get(uniqueid) if uniqueid else None
+
+    def _component(self, bridge: str | None) -> list[_Channel]:
+        """Every channel in `bridge` and in bridges joined to it by Local wires."""
+        if bridge is None:
+            return []
+        seen_bridges = {bridge}
+        todo = [bridge]
+        members: list[_Channel] = []
+        while todo:
+            current = todo.pop()
+            for uniqueid in self._bridges.get(current, ()):
+                chan = self._channels.get(uniqueid)
+                if chan is None:
+                    continue
+                members.append(chan)
+                partner = self._partner(chan)
+                if partner is not None and partner.bridge and partner.bridge not in seen_bridges:
+                    seen_bridges.add(partner.bridge)
+                    todo.append(partner.bridge)
+        return members
+
+    def _retalk(self, bridges: set[str | None], extra: list[_Channel], now: float) -> None:
+        """Recompute who talks with whom around the bridges that just changed."""
+        touched: dict[str, _Channel] = {c.uniqueid: c for c in extra}
+        for bridge in bridges:
+            for chan in self._component(bridge):
+                touched[chan.uniqueid] = chan
+        for chan in touched.values():
+            if not chan.is_customer:
+                continue
+            component = self._component(chan.bridge)
+            agents = {c.agent for c in component if c.agent is not None}
+            for agent in list(chan.talking_since):
+                if agent not in agents:
+                    start = chan.talking_since.pop(agent)
+                    chan.talk_total[agent] = chan.talk_total.get(agent, 0.0) + now - start
+            for agent in agents:
+                if agent not in chan.talking_since:
+                    chan.talking_since[agent] = now
+                    chan.last_agent = agent
+                    self._recent[agent] = _RecentCall(chan.caller_num or chan.dial_string,
+                                                      chan.linkedid, None)
+
+    def _on_bridge_enter(self, event: Event, now: float) -> list[Outcome]:
+        chan = self._channel(event, now)
+        bridge = event.get("BridgeUniqueid", "")
+        if chan is None or not bridge:
+            return []
+        if chan.bridge and chan.bridge != bridge:
+            self._bridges.get(chan.bridge, set()).discard(chan.uniqueid)
+        chan.bridge = bridge
+        self._bridges.setdefault(bridge, set()).add(chan.uniqueid)
+        partner = self._partner(chan)
+        self._retalk({bridge, partner.bridge if partner else None}, [chan], now)
+        return []
+
+    def _on_bridge_leave(self, event: Event, now: float) -> list[Outcome]:
+        chan = self._channel(event, now)
+        bridge = event.get("BridgeUniqueid", "")
+        if chan is None:
+            return []
+        self._leave_bridge(chan, bridge or chan.bridge, now)
+        return []
+
+    def _leave_bridge(self, chan: _Channel, bridge: str | None, now: float) -> None:
+        if bridge is not None:
+            members = self._bridges.get(bridge)
+            if members is not None:
+                members.discard(chan.uniqueid)
+                if not members:
+                    del self._bridges[bridge]
+        if chan.bridge == bridge:
+            chan.bridge = None
+        partner = self._partner(chan)
+        self._retalk({bridge, partner.bridge if partner else None}, [chan], now)
+
+    def _on_bridge_destroy(self, event: Event, now: float) -> list[Outcome]:
+        bridge = event.get("BridgeUniqueid", "")
+        for uniqueid in list(self._bridges.get(bridge, ())):
+            chan = self._channels.get(uniqueid)
+            if chan is not None:
+                self._leave_bridge(chan, bridge, now)
+        self._bridges.pop(bridge, None)
+        return []
+
+    def _on_agent_complete(self, event: Event, now: float) -> list[Outcome]:
+        """Queue calls carry the talk time directly; keep it as the authoritative figure."""
+        chan = self._channel(event, now)
+        dest = self._channel(event, now, "Dest")
+        # FreePBX members are Local channels: then the Interface names the extension.
+        agent = (dest.agent if dest is not None else None) or self.agent_lookup(
+            event.get("Interface", ""), "")
+        if chan is not None and agent is not None:
+            try:
+                talk = float(event.get("TalkTime", "0") or 0)
+            except ValueError:
+                talk = 0.0
+            chan.reported_talk[agent] = max(chan.reported_talk.get(agent, 0.0), talk)
+        return []
+
+    def _on_cdr(self, event: Event, now: float) -> list[Outcome]:
+        """A Cdr that arrives before the Hangup confirms the billable (talk) seconds."""
+        uniqueid = self._by_name.get(event.get("Channel", ""))
+        dest_id = self._by_name.get(event.get("DestinationChannel", ""))
+        chan = self._channels.get(uniqueid) if uniqueid else None
+        dest = self._channels.get(dest_id) if dest_id else None
+        if (chan is None or dest is None or dest.agent is None
+                or event.get("Disposition") != "ANSWERED"):
+            return []
+        try:
+            billable = float(event.get("BillableSeconds", "0") or 0)
+        except ValueError:
+            return []
+        chan.reported_talk[dest.agent] = max(chan.reported_talk.get(dest.agent, 0.0), billable)
+        return []
+
+    # --- the end of a call ---------------------------------------------------------------
+
+    def _on_hangup(self, event: Event, now: float) -> list[Outcome]:
+        chan = self._channel(event, now)
+        if chan is None:
+            return []
+        if chan.bridge is not None:
+            self._leave_bridge(chan, chan.bridge, now)
+        del self._channels[chan.uniqueid]
+        if self._by_name.get(chan.name) == chan.uniqueid:
+            del self._by_name[chan.name]
+        if not chan.is_customer:
+            return []
+        return self._conclude(chan, now)
+
+    def _conclude(self, chan: _Channel, now: float) -> list[Outcome]:
+        for agent, start in chan.talking_since.items():
+            chan.talk_total[agent] = chan.talk_total.get(agent, 0.0) + now - start
+        chan.talking_since.clear()
+        if chan.last_agent is None:
+            return []
+        number = chan.caller_num or chan.dial_string
+        for agent in chan.talk_total:
+            recent = self._recent.get(agent)
+            if recent is not None and recent.linkedid == chan.linkedid:
+                recent.ended_at = now
+        agents = [chan.last_agent] if self.card_on_transfer == "last" else list(chan.talk_total)
+        return [CallEnded(
+            linkedid=chan.linkedid, agent_extension=agent, customer_number=number,
+            talk_seconds=max(chan.talk_total.get(agent, 0.0), chan.reported_talk.get(agent, 0.0)),
+            card_already_sent=chan.card_sent_by_agent,
+        ) for agent in agents]
+
+    # --- the agent's feature code --------------------------------------------------------
+
+    def _on_user_event(self, event: Event, now: float) -> list[Outcome]:
+        if event.get("UserEvent", "").lower() != "sendcard":
+            return []
+        chan = self._channel(event, now)
+        agent = event.get("Agent", "").strip() or (chan.caller_num if chan else "")
+        explicit = clean_number(event.get("Number", ""))
+        linkedid = event.get("Linkedid", "")
+        if explicit:
+            return [SendRequested(agent, explicit, linkedid)]
+        # During a call: a customer is bridged with this agent right now.
+        for customer in self._channels.values():
+            if customer.is_customer and agent in customer.talking_since:
+                customer.card_sent_by_agent = True
+                return [SendRequested(agent, customer.caller_num or customer.dial_string,
+                                      customer.linkedid)]
+        recent = self._recent.get(agent)
+        if recent is not None and (recent.ended_at is None
+                                   or now - recent.ended_at <= self.feature_code_window):
+            return [SendRequested(agent, recent.customer_number, recent.linkedid)]
+        return [SendRequested(agent, "", linkedid, reason="no recent call for this agent")]
+
+    # --- housekeeping --------------------------------------------------------------------
+
+    def evict(self, now: float) -> list[str]:
+        """Forget channels whose Hangup never came (lost events); returns their linkedids."""
+        stale = [c for c in self._channels.values() if now - c.last_seen > self.call_timeout]
+        for chan in stale:
+            if chan.bridge is not None:
+                self._leave_bridge(chan, chan.bridge, now)
+            self._channels.pop(chan.uniqueid, None)
+            if self._by_name.get(chan.name) == chan.uniqueid:
+                del self._by_name[chan.name]
+        for agent, recent in list(self._recent.items()):
+            if recent.ended_at is not None and now - recent.ended_at > self.feature_code_window:
+                del self._recent[agent]
+        return sorted({c.linkedid for c in stale})
+
+    _handlers: dict[str, Callable[[CallTracker, Event, float], list[Outcome]]] = {
+        "Newchannel": _on_channel_event,
+        "Newstate": _on_channel_event,
+        "NewCallerid": _on_channel_event,
+        "NewConnectedLine": _on_channel_event,
+        "DialBegin": _on_dial_begin,
+        "Rename": _on_rename,
+        "BridgeEnter": _on_bridge_enter,
+        "BridgeLeave": _on_bridge_leave,
+        "BridgeDestroy": _on_bridge_destroy,
+        "AgentComplete": _on_agent_complete,
+        "Cdr": _on_cdr,
+        "Hangup": _on_hangup,
+        "UserEvent": _on_user_event,
+    }

@@ -1,0 +1,279 @@
+"""Wires every part together and runs them: the only place that knows them all."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from aiohttp import web
+
+from ccshortlink.agents import AgentDirectory, AgentsError, load_agents
+from ccshortlink.ami import AmiAuthError, AmiClient
+from ccshortlink.calls import CallEnded, CallTracker, Outcome, SendRequested, default_agent_lookup
+from ccshortlink.cards import CardService
+from ccshortlink.config import Config
+from ccshortlink.links import SmsTemplates
+from ccshortlink.logs import Logger, mask_number
+from ccshortlink.metrics import Metrics
+from ccshortlink.notify import SystemdNotifier
+from ccshortlink.outbox import Outbox
+from ccshortlink.policy import NumberRejected, normalise_number
+from ccshortlink.smpp import DeliveryReceipt, MobileOriginated, SmppAuthError, SmppClient
+from ccshortlink.store import Store
+from ccshortlink.web import make_app
+
+EXIT_OK = 0
+EXIT_CONFIG = 78  # EX_CONFIG: systemd's RestartPreventExitStatus keeps it from looping
+HOUSEKEEPING_INTERVAL = 30.0
+
+
+class StartupError(Exception):
+    """A configuration-class failure found while starting (bad credentials, bad agents file)."""
+
+
+@dataclass
+class Live:
+    """What changes at run time: reloaded on SIGHUP, read through callables."""
+
+    agents: AgentDirectory
+    templates: SmsTemplates
+    ami_up: bool = False
+    db_ok: bool = True
+    stopping: bool = False
+    outcomes: asyncio.Queue[Outcome] = field(default_factory=asyncio.Queue)
+
+
+class Daemon:
+    """ccshortlink run: AMI → tracker → cards → outbox → SMPP, and the web server."""
+
+    def __init__(self, config: Config, log: Logger, *, clock: Callable[[], float] = time.time,
+                 notifier: SystemdNotifier | None = None) -> None:
+        self.config = config
+        self.log = log
+        self.clock = clock
+        self.notifier = notifier or SystemdNotifier(None)
+        self.metrics = Metrics()
+        self.stop = asyncio.Event()
+        self.web_port: int | None = None
+        self.ready = asyncio.Event()
+
+    def _load_agents(self) -> AgentDirectory:
+        return load_agents(self.config.agents_file)
+
+    def _tracker(self, agents: AgentDirectory) -> CallTracker:
+        policy = self.config.policy
+        return CallTracker(
+            default_agent_lookup(lambda ext: agents.by_extension(ext) is not None,
+                                 agents.channel_map),
+            card_on_transfer=policy.card_on_transfer,
+            feature_code_window=policy.feature_code_window_minutes * 60,
+            call_timeout=policy.call_timeout_hours * 3600)
+
+    async def run(self) -> int:
+        try:
+            agents = self._load_agents()
+        except AgentsError as exc:
+            raise StartupError(str(exc)) from None
+        self.live = Live(agents=agents, templates=SmsTemplates(
+            self.config.sms.templates, self.config.sms.default_language))
+        self.tracker = self._tracker(agents)
+        async with await Store.open(self.config.database_path) as store:
+            self.store = store
+            return await self._run_with_store(store)
+
+    async def _run_with_store(self, store: Store) -> int:
+        config, log = self.config, self.log
+        smpp = SmppClient(config.smpp, on_receipt=self._on_receipt,
+                          on_mobile_originated=self._on_mobile_originated, log=log)
+        self.smpp = smpp
+        try:
+            await smpp.start()
+        except SmppAuthError as exc:
+            raise StartupError(f"SMSC refused the bind: {exc}") from None
+        try:
+            self.outbox = Outbox(store=store, gateway=smpp, clock=self.clock, log=log,
+                                 max_attempts=config.sms.max_attempts,
+                                 concurrency=config.smpp.window * 2,
+                                 on_status=lambda s: self.metrics.sms.labels(status=s).inc())
+            self.cards = CardService(
+                store=store, config=config, agents=lambda: self.live.agents,
+                templates=lambda: self.live.templates, clock=self.clock, log=log,
+                on_queued=self._on_queued)
+            ami = AmiClient(config.ami, self._on_ami_event, log, on_state=self._on_ami_state)
+            runner = await self._start_web(store)
+            try:
+                return await self._serve(ami, smpp)
+            finally:
+                await runner.cleanup()
+        finally:
+            await smpp.close(timeout=5.0)
+
+    async def _start_web(self, store: Store) -> web.AppRunner:
+        app = make_app(store=store, agents=lambda: self.live.agents, web_config=self.config.web,
+                       clock=self.clock, health=self.health, metrics=self.metrics,
+                       send_card=self.send_card, log=self.log)
+        runner = web.AppRunner(app, access_log=None, handle_signals=False)
+        await runner.setup()
+        site = web.TCPSite(runner, self.config.web.host, self.config.web.port)
+        await site.start()
+        sockets = runner.addresses
+        self.web_port = sockets[0][1] if sockets else self.config.web.port
+        self.log.info("web_listening", host=self.config.web.host, port=self.web_port,
+                      public_url=self.config.web.public_url)
+        return runner
+
+    async def _serve(self, ami: AmiClient, smpp: SmppClient) -> int:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, self._request_stop, signum)
+        loop.add_signal_handler(signal.SIGHUP, self.reload)
+        try:
+            async with asyncio.TaskGroup() as tasks:
+                ami_task = tasks.create_task(ami.run(self.stop), name="ami")
+                tasks.create_task(self.outbox.run(self.stop), name="outbox")
+                tasks.create_task(self._decide_forever(), name="decisions")
+                tasks.create_task(self._housekeeping(), name="housekeeping")
+                tasks.create_task(self._announce_ready(), name="ready")
+                await self.stop.wait()
+                await asyncio.wait_for(asyncio.shield(ami_task), timeout=5.0)
+        except* AmiAuthError as group:
+            raise StartupError(f"AMI login refused: {group.exceptions[0]}") from None
+        finally:
+            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                loop.remove_signal_handler(signum)
+        self.log.info("daemon_stopped", reason="signal")
+        return EXIT_OK
+
+    def _request_stop(self, signum: int) -> None:
+        # Signal handlers only set a flag; the tasks wind down on their own.
+        self.log.info("stop_requested", signal=signal.Signals(signum).name)
+        self.live.stopping = True
+        self.notifier.stopping()
+        self.stop.set()
+
+    async def _announce_ready(self) -> None:
+        """READY=1 once the database, web server, SMSC bind and AMI login are up."""
+        while not (self.live.ami_up and self.smpp.bound) and not self.stop.is_set():
+            await asyncio.sleep(0.05)
+        if self.stop.is_set():
+            return
+        self.ready.set()
+        self.notifier.ready("AMI and SMPP connected")
+        self.log.info("daemon_ready", agents=len(self.live.agents), web_port=self.web_port)
+
+    # --- AMI → tracker → decisions ------------------------------------------------------
+
+    def _on_ami_event(self, event: dict[str, str]) -> None:
+        """Runs on the loop for every AMI event, in order: must stay fast and never block."""
+        if self.live.stopping:
+            return
+        if event.get("Event") == "Newchannel" and event.get("Uniqueid") == event.get("Linkedid"):
+            self.metrics.calls_seen.inc()
+        for outcome in self.tracker.handle(event, time.monotonic()):
+            self.metrics.calls_ended.inc()
+            if isinstance(outcome, CallEnded):
+                self.log.info("call_ended", linkedid=outcome.linkedid,
+                              agent_extension=outcome.agent_extension,
+                              customer=mask_number(outcome.customer_number),
+                              talk_seconds=round(outcome.talk_seconds, 1))
+            else:
+                self.log.info("card_requested", linkedid=outcome.linkedid,
+                              agent_extension=outcome.agent_extension, trigger=outcome.trigger)
+            self.live.outcomes.put_nowait(outcome)
+
+    def _on_ami_state(self, up: bool) -> None:
+        self.live.ami_up = up
+
+    async def _decide_forever(self) -> None:
+        """One worker: decisions are taken in event order, so two never race for one pair."""
+        queue = self.live.outcomes
+        while not (self.stop.is_set() and queue.empty()):
+            try:
+                outcome = await asyncio.wait_for(queue.get(), timeout=0.2)
+            except TimeoutError:
+                continue
+            try:
+                await self.cards.handle(outcome)
+            except Exception as exc:
+                self.log.exception("decision_failed", linkedid=outcome.linkedid, error=repr(exc))
+
+    def _on_queued(self) -> None:
+        self.metrics.sms.labels(status="queued").inc()
+        self.outbox.wake()
+
+    async def send_card(self, agent_id: str, number: str, trigger: str = "api") -> dict[str, object]:
+        """The CRM/CLI path: a CS ID and a number, through the same policy."""
+        agent = self.live.agents.by_id(agent_id)
+        if agent is None:
+            return {"status": "refused", "reason": f"unknown agent {agent_id!r}"}
+        outcome = await self.cards.send(agent, number, trigger=trigger)
+        result = outcome.as_dict()
+        if outcome.status == "skipped":
+            result["status"] = "refused"
+        return result
+
+    # --- SMPP callbacks ------------------------------------------------------------------
+
+    async def _on_receipt(self, receipt: DeliveryReceipt) -> None:
+        sms_id = await self.store.record_receipt(receipt.message_id, receipt.state,
+                                                 receipt.error_code, self.clock())
+        if sms_id is None:
+            self.log.warning("sms_receipt_unknown", message_id=receipt.message_id,
+                             state=receipt.state)
+            return
+        event = "sms_delivered" if receipt.state.upper() == "DELIVRD" else "sms_receipt"
+        self.log.info(event, sms_id=sms_id, message_id=receipt.message_id, state=receipt.state,
+                      error_code=receipt.error_code)
+        if receipt.state.upper() == "DELIVRD":
+            self.metrics.sms.labels(status="delivered").inc()
+
+    async def _on_mobile_originated(self, message: MobileOriginated) -> None:
+        word = message.text.strip().upper()
+        sms = self.config.sms
+        opt_out = word in {w.upper() for w in sms.opt_out_words}
+        opt_in = word in {w.upper() for w in sms.opt_in_words}
+        if not (opt_out or opt_in):
+            self.log.info("sms_reply_ignored", customer=mask_number(message.source_addr))
+            return
+        number = normalise_number(message.source_addr, self.config.policy)
+        e164 = message.source_addr if isinstance(number, NumberRejected) else number.e164
+        changed = await self.store.set_opt_out(e164, opt_out, "sms reply", self.clock())
+        self.log.info("opt_out_added" if opt_out else "opt_out_removed",
+                      customer=mask_number(e164), changed=changed)
+
+    # --- reload, health, housekeeping ---------------------------------------------------
+
+    def reload(self) -> None:
+        """SIGHUP: new agents and templates, or keep the old ones and say exactly why."""
+        try:
+            agents = self._load_agents()
+        except AgentsError as exc:
+            self.log.error("reload_failed", problems=exc.problems,
+                           reason="kept the previous agents")
+            return
+        self.live.agents = agents
+        self.tracker.agent_lookup = self._tracker(agents).agent_lookup
+        self.log.info("reload_done", agents=len(agents))
+
+    def health(self) -> dict[str, str]:
+        return {"ami": "up" if self.live.ami_up else "down",
+                "smpp": "up" if self.smpp.bound else "down",
+                "db": "up" if self.live.db_ok else "down"}
+
+    async def _housekeeping(self) -> None:
+        interval = self.notifier.watchdog_interval or HOUSEKEEPING_INTERVAL
+        while not self.stop.is_set():
+            self.live.db_ok = await self.store.ping()
+            if self.live.db_ok:
+                self.notifier.watchdog()  # only while the loop and the database answer
+            for linkedid in self.tracker.evict(time.monotonic()):
+                self.log.warning("call_evicted", linkedid=linkedid,
+                                 reason="no Hangup within call_timeout_hours")
+            try:
+                await asyncio.wait_for(self.stop.wait(), timeout=min(interval,
+                                                                     HOUSEKEEPING_INTERVAL))
+            except TimeoutError:
+                pass

@@ -1,0 +1,134 @@
+"""Claims due SMS from the durable outbox, submits them over SMPP, retries with backoff."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Protocol
+
+from ccshortlink.logs import Logger, mask_number
+from ccshortlink.sms import EncodedSms
+from ccshortlink.smpp import SmppClosed, SubmitRejected
+from ccshortlink.store import OutboxSms, Store
+
+# Backoff for SMS that failed for a temporary reason (capped so a long outage retries hourly).
+RETRY_BASE = 30.0
+RETRY_CAP = 3600.0
+
+
+class SmsGateway(Protocol):
+    async def submit(self, destination: str, sms: EncodedSms) -> list[str]: ...
+
+
+class Outbox:
+    """Keeps up to `concurrency` SMS in flight; the gateway owns the SMPP window itself."""
+
+    def __init__(self, *, store: Store, gateway: SmsGateway, clock: Callable[[], float],
+                 log: Logger, max_attempts: int, concurrency: int,
+                 on_status: Callable[[str], None] = lambda status: None) -> None:
+        self.store = store
+        self.gateway = gateway
+        self.clock = clock
+        self.log = log
+        self.max_attempts = max_attempts
+        self.concurrency = max(1, concurrency)
+        self.on_status = on_status
+        self._wake = asyncio.Event()
+        self._in_flight: set[asyncio.Task[None]] = set()
+
+    def wake(self) -> None:
+        """A new SMS was queued: look at the outbox now rather than at the next tick."""
+        self._wake.set()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    async def run(self, stop: asyncio.Event, *, drain_timeout: float = 10.0) -> None:
+        recovered = await self.store.recover_interrupted(self.clock())
+        if recovered:
+            self.log.warning("sms_recovered", count=recovered,
+                             reason="left mid-submit by the previous run; resending")
+        while not stop.is_set():
+            self._wake.clear()
+            free = self.concurrency - len(self._in_flight)
+            claimed = await self.store.claim_due_sms(self.clock(), free) if free > 0 else []
+            for sms in claimed:
+                task = asyncio.create_task(self._send(sms), name=f"sms-{sms.id}")
+                self._in_flight.add(task)
+                task.add_done_callback(self._done)
+            # Either nothing more is due or every slot is busy: a freed slot or a newly
+            # queued SMS sets the wake event, so nothing waits longer than it must.
+            await self._wait(stop)
+        await self._drain(drain_timeout)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        self._wake.set()
+        if not task.cancelled() and task.exception() is not None:
+            self.log.error("sms_task_failed", error=repr(task.exception()))
+
+    async def _wait(self, stop: asyncio.Event) -> None:
+        due = await self.store.next_due_at()
+        timeout = 1.0 if due is None else min(1.0, max(0.0, due - self.clock()))
+        waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
+        try:
+            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+
+    async def _drain(self, timeout: float) -> None:
+        """Graceful stop: let in-flight submits finish, for a bounded time."""
+        if not self._in_flight:
+            return
+        self.log.info("outbox_draining", in_flight=len(self._in_flight))
+        _, pending = await asyncio.wait(set(self._in_flight), timeout=timeout)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=2.0)
+            self.log.warning("outbox_drain_timeout", abandoned=len(pending),
+                             reason="left as submitting; resent on next start")
+
+    async def _send(self, sms: OutboxSms) -> None:
+        now = self.clock()
+        log = self.log.bind(sms_id=sms.id, code=sms.code, customer=mask_number(sms.destination),
+                            attempt=sms.attempts)
+        if now >= sms.expires_at:
+            await self.store.mark_failed(sms.id, now, status="expired", smpp_status=None,
+                                         error="not submitted before it expired")
+            log.warning("sms_expired")
+            self.on_status("expired")
+            return
+        encoded = EncodedSms(data_coding=sms.data_coding, esm_class=sms.esm_class, parts=sms.parts)
+        try:
+            message_ids = await self.gateway.submit(sms.destination, encoded)
+        except SubmitRejected as exc:
+            await self.store.mark_failed(sms.id, self.clock(), status="failed",
+                                         smpp_status=exc.status, error=str(exc))
+            log.error("sms_failed", smpp_status=f"0x{exc.status:02X}", error=str(exc))
+            self.on_status("failed")
+        except (SmppClosed, asyncio.CancelledError):
+            # Shutting down: back to the queue now, so the next start sends it at once.
+            await asyncio.shield(self.store.retry_later(sms.id, self.clock(), self.clock(),
+                                                        "interrupted by shutdown"))
+            raise
+        except Exception as exc:  # anything else is temporary: retry with backoff
+            await self._retry(sms, log, repr(exc))
+        else:
+            await self.store.mark_submitted(sms.id, message_ids, self.clock())
+            log.info("sms_submitted", message_ids=message_ids, parts=len(sms.parts))
+            self.on_status("submitted")
+
+    async def _retry(self, sms: OutboxSms, log: Logger, error: str) -> None:
+        now = self.clock()
+        if sms.attempts >= self.max_attempts:
+            await self.store.mark_failed(sms.id, now, status="failed", smpp_status=None,
+                                         error=f"gave up after {sms.attempts} attempts: {error}")
+            log.error("sms_failed", error=error, reason="too many attempts")
+            self.on_status("failed")
+            return
+        delay = min(RETRY_CAP, RETRY_BASE * 2 ** (sms.attempts - 1))
+        await self.store.retry_later(sms.id, now, now + delay, error)
+        log.warning("sms_retry_scheduled", error=error, retry_in=delay)
