@@ -189,7 +189,7 @@ class _Reader:
 
 def _listen(value: str, problems: list[str]) -> tuple[str, int]:
     host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
         problems.append(f"[web] listen must be HOST:PORT, got {value!r}")
         return "127.0.0.1", 8080
     return host.strip("[]"), int(port)

@@ -1,0 +1,175 @@
+"""Cards, the store and the outbox together, on a real SQLite file, with a recording gateway."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from ccshortlink.agents import load_agents
+from ccshortlink.calls import CallEnded, SendRequested
+from ccshortlink.cards import CardService
+from ccshortlink.config import load_config, parse_config
+from ccshortlink.links import SmsTemplates
+from ccshortlink.logs import get_logger
+from ccshortlink.outbox import Outbox
+from ccshortlink.sms import EncodedSms, decode_parts
+from ccshortlink.smpp import SubmitRejected
+from ccshortlink.store import Store
+
+from conftest import write_config
+
+CUSTOMER = "+8613800138000"
+
+
+class Clock:
+    def __init__(self, now: float = 1_790_000_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class RecordingGateway:
+    """Answers submits from a script: message ids, or an exception to raise."""
+
+    def __init__(self, script: list[object] | None = None) -> None:
+        self.script = list(script or [])
+        self.submitted: list[tuple[str, EncodedSms]] = []
+
+    async def submit(self, destination: str, sms: EncodedSms) -> list[str]:
+        self.submitted.append((destination, sms))
+        step = self.script.pop(0) if self.script else None
+        if isinstance(step, BaseException):
+            raise step
+        return [f"m{len(self.submitted)}-{i}" for i in range(len(sms.parts))]
+
+
+@pytest.fixture
+async def env(tmp_path: Path):  # type: ignore[no-untyped-def]
+    config = load_config(write_config(tmp_path, policy={"min_talk_seconds": 5}))
+    agents = load_agents(config.agents_file)
+    clock = Clock()
+    store = await Store.open(config.database_path)
+    templates = SmsTemplates(config.sms.templates, config.sms.default_language)
+    cards = CardService(store=store, config=config, agents=lambda: agents,
+                        templates=lambda: templates, clock=clock, log=get_logger())
+    yield config, store, cards, clock
+    await store.close()
+
+
+async def drain(store: Store, gateway: RecordingGateway, clock: Clock, **kw: object) -> Outbox:
+    outbox = Outbox(store=store, gateway=gateway, clock=clock, log=get_logger(),
+                    max_attempts=int(kw.get("max_attempts", 3)), concurrency=4)
+    stop = asyncio.Event()
+    task = asyncio.create_task(outbox.run(stop))
+    for _ in range(100):
+        await asyncio.sleep(0.01)
+        counts = await store.sms_status_counts()
+        if not counts.get("queued") and not counts.get("submitting"):
+            break
+    stop.set()
+    await task
+    return outbox
+
+
+async def test_answered_call_becomes_one_submitted_sms(env) -> None:  # type: ignore[no-untyped-def]
+    config, store, cards, clock = env
+    outcome = await cards.handle(CallEnded("1.0", "1001", "13800138000", talk_seconds=30))
+    assert outcome.status == "queued" and outcome.sms_id == 1
+    gateway = RecordingGateway()
+    await drain(store, gateway, clock)
+    [(destination, sms)] = gateway.submitted
+    assert destination == CUSTOMER
+    text = decode_parts(sms.data_coding, sms.esm_class, sms.parts)
+    assert f"https://cs.example.com/{outcome.code}" in text and "王小梅" in text
+    assert sms.data_coding == 8  # Chinese: UCS-2
+    assert await store.sms_status_counts() == {"submitted": 1}
+    view = await store.link_for_page(outcome.code, clock())
+    assert view is not None and view.agent_id == "CS1001" and view.status == "live"
+
+
+async def test_same_pair_is_suppressed_and_reuses_its_link(env, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    config, store, cards, clock = env
+    first = await cards.handle(CallEnded("1.0", "1001", CUSTOMER, talk_seconds=30))
+    clock.now += 60
+    second = await cards.handle(CallEnded("2.0", "1001", CUSTOMER, talk_seconds=30))
+    assert second.status == "skipped" and "within 24h" in second.reason
+    # another agent gets another link
+    other = await cards.handle(CallEnded("3.0", "1002", CUSTOMER, talk_seconds=30))
+    assert other.status == "queued" and other.code != first.code
+    # after the resend window the pair gets an SMS again, with the same live link
+    clock.now += 25 * 3600
+    again = await cards.handle(CallEnded("4.0", "1001", CUSTOMER, talk_seconds=30))
+    assert again.status == "queued" and again.code == first.code
+
+
+async def test_every_decision_is_recorded_with_its_reason(env) -> None:  # type: ignore[no-untyped-def]
+    config, store, cards, clock = env
+    assert (await cards.handle(CallEnded("1.0", "1001", CUSTOMER, talk_seconds=2))).reason.startswith(
+        "talk time 2s below minimum")
+    assert "internal" in (await cards.handle(CallEnded("2.0", "1001", "1002", 30))).reason
+    assert "not an agent" in (await cards.handle(CallEnded("3.0", "4711", CUSTOMER, 30))).reason
+    skipped = await cards.handle(SendRequested("1001", "", "4.0", reason="no recent call"))
+    assert skipped.reason == "no recent call"
+    rows = await store._all("SELECT linkedid, outcome, reason FROM decisions ORDER BY id")
+    assert [(r[0], r[1]) for r in rows] == [("1.0", "skipped"), ("2.0", "skipped"),
+                                             ("3.0", "skipped"), ("4.0", "skipped")]
+
+
+async def test_permanent_rejection_fails_and_temporary_errors_retry(env) -> None:  # type: ignore[no-untyped-def]
+    config, store, cards, clock = env
+    await cards.handle(CallEnded("1.0", "1001", CUSTOMER, talk_seconds=30))
+    await drain(store, RecordingGateway([SubmitRejected(0x0B)]), clock)
+    rows = await store._all("SELECT status, smpp_status FROM sms")
+    assert [(r[0], r[1]) for r in rows] == [("failed", 0x0B)]
+
+    await cards.handle(CallEnded("2.0", "1002", CUSTOMER, talk_seconds=30))
+    gateway = RecordingGateway([ConnectionError("down"), ConnectionError("down")])
+    await drain(store, gateway, clock)
+    row = (await store._all("SELECT status, attempts, not_before FROM sms WHERE id = 2"))[0]
+    assert (row[0], row[1]) == ("queued", 1) and row[2] == clock() + 30
+    clock.now += 31
+    await drain(store, gateway, clock)
+    row = (await store._all("SELECT status, attempts, not_before FROM sms WHERE id = 2"))[0]
+    assert (row[0], row[1]) == ("queued", 2) and row[2] == clock() + 60
+    clock.now += 61
+    await drain(store, gateway, clock)
+    assert (await store._all("SELECT status FROM sms WHERE id = 2"))[0][0] == "submitted"
+
+
+async def test_gives_up_after_max_attempts_and_expires_old_sms(env) -> None:  # type: ignore[no-untyped-def]
+    config, store, cards, clock = env
+    await cards.handle(CallEnded("1.0", "1001", CUSTOMER, talk_seconds=30))
+    await drain(store, RecordingGateway([OSError("x")]), clock, max_attempts=1)
+    assert (await store._all("SELECT status, error FROM sms"))[0][0] == "failed"
+    await cards.handle(CallEnded("2.0", "1002", CUSTOMER, talk_seconds=30))
+    clock.now += 25 * 3600
+    gateway = RecordingGateway()
+    await drain(store, gateway, clock)
+    assert gateway.submitted == []
+    assert (await store._all("SELECT status FROM sms WHERE id = 2"))[0][0] == "expired"
+
+
+async def test_sms_left_mid_submit_by_a_crash_is_resent(env) -> None:  # type: ignore[no-untyped-def]
+    config, store, cards, clock = env
+    await cards.handle(CallEnded("1.0", "1001", CUSTOMER, talk_seconds=30))
+    claimed = await store.claim_due_sms(clock(), 10)  # ... and the process dies here
+    assert len(claimed) == 1
+    gateway = RecordingGateway()
+    await drain(store, gateway, clock)
+    assert len(gateway.submitted) == 1
+    assert await store.sms_status_counts() == {"submitted": 1}
+
+
+async def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    import sqlite3
+
+    from ccshortlink.store import StoreError
+
+    path = tmp_path / "x.db"
+    with sqlite3.connect(path) as db:
+        db.execute("PRAGMA user_version=99")
+    with pytest.raises(StoreError, match="newer"):
+        await Store.open(path)
