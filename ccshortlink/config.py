@@ -32,7 +32,7 @@ class AmiConfig:
     ping_timeout: float = 5.0
     reconnect_max: float = 30.0
     # Event classes asked for at login: enough for calls, queues and UserEvent.
-    events: str = "call,agent,user"
+    events: str = "call,agent,user,cdr"
 
     def __repr__(self) -> str:  # never let the secret reach a log line
         return f"AmiConfig(host={self.host!r}, port={self.port}, username={self.username!r})"
@@ -217,7 +217,7 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
         ping_interval=ami.number("ping_interval", 10.0, minimum=0.05),
         ping_timeout=ami.number("ping_timeout", 5.0, minimum=0.05),
         reconnect_max=ami.number("reconnect_max", 30.0, minimum=0.1),
-        events=ami.text("events", "call,agent,user"),
+        events=ami.text("events", "call,agent,user,cdr"),
     )
 
     smpp = _Reader(data, "smpp", problems)
