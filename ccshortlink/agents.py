@@ -8,15 +8,11 @@ from typing import Any
 
 import yaml
 
+from ccshortlink.problems import ProblemsError
 
-class AgentsError(Exception):
+
+class AgentsError(ProblemsError):
     """The agents file is unusable; `problems` lists every reason with file:line."""
-
-    def __init__(self, source: str, problems: list[str]) -> None:
-        self.source = source
-        self.problems = problems
-        lines = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(f"{source}: {len(problems)} problem(s):\n{lines}")
 
 
 @dataclass(frozen=True)

@@ -11,15 +11,11 @@ from urllib.parse import urlsplit
 
 import phonenumbers
 
+from ccshortlink.problems import ProblemsError
 
-class ConfigError(Exception):
+
+class ConfigError(ProblemsError):
     """The configuration is unusable; `problems` lists every reason."""
-
-    def __init__(self, source: str, problems: list[str]) -> None:
-        self.source = source
-        self.problems = problems
-        lines = "\n".join(f"  - {p}" for p in problems)
-        super().__init__(f"{source}: {len(problems)} problem(s):\n{lines}")
 
 
 @dataclass(frozen=True)
