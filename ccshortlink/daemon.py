@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sqlite3
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
@@ -21,6 +23,7 @@ from ccshortlink.metrics import Metrics
 from ccshortlink.notify import SystemdNotifier
 from ccshortlink.outbox import Outbox
 from ccshortlink.policy import NumberRejected, normalise_number
+from ccshortlink.retention import RetentionSchedule, anonymise_number
 from ccshortlink.smpp import DeliveryReceipt, MobileOriginated, SmppAuthError, SmppClient
 from ccshortlink.store import Store
 from ccshortlink.web import make_app
@@ -114,7 +117,8 @@ class Daemon:
     async def _start_web(self, store: Store) -> web.AppRunner:
         app = make_app(store=store, agents=lambda: self.live.agents, web_config=self.config.web,
                        clock=self.clock, health=self.health, metrics=self.metrics,
-                       send_card=self.send_card, log=self.log)
+                       send_card=self.send_card, log=self.log,
+                       zone=ZoneInfo(self.config.policy.timezone))
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         site = web.TCPSite(runner, self.config.web.host, self.config.web.port)
@@ -264,6 +268,7 @@ class Daemon:
 
     async def _housekeeping(self) -> None:
         interval = self.notifier.watchdog_interval or HOUSEKEEPING_INTERVAL
+        retention = RetentionSchedule(self.config.retention_days)
         while not self.stop.is_set():
             self.live.db_ok = await self.store.ping()
             if self.live.db_ok:
@@ -271,6 +276,14 @@ class Daemon:
             for linkedid in self.tracker.evict(time.monotonic()):
                 self.log.warning("call_evicted", linkedid=linkedid,
                                  reason="no Hangup within call_timeout_hours")
+            if self.live.db_ok and retention.due(now := self.clock()):
+                retention.done(now)  # a failing run is retried tomorrow, not every tick
+                try:
+                    counts = await self.store.apply_retention(retention.cutoff(now), now,
+                                                              anonymise_number)
+                    self.log.info("retention_done", days=retention.days, **counts)
+                except sqlite3.Error as exc:
+                    self.log.error("retention_failed", error=repr(exc))
             try:
                 await asyncio.wait_for(self.stop.wait(), timeout=min(interval,
                                                                      HOUSEKEEPING_INTERVAL))

@@ -1,0 +1,70 @@
+"""Each agent's live figures for the card, reused briefly so page views don't rescan the store."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ccshortlink.store import AgentLiveStats, RatingView, Store
+
+
+@dataclass(frozen=True)
+class AgentFigures:
+    live: AgentLiveStats
+    ratings: list[RatingView]
+    fetched_at: float
+
+
+class AgentFiguresCache:
+    """Live stats and recent ratings per agent, kept `ttl` seconds, one load in flight per agent.
+
+    Counting an agent's calls grows with the history kept; a popular agent's cards would
+    repeat the same aggregate hundreds of times a second. A rating made on this server
+    forgets the agent at once, so the customer who rated sees the new average.
+    """
+
+    def __init__(self, store: Store, clock: Callable[[], float], *, ttl: float = 30.0,
+                 ratings_shown: int = 3) -> None:
+        self._store = store
+        self._clock = clock
+        self.ttl = ttl
+        self._ratings_shown = ratings_shown
+        self._entries: dict[str, AgentFigures] = {}
+        self._loading: dict[str, asyncio.Future[AgentFigures]] = {}
+        self._generation: dict[str, int] = {}
+
+    async def get(self, agent_id: str) -> AgentFigures:
+        entry = self._entries.get(agent_id)
+        if entry is not None and entry.fetched_at > self._clock() - self.ttl:
+            return entry
+        loading = self._loading.get(agent_id)
+        if loading is None:
+            loading = asyncio.ensure_future(self._load(agent_id))
+            self._loading[agent_id] = loading
+            loading.add_done_callback(lambda done: self._loaded(agent_id, done))
+        # shield: one visitor hanging up must not cancel the load the others wait for
+        return await asyncio.shield(loading)
+
+    async def _load(self, agent_id: str) -> AgentFigures:
+        generation = self._generation.get(agent_id, 0)
+        fetched_at = self._clock()
+        figures = AgentFigures(live=await self._store.agent_live_stats(agent_id),
+                               ratings=await self._store.recent_ratings(agent_id,
+                                                                        self._ratings_shown),
+                               fetched_at=fetched_at)
+        if self._generation.get(agent_id, 0) == generation:  # not forgotten meanwhile
+            self._entries[agent_id] = figures
+        return figures
+
+    def _loaded(self, agent_id: str, done: asyncio.Future[AgentFigures]) -> None:
+        if self._loading.get(agent_id) is done:
+            del self._loading[agent_id]
+        if not done.cancelled():
+            done.exception()  # retrieved here, so a failure nobody awaited is not reported twice
+
+    def forget(self, agent_id: str) -> None:
+        """Drop the agent's figures (and any load already under way) after a change."""
+        self._generation[agent_id] = self._generation.get(agent_id, 0) + 1
+        self._entries.pop(agent_id, None)
+        self._loading.pop(agent_id, None)

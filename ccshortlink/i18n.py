@@ -1,0 +1,120 @@
+"""The card's UI strings in zh-CN and en, and the choice of language for one request."""
+
+from __future__ import annotations
+
+SUPPORTED = ("zh-CN", "en")
+DEFAULT = "zh-CN"
+
+# One table, one key per string; a missing key in any language is a test failure.
+STRINGS: dict[str, dict[str, str]] = {
+    "zh-CN": {
+        "page_title": "{name} · 专属客服",
+        "cs_id": "工号",
+        "call_back": "一键回拨",
+        "save_contact": "保存到通讯录",
+        "greeting": "听听{name}的问候",
+        "satisfaction": "满意度",
+        "votes": "{count} 人评价",
+        "no_votes": "暂无评分",
+        "calls_handled": "服务通话",
+        "customers_served": "服务客户",
+        "service_record": "服务记录",
+        "reviews": "客户评价",
+        "anonymous": "匿名客户",
+        "rate_title": "为本次服务评分",
+        "rate_again": "修改您的评分",
+        "stars_legend": "星级（1–5）",
+        "star_label": "{n} 星",
+        "comment_label": "留言（选填，最多 280 字）",
+        "submit": "提交评价",
+        "thanks": "感谢您的评价！",
+        "error_stars": "请选择 1 到 5 星。",
+        "error_comment": "留言最多 280 字。",
+        "expired_title": "链接已过期",
+        "expired_body": "这个链接已过期。如需帮助，请拨打客服热线。",
+        "call_hotline": "拨打客服热线",
+        "missing_title": "页面不存在",
+        "missing_body": "没有找到这个链接，请检查短信中的地址是否完整。",
+        "busy_title": "请求过于频繁",
+        "busy_body": "请稍等一分钟后再试。",
+        "vcard_note": "工号 {id}",
+    },
+    "en": {
+        "page_title": "{name} · your service agent",
+        "cs_id": "Agent ID",
+        "call_back": "Call back",
+        "save_contact": "Save contact",
+        "greeting": "A greeting from {name}",
+        "satisfaction": "Satisfaction",
+        "votes": "{count} ratings",
+        "no_votes": "No ratings yet",
+        "calls_handled": "Calls handled",
+        "customers_served": "Customers served",
+        "service_record": "Service record",
+        "reviews": "Reviews",
+        "anonymous": "A customer",
+        "rate_title": "Rate this service",
+        "rate_again": "Change your rating",
+        "stars_legend": "Stars (1–5)",
+        "star_label": "{n} stars",
+        "comment_label": "Comment (optional, up to 280 characters)",
+        "submit": "Send rating",
+        "thanks": "Thank you for your rating!",
+        "error_stars": "Please choose 1 to 5 stars.",
+        "error_comment": "Comments can be at most 280 characters.",
+        "expired_title": "Link expired",
+        "expired_body": "This link has expired. For help, please call our hotline.",
+        "call_hotline": "Call the hotline",
+        "missing_title": "Page not found",
+        "missing_body": "We could not find this link. Please check the address in your SMS.",
+        "busy_title": "Too many requests",
+        "busy_body": "Please wait a minute and try again.",
+        "vcard_note": "Agent ID {id}",
+    },
+}
+
+
+def _supported(tag: str) -> str | None:
+    """Map a BCP 47 tag such as 'zh-Hans-CN', 'zh', 'en-GB' onto a supported language."""
+    primary = tag.strip().lower().split("-", 1)[0].split("_", 1)[0]
+    if primary == "zh":
+        return "zh-CN"
+    if primary == "en":
+        return "en"
+    return None
+
+
+def _accepted(header: str) -> list[str]:
+    """Accept-Language tags, best first (stable for equal weights)."""
+    weighted: list[tuple[float, int, str]] = []
+    for index, item in enumerate(header.split(",")):
+        tag, _, params = item.partition(";")
+        tag = tag.strip()
+        if not tag or tag == "*":
+            continue
+        weight = 1.0
+        for param in params.split(";"):
+            key, _, value = param.strip().partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    weight = float(value)
+                except ValueError:
+                    weight = 0.0
+        if weight > 0:
+            weighted.append((-weight, index, tag))
+    return [tag for _, _, tag in sorted(weighted)]
+
+
+def choose_language(agent_language: str, accept_language: str) -> str:
+    """The agent's own language wins, then the browser's preference, then zh-CN."""
+    if agent_language and (chosen := _supported(agent_language)):
+        return chosen
+    for tag in _accepted(accept_language):
+        if chosen := _supported(tag):
+            return chosen
+    return DEFAULT
+
+
+def strings(language: str) -> dict[str, str]:
+    """The string table for a supported language (zh-CN for anything else)."""
+    return STRINGS.get(language, STRINGS[DEFAULT])

@@ -1,0 +1,240 @@
+"""The customer-facing routes: card page, rating form, call-back taps, vCard, avatar, greeting."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+from pathlib import Path
+
+from aiohttp import web
+
+from ccshortlink.agents import Agent
+from ccshortlink.cardview import MAX_COMMENT, build_card, clean_comment, tel_uri
+from ccshortlink.i18n import choose_language, strings
+from ccshortlink.store import LinkView
+from ccshortlink.vcard import photo_type, render_vcard, vcard_filename
+from ccshortlink.webcontext import DEPS, WebDeps, html_response, message_page, visitor
+from ccshortlink.webguard import anonymise, client_key, is_bot
+
+# Wider than the minted alphabet on purpose: anything else is a miss without a query.
+_CODE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
+                ".webp": "image/webp", ".gif": "image/gif", ".svg": "image/svg+xml"}
+_AUDIO_TYPES = {".mp3": "audio/mpeg", ".m4a": "audio/mp4", ".aac": "audio/aac",
+                ".ogg": "audio/ogg", ".oga": "audio/ogg", ".opus": "audio/ogg",
+                ".wav": "audio/wav", ".webm": "audio/webm"}
+# The file's URL carries its version, so phones may keep it as long as they like.
+_IMMUTABLE = "private, max-age=31536000, immutable"
+
+
+def _language(request: web.Request, agent: Agent | None) -> str:
+    return choose_language(agent.language if agent else "",
+                           request.headers.get("Accept-Language", ""))
+
+
+async def _resolve(request: web.Request) -> tuple[LinkView, Agent] | web.Response:
+    """The live link and its agent, or the 404 / 410 / 429 page to answer instead."""
+    deps = request.app[DEPS]
+    key = client_key(visitor(request))
+    code = request.match_info["code"]
+    if deps.misses.blocked(key):
+        return message_page(deps, "busy", 429, _language(request, None),
+                            **{"Retry-After": str(int(deps.misses.window))})
+    link = await deps.store.link_for_page(code, deps.clock()) if _CODE.fullmatch(code) else None
+    if link is None:
+        deps.misses.hit(key)
+        if deps.misses.blocked(key):  # logged once, when the client crosses the line
+            deps.log.warning("client_rate_limited", client=anonymise(visitor(request)),
+                             reason="misses", limit=deps.misses.limit)
+        deps.log.info("card_missing", path=request.path[:80], status=404)
+        return message_page(deps, "missing", 404, _language(request, None))
+    agent = deps.agents().by_id(link.agent_id)
+    if link.status != "live" or agent is None:
+        deps.log.info("card_gone", code=code, agent=link.agent_id, link_status=link.status,
+                      agent_known=agent is not None, status=410)
+        return message_page(deps, "expired", 410, _language(request, agent))
+    return link, agent
+
+
+async def _count_visit(request: web.Request, deps: WebDeps, code: str, kind: str) -> bool:
+    """Record a visit unless it is a HEAD, a prefetch or a link-preview bot."""
+    user_agent = request.headers.get("User-Agent", "")
+    purpose = (request.headers.get("Sec-Purpose", "") + request.headers.get("Purpose", "")).lower()
+    if request.method == "HEAD" or "prefetch" in purpose or is_bot(user_agent):
+        return False
+    await deps.store.record_visit(code, kind, anonymise(visitor(request)), user_agent, deps.clock())
+    deps.metrics.visits.labels(kind=kind).inc()
+    return True
+
+
+def _file_url(code: str, path: Path | None, route: str) -> str | None:
+    if path is None:
+        return None
+    try:
+        stat = os.stat(path)
+    except OSError:  # removed since the agents file was loaded: fall back gracefully
+        return None
+    return f"{code}/{route}?v={stat.st_mtime_ns // 1_000_000:x}{stat.st_size:x}"
+
+
+async def _render_card(request: web.Request, deps: WebDeps, link: LinkView, agent: Agent, *,
+                       status: int = 200, notice: str = "", form_error: str = "",
+                       stars: int | None = None, comment: str | None = None) -> web.Response:
+    lang = _language(request, agent)
+    t = strings(lang)
+    figures = await deps.figures.get(agent.id)
+    body = deps.pages.render(
+        "card.html", lang=lang, t=t, code=link.code,
+        view=build_card(agent, figures.live, figures.ratings, deps.zone),
+        company=deps.web_config.company,
+        avatar_url=_file_url(link.code, agent.avatar, "avatar"),
+        greeting_url=_file_url(link.code, agent.greeting, "greeting"),
+        rating=stars if stars is not None else link.rating,
+        comment=comment if comment is not None else link.comment,
+        notice=notice, form_error=form_error, max_comment=MAX_COMMENT,
+    )
+    return html_response(body, status)
+
+
+async def card(request: web.Request) -> web.Response:
+    """GET /{code}: the agent's card."""
+    resolved = await _resolve(request)
+    if isinstance(resolved, web.Response):
+        return resolved
+    link, agent = resolved
+    deps = request.app[DEPS]
+    # The redirect after a rating is not a new open.
+    rated = request.query.get("rated") == "1"
+    counted = False if rated else await _count_visit(request, deps, link.code, "open")
+    thanks = strings(_language(request, agent))["thanks"] if rated else ""
+    response = await _render_card(request, deps, link, agent, notice=thanks)
+    deps.log.info("card_served", code=link.code, agent=agent.id, counted=counted,
+                  bytes=response.content_length, status=200)
+    return response
+
+
+async def rate(request: web.Request) -> web.StreamResponse:
+    """POST /{code}/rate: 1-5 stars and an optional comment, one per link, editable."""
+    resolved = await _resolve(request)
+    if isinstance(resolved, web.Response):
+        return resolved
+    link, agent = resolved
+    deps = request.app[DEPS]
+    # The link is the credential; this only stops other sites posting with a visitor's browser.
+    if request.headers.get("Sec-Fetch-Site", "") == "cross-site":
+        deps.log.info("rating_rejected", code=link.code, reason="cross_site", status=403)
+        raise web.HTTPForbidden(text="cross-site form posts are not accepted")
+    if not deps.writes.allow(client_key(visitor(request))):
+        deps.log.warning("client_rate_limited", client=anonymise(visitor(request)),
+                         reason="ratings")
+        return message_page(deps, "busy", 429, _language(request, agent),
+                            **{"Retry-After": str(int(deps.writes.window))})
+    form = await request.post()
+    raw_stars, raw_comment = form.get("stars", ""), form.get("comment", "")
+    comment = clean_comment(raw_comment if isinstance(raw_comment, str) else "")
+    stars = int(raw_stars) if raw_stars in ("1", "2", "3", "4", "5") else None
+    t = strings(_language(request, agent))
+    error = (t["error_stars"] if stars is None
+             else t["error_comment"] if len(comment) > MAX_COMMENT else "")
+    if stars is None or error:
+        deps.log.info("rating_rejected", code=link.code, reason="invalid_form", status=400)
+        return await _render_card(request, deps, link, agent, status=400, form_error=error,
+                                  stars=stars, comment=comment)
+    await deps.store.rate_link(link.code, stars, comment, deps.clock())
+    deps.figures.forget(agent.id)
+    deps.metrics.ratings.inc()
+    deps.log.info("rating_saved", code=link.code, agent=agent.id, stars=stars,
+                  commented=bool(comment), edit=link.rating is not None, status=303)
+    # Post/redirect/get, relative so it works behind a path prefix: /{code}/rate -> /{code}
+    raise web.HTTPSeeOther(location=f"../{link.code}?rated=1#rate")
+
+
+async def call(request: web.Request) -> web.StreamResponse:
+    """GET or POST /{code}/call: count a call-back tap.
+
+    POST is the hyperlink-auditing ping sent by the card's tel: button (answered 204);
+    GET redirects to the agent's tel: URI, for links that should dial straight away.
+    """
+    resolved = await _resolve(request)
+    if isinstance(resolved, web.Response):
+        return resolved
+    link, agent = resolved
+    deps = request.app[DEPS]
+    counted = False
+    # Over the limit the tap is not recorded, but the customer is never kept from calling.
+    if deps.writes.allow(client_key(visitor(request))):
+        counted = await _count_visit(request, deps, link.code, "call")
+    deps.log.info("call_tap", code=link.code, agent=agent.id, counted=counted,
+                  via="ping" if request.method == "POST" else "redirect")
+    if request.method == "POST":
+        return web.Response(status=204)
+    raise web.HTTPFound(location=tel_uri(agent.phone))
+
+
+async def vcard(request: web.Request) -> web.Response:
+    """GET /{code}/vcard: the agent as a contact to save."""
+    resolved = await _resolve(request)
+    if isinstance(resolved, web.Response):
+        return resolved
+    link, agent = resolved
+    deps = request.app[DEPS]
+    photo = None
+    if agent.avatar is not None and agent.avatar.suffix.lower() in (".png", ".jpg", ".jpeg"):
+        try:
+            photo = await asyncio.to_thread(agent.avatar.read_bytes)
+        except OSError:
+            photo = None
+        if photo is not None and photo_type(photo) is None:
+            photo = None
+    note = strings(_language(request, agent))["vcard_note"].format(id=agent.id)
+    text = render_vcard(agent, company=deps.web_config.company, note=note, photo=photo)
+    counted = await _count_visit(request, deps, link.code, "vcard")
+    deps.log.info("vcard_served", code=link.code, agent=agent.id, counted=counted,
+                  photo=photo is not None)
+    response = web.Response(text=text, content_type="text/vcard", charset="utf-8")
+    response.headers["Content-Disposition"] = f'attachment; filename="{vcard_filename(agent)}"'
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+async def _agent_file(request: web.Request, which: str,
+                      types: dict[str, str]) -> web.StreamResponse:
+    resolved = await _resolve(request)
+    if isinstance(resolved, web.Response):
+        return resolved
+    _, agent = resolved
+    path = agent.avatar if which == "avatar" else agent.greeting
+    content_type = types.get(path.suffix.lower()) if path is not None else None
+    if path is None or content_type is None or not path.is_file():
+        raise web.HTTPNotFound()
+    # FileResponse streams from a thread and answers Range requests (iOS audio needs them).
+    return web.FileResponse(path, headers={"Content-Type": content_type,
+                                           "Cache-Control": _IMMUTABLE})
+
+
+async def avatar(request: web.Request) -> web.StreamResponse:
+    """GET /{code}/avatar: the agent's photo (the page falls back to initials without one)."""
+    return await _agent_file(request, "avatar", _IMAGE_TYPES)
+
+
+async def greeting(request: web.Request) -> web.StreamResponse:
+    """GET /{code}/greeting: the agent's recorded greeting, played by <audio>."""
+    return await _agent_file(request, "greeting", _AUDIO_TYPES)
+
+
+async def root(request: web.Request) -> web.Response:
+    """GET /: someone trimmed the link; the friendly 404 (not counted as a miss)."""
+    return message_page(request.app[DEPS], "missing", 404, _language(request, None))
+
+
+def add_routes(app: web.Application) -> None:
+    """Register the card routes; fixed paths (health, metrics, API) must be added first."""
+    app.router.add_get("/", root)
+    app.router.add_get("/{code}", card)
+    app.router.add_post("/{code}/rate", rate)
+    app.router.add_get("/{code}/call", call)
+    app.router.add_post("/{code}/call", call)
+    app.router.add_get("/{code}/vcard", vcard)
+    app.router.add_get("/{code}/avatar", avatar)
+    app.router.add_get("/{code}/greeting", greeting)
