@@ -31,6 +31,7 @@ from ccshortlink.web import make_app
 EXIT_OK = 0
 EXIT_CONFIG = 78  # EX_CONFIG: systemd's RestartPreventExitStatus keeps it from looping
 HOUSEKEEPING_INTERVAL = 30.0
+RECEIPT_WAIT_TRIES = 20
 
 
 class StartupError(Exception):
@@ -221,8 +222,14 @@ class Daemon:
     # --- SMPP callbacks ------------------------------------------------------------------
 
     async def _on_receipt(self, receipt: DeliveryReceipt) -> None:
-        sms_id = await self.store.record_receipt(receipt.message_id, receipt.state,
-                                                 receipt.error_code, self.clock())
+        for _ in range(RECEIPT_WAIT_TRIES):
+            sms_id = await self.store.record_receipt(receipt.message_id, receipt.state,
+                                                     receipt.error_code, self.clock())
+            if sms_id is not None:
+                break
+            # A fast SMSC can send the receipt before the outbox has stored the message ids
+            # that submit_sm_resp just returned: give it a moment before calling it unknown.
+            await asyncio.sleep(0.1)
         if sms_id is None:
             self.log.warning("sms_receipt_unknown", message_id=receipt.message_id,
                              state=receipt.state)

@@ -85,6 +85,8 @@ def configure_logging(level: str = "info", *, stream: TextIO | None = None,
                         format="%(levelname)s %(name)s %(message)s")
     for handler in logging.getLogger().handlers:
         handler.addFilter(_StdlibMask())
+    # smpplib warns for every vendor TLV in a receipt; our own smpp_* events say what matters.
+    logging.getLogger("smpplib").setLevel(logging.ERROR)
 
 
 class _StdlibMask(logging.Filter):

@@ -173,3 +173,14 @@ async def test_newer_schema_is_refused(tmp_path: Path) -> None:
         db.execute("PRAGMA user_version=99")
     with pytest.raises(StoreError, match="newer"):
         await Store.open(path)
+
+
+async def test_receipts_match_hex_and_decimal_forms_of_the_id(env) -> None:  # type: ignore[no-untyped-def]
+    config, store, cards, clock = env
+    await cards.handle(CallEnded("1.0", "1001", CUSTOMER, talk_seconds=30))
+    [sms] = await store.claim_due_sms(clock(), 10)
+    await store.mark_submitted(sms.id, ["1f4a", "1f4b"], clock())
+    assert await store.record_receipt("8010", "ENROUTE", "000", clock()) == sms.id  # 0x1f4a
+    assert await store.record_receipt("1F4B", "DELIVRD", "000", clock()) == sms.id
+    assert await store.record_receipt("unknown", "DELIVRD", "000", clock()) is None
+    assert await store.sms_status_counts() == {"delivered": 1}
