@@ -8,7 +8,9 @@ import json
 import sys
 import time
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from ccshortlink import __version__
 from ccshortlink.agents import AgentsError, load_agents
@@ -90,6 +92,106 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return asyncio.run(run_demo(port=args.port, exit_after=args.exit_after))
 
 
+def _cmd_trace(args: argparse.Namespace) -> int:
+    from ccshortlink.reports import Reports
+    from ccshortlink.reportview import render_trace, trace_json
+
+    config = load_config(args.config)  # a broken agents file must not stop an investigation
+    zone = ZoneInfo(config.policy.timezone)
+    with Reports.open(config.database_path) as reports:
+        trace = reports.trace(args.query, config.policy, time.time())
+    if trace is None:
+        print(f"ccshortlink: nothing recorded for {args.query!r}", file=sys.stderr)
+        return 1
+    print(_json(trace_json(trace, zone)) if args.json else render_trace(trace, zone))
+    return 0
+
+
+def _cmd_stats(args: argparse.Namespace) -> int:
+    from ccshortlink.policy import day_start
+    from ccshortlink.reports import Reports
+    from ccshortlink.reportview import render_stats, stats_json
+
+    config = load_config(args.config)
+    zone = ZoneInfo(config.policy.timezone)
+    try:
+        names = {agent.id: agent.name for agent in load_agents(config.agents_file).agents}
+    except AgentsError:
+        names = {}  # figures by CS ID still make sense without the names
+    now = time.time()
+    today = day_start(now, config.policy.timezone)
+    week = day_start(now - 6 * 86400, config.policy.timezone)  # today and the 6 days before
+    with Reports.open(config.database_path) as reports:
+        periods = [("today", today, reports.stats(today)), ("7_days", week, reports.stats(week))]
+    print(_json(stats_json(periods, names, zone)) if args.json
+          else render_stats(periods, names, zone))
+    return 0
+
+
+def _cmd_agents(args: argparse.Namespace) -> int:
+    from ccshortlink.reportview import table
+
+    config = load_config(args.config)
+    try:
+        agents = load_agents(config.agents_file)
+    except AgentsError as exc:
+        print(f"ccshortlink: agents file {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    if args.json:
+        print(_json([{"id": a.id, "name": a.name, "extensions": list(a.extensions),
+                      "phone": a.phone, "title": a.title, "language": a.language}
+                     for a in agents.agents]))
+        return 0
+    rows = [[a.id, a.name, ",".join(a.extensions), a.phone] for a in agents.agents]
+    print("\n".join(table(["CS ID", "name", "extensions", "phone"], rows, figures=False)))
+    print(f"{len(agents)} agents in {config.agents_file}: OK", file=sys.stderr)
+    return 0
+
+
+def _cmd_opt_out(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from ccshortlink.policy import NumberRejected, normalise_number
+    from ccshortlink.store import Store
+
+    config = load_config(args.config)
+    number = ""
+    if args.action != "list":
+        # Any valid number, landlines included: the list is about who must not be texted.
+        found = normalise_number(args.number, replace(config.policy, mobile_only=False))
+        if isinstance(found, NumberRejected):
+            print(f"ccshortlink: {args.number!r}: {found.reason}", file=sys.stderr)
+            return 2
+        number = found.e164
+
+    async def apply() -> list[tuple[str, str, float]] | bool:
+        async with await Store.open(config.database_path) as store:
+            if args.action == "list":
+                return await store.opt_outs()
+            return await store.set_opt_out(number, args.action == "add", "operator", time.time())
+
+    result = asyncio.run(apply())
+    if isinstance(result, list):
+        zone = ZoneInfo(config.policy.timezone)
+        entries = [(n, source, datetime.fromtimestamp(at, zone)) for n, source, at in result]
+        if args.json:
+            print(_json([{"customer_number": n, "source": source, "at": at.isoformat()}
+                         for n, source, at in entries]))
+        elif not entries:
+            print("the do-not-send list is empty", file=sys.stderr)
+        else:
+            print("\n".join(f"{n}\t{at:%Y-%m-%d %H:%M}\t{source}" for n, source, at in entries))
+        return 0
+    state = {("add", True): "added to", ("add", False): "already on",
+             ("remove", True): "removed from", ("remove", False): "was not on"}
+    print(f"{number} {state[(args.action, result)]} the do-not-send list")
+    return 0
+
+
+def _json(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, indent=2)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ccshortlink",
@@ -114,6 +216,27 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--exit-after", type=float, default=None, metavar="SECONDS",
                       help="stop by itself after this many seconds")
     demo.set_defaults(func=_cmd_demo)
+
+    def with_json(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--json", action="store_true", help="JSON for tools instead of text")
+        return with_config(p)
+
+    trace = with_json(sub.add_parser(
+        "trace", help="the story of a customer number, a link code or a call (linkedid)"))
+    trace.add_argument("query", metavar="NUMBER|CODE|LINKEDID")
+    trace.set_defaults(func=_cmd_trace)
+    with_json(sub.add_parser("stats", help="today and the last 7 days, per agent")
+              ).set_defaults(func=_cmd_stats)
+    with_json(sub.add_parser("agents", help="list the agents and validate the agents file")
+              ).set_defaults(func=_cmd_agents)
+    opt_out = sub.add_parser("opt-out", help="the do-not-send list")
+    actions = opt_out.add_subparsers(dest="action", required=True)
+    with_json(actions.add_parser("list", help="numbers that are never texted")
+              ).set_defaults(func=_cmd_opt_out)
+    for action, text in (("add", "never text NUMBER again"), ("remove", "text NUMBER again")):
+        change = with_config(actions.add_parser(action, help=text))
+        change.add_argument("number", metavar="NUMBER")
+        change.set_defaults(func=_cmd_opt_out)
     return parser
 
 

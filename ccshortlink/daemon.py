@@ -283,7 +283,8 @@ class Daemon:
             for linkedid in self.tracker.evict(time.monotonic()):
                 self.log.warning("call_evicted", linkedid=linkedid,
                                  reason="no Hangup within call_timeout_hours")
-            if self.live.db_ok and retention.due(now := self.clock()):
+            now = self.clock()
+            if self.live.db_ok and retention.due(now):
                 retention.done(now)  # a failing run is retried tomorrow, not every tick
                 try:
                     counts = await self.store.apply_retention(retention.cutoff(now), now,

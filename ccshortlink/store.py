@@ -96,7 +96,7 @@ class DecisionRecord:
     reason: str
 
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 
 def _migrations() -> list[tuple[int, str]]:
@@ -348,8 +348,12 @@ class Store:
         final = {"DELIVRD": "delivered", "UNDELIV": "failed", "EXPIRED": "expired",
                  "REJECTD": "failed", "DELETED": "failed"}.get(state.upper())
         async with self._tx() as db:
-            row = await (await db.execute(
-                "SELECT sms_id FROM sms_parts WHERE message_id = ?", (message_id,))).fetchone()
+            row = None
+            for candidate in _message_id_forms(message_id):
+                row = await (await db.execute(
+                    "SELECT sms_id FROM sms_parts WHERE message_id = ?", (candidate,))).fetchone()
+                if row is not None:
+                    break
             if row is None:
                 return None
             sms_id = int(row[0])
@@ -443,8 +447,58 @@ class Store:
             " ORDER BY updated_at DESC LIMIT ?", (agent_id, limit))
         return [RatingView(stars=r[0], comment=r[1], created_at=r[2]) for r in rows]
 
+    # --- retention ---------------------------------------------------------------------
+
+    async def apply_retention(self, cutoff: float, now: float,
+                              anonymise: Callable[[str], str]) -> dict[str, int]:
+        """Delete visits, SMS events and parts from before `cutoff`; anonymise older links,
+        decisions and SMS (numbers through `anonymise`, texts kept) so counts still add up.
+
+        SMS still waiting to be sent keep their destination and parts however old they are,
+        and a live link keeps its number until it expires (the pair reuses it). Returns row
+        counts per table; one transaction.
+        """
+        settled = "status NOT IN ('queued', 'submitting')"
+        async with self._tx() as db:
+            await db.create_function("ccshortlink_anonymise", 1, anonymise, deterministic=True)
+            visits = await db.execute("DELETE FROM visits WHERE at < ?", (cutoff,))
+            events = await db.execute("DELETE FROM sms_events WHERE at < ?", (cutoff,))
+            parts = await db.execute(
+                "DELETE FROM sms_parts WHERE sms_id IN (SELECT id FROM sms WHERE created_at < ?"
+                f" AND {settled})", (cutoff,))
+            links = await db.execute(
+                "UPDATE links SET customer_number = ccshortlink_anonymise(customer_number)"
+                " WHERE created_at < ? AND (expires_at <= ? OR revoked_at IS NOT NULL)"
+                " AND customer_number != ccshortlink_anonymise(customer_number)", (cutoff, now))
+            decisions = await db.execute(
+                "UPDATE decisions SET customer_number = ccshortlink_anonymise(customer_number)"
+                " WHERE decided_at < ? AND customer_number != ccshortlink_anonymise(customer_number)",
+                (cutoff,))
+            sms = await db.execute(
+                "UPDATE sms SET destination = ccshortlink_anonymise(destination)"
+                f" WHERE created_at < ? AND {settled}"
+                " AND destination != ccshortlink_anonymise(destination)", (cutoff,))
+        return {"visits_deleted": visits.rowcount, "sms_events_deleted": events.rowcount,
+                "sms_parts_deleted": parts.rowcount, "links_anonymised": links.rowcount,
+                "decisions_anonymised": decisions.rowcount, "sms_anonymised": sms.rowcount}
+
+
+def _message_id_forms(message_id: str) -> list[str]:
+    """The id as given, then as hex or decimal: many SMSCs answer submit_sm with a hex id but
+    write the receipt text's id in decimal (SMPP 3.4 appendix B leaves it open)."""
+    text = message_id.strip()
+    forms = [message_id, text.lower(), text.upper()]
+    if text.isdigit():
+        forms += [format(int(text), "x"), format(int(text), "X")]
+    try:
+        forms.append(str(int(text, 16)))
+    except ValueError:
+        pass
+    return list(dict.fromkeys(forms))
+
 
 def _split_sql(script: str) -> list[str]:
     """Split a migration into statements (our migrations hold no semicolons in literals)."""
     lines = [ln for ln in script.splitlines() if not ln.strip().startswith("--")]
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]
+
