@@ -203,3 +203,36 @@ def attended_transfer(customer: str) -> Script:
     s.leave(trunk, "b1")
     s.hangup(trunk)
     return s
+
+
+def voicemail_call(customer: str) -> Script:
+    """The agent does not answer; the dialplan sends the caller to VoiceMail (no bridge)."""
+    s = Script()
+    trunk, agent = f"SIP/trunk-{next(_ids):08x}", f"SIP/1001-{next(_ids):08x}"
+    s.new(trunk, customer)
+    s.new(agent, "1001", s.linkedid(trunk))
+    s.dial(trunk, agent, status="NOANSWER")
+    s.hangup(agent)
+    s.emit("Newstate", trunk, ChannelState="6", ChannelStateDesc="Up")  # VoiceMail() answers
+    s.emit("Cdr", None, Channel=trunk, DestinationChannel=agent, Disposition="NO ANSWER",
+           BillableSeconds="25", LastApplication="VoiceMail")
+    s.hangup(trunk)
+    return s
+
+
+def queue_abandon(customer: str) -> Script:
+    """The caller waits in a ringall queue and hangs up before any member answers."""
+    s = Script()
+    trunk = f"SIP/trunk-{next(_ids):08x}"
+    s.new(trunk, customer)
+    s.emit("QueueCallerJoin", trunk, Queue="support")
+    members = [f"SIP/{ext}-{next(_ids):08x}" for ext in ("1001", "1002")]
+    for member in members:
+        s.new(member, member[4:8], s.linkedid(trunk))
+        s.emit("AgentCalled", trunk, Interface=member.rsplit("-", 1)[0])
+    s.emit("QueueCallerAbandon", trunk, Queue="support", HoldTime="20")
+    for member in members:
+        s.dial(trunk, member, status="CANCEL")
+        s.hangup(member)
+    s.hangup(trunk)
+    return s

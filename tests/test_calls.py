@@ -191,3 +191,10 @@ def test_thousands_of_interleaved_real_shaped_calls() -> None:
     assert {o.customer_number for o in out} == expected
     assert all(o.agent_extension == "1001" for o in out)
     assert t.active_channels == 0
+
+
+@pytest.mark.parametrize("script", [scenarios.voicemail_call, scenarios.queue_abandon])
+def test_voicemail_and_queue_abandon_give_nothing(script) -> None:  # type: ignore[no-untyped-def]
+    t = tracker()
+    assert replay(script("13800138000").events, t) == []
+    assert t.active_channels == 0

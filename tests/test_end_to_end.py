@@ -12,7 +12,7 @@ from pathlib import Path
 
 import aiohttp
 
-from ccshortlink.amipeer import AmiPeer, read_transcript, rewrite_call
+from ccshortlink.amipeer import AmiPeer, event_name, interleave, read_transcript, rewrite_call
 
 from conftest import write_config
 from smsc_peer import SmscFactory
@@ -105,3 +105,49 @@ async def test_answered_calls_get_one_sms_each_and_the_link_opens_the_card(
     assert '"event": "call_ended"' in logs and '"event": "sms_submitted"' in logs
     for full in ("13800138000", "13912345678", "s3cret", '"pw"'):
         assert full not in logs
+
+
+async def test_interleaved_calls_get_exactly_one_sms_per_answered_conversation(
+        tmp_path: Path, smsc_factory: SmscFactory) -> None:
+    """150 real-shaped calls at once on one AMI connection: one SMS each, or none."""
+    banner, answered = read_transcript(FIXTURES / "01-sip-answered-customer-hangup.txt")
+    _, abandoned = read_transcript(FIXTURES / "03-sip-ring-no-answer-abandon.txt")
+    _, queue = read_transcript(FIXTURES / "04-queue-sip-members-answered.txt")
+    _, local = read_transcript(FIXTURES / "06-local-originate.txt")
+    sources = [answered, abandoned, queue, local]
+    calls, expected = [], set()
+    for index in range(150):
+        kind = index % 4
+        number = f"+86137{index:08d}"
+        calls.append([f for f in rewrite_call(sources[kind], index=index, customer_number=number)
+                      if event_name(f) != "FullyBooted"])
+        if kind in (0, 2):
+            expected.add(number.lstrip("+"))
+    smsc = await smsc_factory(system_id="ccshortlink", password="pw")
+    peer = AmiPeer(interleave(calls, seed=11), username="ccshortlink", secret="s3cret",
+                   banner=banner)
+    ami_port = await peer.start()
+    web_port = free_port()
+    config = write_config(
+        tmp_path, ami={"port": ami_port}, smpp={"port": smsc.port, "window": 20},
+        web={"listen": f"127.0.0.1:{web_port}", "public_url": f"http://127.0.0.1:{web_port}"})
+    daemon = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "ccshortlink", "run", "-c", str(config),
+        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
+    try:
+        await smsc.wait_for(lambda: len([m for m in smsc.messages() if m.complete])
+                            >= len(expected), timeout=60)
+        await peer.wait_done(timeout=10)
+        await asyncio.sleep(1.0)
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        _, stderr = await asyncio.wait_for(daemon.communicate(), timeout=30)
+        await peer.stop()
+    assert daemon.returncode == 0, stderr.decode()[-2000:]
+    destinations = [m.destination.lstrip("+") for m in smsc.messages()]
+    assert len(destinations) == len(expected) == 75
+    assert set(destinations) == expected
+    with sqlite3.connect(tmp_path / "state" / "ccshortlink.db") as conn:
+        decided = conn.execute("SELECT COUNT(*), COUNT(DISTINCT linkedid) FROM decisions"
+                               " WHERE outcome = 'sent'").fetchone()
+    assert decided == (75, 75)

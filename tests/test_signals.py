@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from ccshortlink.amipeer import AmiPeer, read_transcript, rewrite_call
 
 from conftest import write_config
@@ -212,8 +214,9 @@ def burst_customer(index: int) -> str:
     return f"+86139{index:08d}"
 
 
-async def test_sigterm_during_a_burst_loses_no_sms(
-        tmp_path: Path, smsc_factory: SmscFactory) -> None:
+@pytest.mark.parametrize("stop_signal", [signal.SIGTERM, signal.SIGKILL])
+async def test_stopped_or_killed_during_a_burst_loses_no_sms(
+        tmp_path: Path, smsc_factory: SmscFactory, stop_signal: signal.Signals) -> None:
     calls = [frame for i in range(BURST) for frame in answered_call(i, burst_customer(i))]
     peers = await start_peers(smsc_factory, calls, delay_ms=50)
     # A slow SMSC behind a narrow window and a low rate cap: the burst takes seconds to send.
@@ -225,9 +228,14 @@ async def test_sigterm_during_a_burst_loses_no_sms(
         await peers.smsc.wait_accepted(5 * WINDOW, timeout=20)  # SMS are on the wire
         accepted_at_sigterm = len(peers.smsc.accepted())
     finally:
+        if stop_signal == signal.SIGKILL:
+            first.send_signal(signal.SIGKILL)  # no chance to finish anything
         first_code = await first.stop()
-    assert first_code == 0, first.log[-3000:]
-    assert first.named("daemon_stopped") and first.named("retention_done")
+    if stop_signal == signal.SIGTERM:
+        assert first_code == 0, first.log[-3000:]
+        assert first.named("daemon_stopped") and first.named("retention_done")
+    else:
+        assert first_code == -signal.SIGKILL and not first.named("daemon_stopped")
     db = tmp_path / "state" / "ccshortlink.db"
     with sqlite3.connect(db) as conn:
         statuses = dict(conn.execute("SELECT status, COUNT(*) FROM sms GROUP BY status"))
