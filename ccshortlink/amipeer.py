@@ -3,118 +3,27 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import random
-import re
 import time
-import uuid
 from collections.abc import Callable
 from contextlib import suppress
-from pathlib import Path
 
-DEFAULT_BANNER = b"Asterisk Call Manager/9.0.0\r\n"
-TERMINATOR = b"\r\n\r\n"
-# Who the recorded calls in tests/fixtures are between.
-FIXTURE_CUSTOMER = "+8613800138000"
-FIXTURE_AGENT = "1001"
+# The transcript helpers lived here first; tests, bench and demo import them from this module.
+from ccshortlink.amitranscript import (
+    DEFAULT_BANNER,
+    FIXTURE_AGENT,
+    FIXTURE_CUSTOMER,
+    TERMINATOR,
+    event_name,
+    interleave,
+    read_transcript,
+    rewrite_call,
+    split_transcript,
+)
 
-_ID_HEADER = re.compile(r"(?i).*(uniqueid|linkedid)")
-_ASTERISK_ID = re.compile(r"\d+\.\d+")
-# tech/resource-XXXXXXXX, optionally followed by ;1/;2 for the halves of a Local channel
-_CHANNEL = re.compile(r"(?P<name>[A-Za-z][\w]*/[^\s,;|]+?)-(?P<suffix>[0-9a-f]{8})(?![0-9A-Za-z])")
-_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
-# Epoch part of rewritten ids: later than any recording, and distinct per call index.
-_ID_EPOCH = 1_800_000_000
-
-
-def split_transcript(raw: bytes) -> tuple[bytes, list[bytes]]:
-    """The banner line (with its CRLF) and the frames after it, minus login reply and Goodbye."""
-    banner, sep, rest = raw.partition(b"\r\n")
-    if not sep or not banner.startswith(b"Asterisk Call Manager/"):
-        raise ValueError("not an AMI transcript: no Asterisk Call Manager banner")
-    pieces = rest.split(TERMINATOR)
-    if pieces[-1].strip():
-        raise ValueError("transcript ends in the middle of a frame")
-    frames = [piece + TERMINATOR for piece in pieces[:-1]]
-    if frames and frames[0].startswith(b"Response:"):
-        frames.pop(0)  # the recorded session's own login
-    if frames and frames[-1].startswith(b"Response: Goodbye"):
-        frames.pop()
-    return banner + sep, frames
-
-
-def read_transcript(path: str | Path) -> tuple[bytes, list[bytes]]:
-    """split_transcript() of a transcript file."""
-    return split_transcript(Path(path).read_bytes())
-
-
-def event_name(frame: bytes) -> str | None:
-    """The Event header of a frame, or None for a Response."""
-    for line in frame.split(b"\r\n"):
-        if line.startswith(b"Event: "):
-            return line[7:].decode("utf-8", "replace")
-    return None
-
-
-def rewrite_call(frames: list[bytes], *, index: int, customer_number: str | None = None,
-                 agent_extension: str | None = None, original_customer: str = FIXTURE_CUSTOMER,
-                 original_agent: str = FIXTURE_AGENT) -> list[bytes]:
-    """A new, distinct call made from a recorded one: fresh ids, channels and bridges for `index`.
-
-    The same `index` always gives the same bytes; different indexes never share an id.
-    """
-    agent_token = re.compile(rf"(?<![0-9A-Za-z.]){re.escape(original_agent)}(?![0-9A-Za-z])")
-    ids: dict[str, str] = {}
-    suffixes: dict[str, str] = {}
-
-    def new_id(old: str) -> str:
-        return ids.setdefault(old, f"{_ID_EPOCH + index}.{len(ids)}")
-
-    def new_suffix(match: re.Match[str]) -> str:
-        old = match.group("suffix")
-        # high bit set: never equal to a recorded suffix (Asterisk counts up from 0)
-        fresh = f"{(0x80000000 + index * 0x100 + len(suffixes)) % 0x100000000:08x}"
-        return f"{match.group('name')}-{suffixes.setdefault(old, fresh)}"
-
-    def new_uuid(match: re.Match[str]) -> str:
-        digest = hashlib.sha256(f"{index}:{match.group(0)}".encode()).digest()
-        return str(uuid.UUID(bytes=digest[:16], version=4))
-
-    def rewrite_value(name: str, value: str) -> str:
-        if agent_extension is not None:
-            value = agent_token.sub(agent_extension, value)
-        if customer_number is not None:
-            value = value.replace(original_customer, customer_number)
-        value = _CHANNEL.sub(new_suffix, value)
-        if _ID_HEADER.fullmatch(name) and _ASTERISK_ID.fullmatch(value):
-            value = new_id(value)
-        return _UUID.sub(new_uuid, value)
-
-    rewritten = []
-    for frame in frames:
-        # surrogateescape: bytes that are not UTF-8 survive the round trip unchanged
-        lines = frame.decode("utf-8", "surrogateescape").split("\r\n")
-        out = []
-        for line in lines:
-            name, sep, value = line.partition(": ")
-            out.append(f"{name}{sep}{rewrite_value(name, value)}" if sep else line)
-        rewritten.append("\r\n".join(out).encode("utf-8", "surrogateescape"))
-    return rewritten
-
-
-def interleave(calls: list[list[bytes]], seed: int) -> list[bytes]:
-    """One stream from several calls, each call's frames kept in order; same seed, same stream."""
-    rng = random.Random(seed)
-    positions = [0] * len(calls)
-    remaining = [len(call) for call in calls]
-    stream: list[bytes] = []
-    while any(remaining):
-        # weighting by what is left makes every interleaving equally likely
-        which = rng.choices(range(len(calls)), weights=remaining)[0]
-        stream.append(calls[which][positions[which]])
-        positions[which] += 1
-        remaining[which] -= 1
-    return stream
+__all__ = [
+    "DEFAULT_BANNER", "FIXTURE_AGENT", "FIXTURE_CUSTOMER", "TERMINATOR", "AmiPeer", "event_name",
+    "interleave", "read_transcript", "rewrite_call", "split_transcript",
+]
 
 
 def _parse_action(raw: bytes) -> dict[str, str]:

@@ -153,6 +153,7 @@ async def test_bad_password_raises_auth_error_quickly(smsc_factory: SmscFactory,
         await harness.client.start()
     assert loop.time() - started < 3
     assert refused.value.status == 0x0E
+    await smsc.wait_for(lambda: bool(smsc.binds()))  # its log line may trail its answer
     assert smsc.binds()[0]["ok"] is False
     assert not harness.client.bound
     with pytest.raises(SmppClosed):
