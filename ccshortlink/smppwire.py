@@ -100,6 +100,8 @@ class SmscConnection:
             self._client.connect()
         except smpplib.exceptions.ConnectionError as exc:
             raise LinkDown(f"connect failed: {describe(exc)}") from None
+        # A window of small PDUs must not wait on Nagle's algorithm for the previous one's ACK.
+        self._client._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def make(self, command: str, **fields: Any) -> Any:
         """A new PDU with the next sequence number."""

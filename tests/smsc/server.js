@@ -137,6 +137,8 @@ function onSession(session) {
   let closed = false;
   let inflight = 0;  // submit_sm received in this session and not yet answered
   emit({event: 'connect', session: sessionId});
+  // Like production SMSCs: answers go out at once, not batched by Nagle's algorithm.
+  session.socket.setNoDelay(true);
 
   session.on('error', (err) => {
     // Peers vanish mid-write in the reconnect tests; that must not kill the SMSC.
