@@ -16,8 +16,8 @@ from ccshortlink.agents import AgentDirectory, AgentsError, load_agents
 from ccshortlink.ami import AmiAuthError, AmiClient
 from ccshortlink.calls import CallEnded, CallTracker, Outcome, SendRequested, default_agent_lookup
 from ccshortlink.cards import CardService
-from ccshortlink.config import Config
-from ccshortlink.links import SmsTemplates
+from ccshortlink.config import Config, ConfigError, load_config
+from ccshortlink.links import SmsTemplates, check_templates
 from ccshortlink.logs import Logger, mask_number
 from ccshortlink.metrics import Metrics
 from ccshortlink.notify import SystemdNotifier
@@ -257,16 +257,25 @@ class Daemon:
     # --- reload, health, housekeeping ---------------------------------------------------
 
     def reload(self) -> None:
-        """SIGHUP: new agents and templates, or keep the old ones and say exactly why."""
+        """SIGHUP: new agents and SMS templates, or keep the old ones and say exactly why.
+
+        Other settings (addresses, credentials, policy) need a restart: they are read once.
+        """
         try:
-            agents = self._load_agents()
-        except AgentsError as exc:
+            config = load_config(self.config.path)
+            problems = check_templates(config.sms.templates, config.sms.default_language)
+            if problems:
+                raise ConfigError(str(config.path), problems)
+            agents = load_agents(config.agents_file)
+        except (ConfigError, AgentsError) as exc:
             self.log.error("reload_failed", problems=exc.problems,
-                           reason="kept the previous agents")
+                           reason="kept the previous agents and templates")
             return
         self.live.agents = agents
+        self.live.templates = SmsTemplates(config.sms.templates, config.sms.default_language)
         self.tracker.agent_lookup = self._tracker(agents).agent_lookup
-        self.log.info("reload_done", agents=len(agents))
+        self.log.info("reload_done", agents=len(agents),
+                      templates=sorted(config.sms.templates))
 
     def health(self) -> dict[str, str]:
         return {"ami": "up" if self.live.ami_up else "down",

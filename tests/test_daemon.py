@@ -156,3 +156,22 @@ async def test_crm_api_and_cli_send_through_the_same_policy(
     texts = sorted(m.text for m in smsc.messages())
     assert any("Daniel Chen" in t for t in texts) and any("王小梅" in t for t in texts)
     assert {t for (t,) in db_rows(tmp_path, "SELECT trigger FROM decisions")} == {"api", "cli"}
+
+
+async def test_reload_picks_up_a_new_sms_template_and_keeps_the_old_one_if_broken(
+        tmp_path: Path, smsc_factory: SmscFactory) -> None:
+    smsc = await smsc_factory(password="pw")
+    config = tmp_path / "ccshortlink.toml"
+    async with running(tmp_path, smsc, [], b"Asterisk Call Manager/9.0.0\r\n") as (daemon, _):
+        original = config.read_text(encoding="utf-8")
+        config.write_text(original + '\n[sms]\ntemplate = "{{ agent.name }} 的名片 {{ url }}"\n',
+                          encoding="utf-8")
+        daemon.reload()
+        assert (await daemon.send_card("CS1001", "13912345678"))["status"] == "queued"
+        config.write_text(original + '\n[sms]\ntemplate = "{{ agent.nope }} {{ url }}"\n',
+                          encoding="utf-8")
+        daemon.reload()  # a template that cannot render: the previous one stays
+        assert (await daemon.send_card("CS1001", "13912345679"))["status"] == "queued"
+        await smsc.wait_for(lambda: len([m for m in smsc.messages() if m.complete]) == 2)
+    texts = [m.text for m in smsc.messages()]
+    assert all(t.startswith("王小梅 的名片 https://cs.example.com/") for t in texts), texts
