@@ -34,9 +34,16 @@ class AgentFiguresCache:
         self._loading: dict[str, asyncio.Future[AgentFigures]] = {}
         self._generation: dict[str, int] = {}
 
-    async def get(self, agent_id: str) -> AgentFigures:
+    def fresh(self, agent_id: str) -> AgentFigures | None:
+        """The agent's figures if they are still fresh, without waiting for anything."""
         entry = self._entries.get(agent_id)
         if entry is not None and entry.fetched_at > self._clock() - self.ttl:
+            return entry
+        return None
+
+    async def get(self, agent_id: str) -> AgentFigures:
+        entry = self.fresh(agent_id)
+        if entry is not None:
             return entry
         loading = self._loading.get(agent_id)
         if loading is None:

@@ -28,6 +28,7 @@ async def metrics(request: web.Request) -> web.Response:
     """Prometheus text; the outbox gauge is refreshed from the store at scrape time."""
     deps = request.app[DEPS]
     deps.metrics.set_outbox(await deps.store.sms_status_counts())
+    deps.publish_visits()
     response = web.Response(body=deps.metrics.exposition(),
                             headers={"Content-Type": deps.metrics.content_type,
                                      "Cache-Control": "no-store"})

@@ -5,16 +5,20 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+from functools import lru_cache
 from pathlib import Path
 
 from aiohttp import web
 
 from ccshortlink.agents import Agent
+from ccshortlink.cardcache import AgentFigures
 from ccshortlink.cardview import MAX_COMMENT, build_card, clean_comment, tel_uri
 from ccshortlink.i18n import choose_language, strings
+from ccshortlink.linkcache import CachedLink
 from ccshortlink.store import LinkView
 from ccshortlink.vcard import photo_type, render_vcard, vcard_filename
-from ccshortlink.webcontext import DEPS, WebDeps, html_response, message_page, visitor
+from ccshortlink.webcontext import (DEPS, WebDeps, html_response, message_page, page_response,
+                                    visitor)
 from ccshortlink.webguard import anonymise, client_key, is_bot
 
 # Wider than the minted alphabet on purpose: anything else is a miss without a query.
@@ -28,12 +32,16 @@ _AUDIO_TYPES = {".mp3": "audio/mpeg", ".m4a": "audio/mp4", ".aac": "audio/aac",
 _IMMUTABLE = "private, max-age=31536000, immutable"
 
 
+# Memoised: without an agent language, every open would parse Accept-Language again.
+_choose_language = lru_cache(maxsize=1024)(choose_language)
+
+
 def _language(request: web.Request, agent: Agent | None) -> str:
-    return choose_language(agent.language if agent else "",
-                           request.headers.get("Accept-Language", ""))
+    return _choose_language(agent.language if agent else "",
+                            request.headers.get("Accept-Language", ""))
 
 
-async def _resolve(request: web.Request) -> tuple[LinkView, Agent] | web.Response:
+async def _resolve(request: web.Request) -> tuple[CachedLink, Agent] | web.Response:
     """The live link and its agent, or the 404 / 410 / 429 page to answer instead."""
     deps = request.app[DEPS]
     key = client_key(visitor(request))
@@ -41,30 +49,36 @@ async def _resolve(request: web.Request) -> tuple[LinkView, Agent] | web.Respons
     if deps.misses.blocked(key):
         return message_page(deps, "busy", 429, _language(request, None),
                             **{"Retry-After": str(int(deps.misses.window))})
-    link = await deps.store.link_for_page(code, deps.clock()) if _CODE.fullmatch(code) else None
-    if link is None:
+    entry = await deps.links.lookup(code) if _CODE.fullmatch(code) else None
+    if entry is None:
         deps.misses.hit(key)
         if deps.misses.blocked(key):  # logged once, when the client crosses the line
             deps.log.warning("client_rate_limited", client=anonymise(visitor(request)),
                              reason="misses", limit=deps.misses.limit)
         deps.log.info("card_missing", path=request.path[:80], status=404)
         return message_page(deps, "missing", 404, _language(request, None))
-    agent = deps.agents().by_id(link.agent_id)
+    link, agent = entry.link, entry.agent
     if link.status != "live" or agent is None:
         deps.log.info("card_gone", code=code, agent=link.agent_id, link_status=link.status,
                       agent_known=agent is not None, status=410)
         return message_page(deps, "expired", 410, _language(request, agent))
-    return link, agent
+    return entry, agent
 
 
-async def _count_visit(request: web.Request, deps: WebDeps, code: str, kind: str) -> bool:
-    """Record a visit unless it is a HEAD, a prefetch or a link-preview bot."""
-    user_agent = request.headers.get("User-Agent", "")
-    purpose = (request.headers.get("Sec-Purpose", "") + request.headers.get("Purpose", "")).lower()
-    if request.method == "HEAD" or "prefetch" in purpose or is_bot(user_agent):
+def _count_visit(request: web.Request, deps: WebDeps, code: str, kind: str) -> bool:
+    """Count a visit unless it is a HEAD, a prefetch or a link-preview bot.
+
+    Only queued here: deps.visits writes it with others in one transaction shortly after.
+    """
+    headers = request.headers
+    user_agent = headers.get("User-Agent", "")
+    if request.method == "HEAD" or is_bot(user_agent):
         return False
-    await deps.store.record_visit(code, kind, anonymise(visitor(request)), user_agent, deps.clock())
-    deps.metrics.visits.labels(kind=kind).inc()
+    purpose = headers.get("Sec-Purpose", "") + headers.get("Purpose", "")
+    if purpose and "prefetch" in purpose.lower():
+        return False
+    deps.visits.add(code, kind, anonymise(visitor(request)), user_agent, deps.clock())
+    deps.unpublished_visits[kind] += 1
     return True
 
 
@@ -78,14 +92,11 @@ def _file_url(code: str, path: Path | None, route: str) -> str | None:
     return f"{code}/{route}?v={stat.st_mtime_ns // 1_000_000:x}{stat.st_size:x}"
 
 
-async def _render_card(request: web.Request, deps: WebDeps, link: LinkView, agent: Agent, *,
-                       status: int = 200, notice: str = "", form_error: str = "",
-                       stars: int | None = None, comment: str | None = None) -> web.Response:
-    lang = _language(request, agent)
-    t = strings(lang)
-    figures = await deps.figures.get(agent.id)
-    body = deps.pages.render(
-        "card.html", lang=lang, t=t, code=link.code,
+def _card_html(deps: WebDeps, link: LinkView, agent: Agent, figures: AgentFigures, lang: str,
+               *, notice: str = "", form_error: str = "", stars: int | None = None,
+               comment: str | None = None) -> str:
+    return deps.pages.render(
+        "card.html", lang=lang, t=strings(lang), code=link.code,
         view=build_card(agent, figures.live, figures.ratings, deps.zone),
         company=deps.web_config.company,
         avatar_url=_file_url(link.code, agent.avatar, "avatar"),
@@ -94,7 +105,30 @@ async def _render_card(request: web.Request, deps: WebDeps, link: LinkView, agen
         comment=comment if comment is not None else link.comment,
         notice=notice, form_error=form_error, max_comment=MAX_COMMENT,
     )
-    return html_response(body, status)
+
+
+async def _render_card(request: web.Request, deps: WebDeps, link: LinkView, agent: Agent, *,
+                       status: int = 200, notice: str = "", form_error: str = "",
+                       stars: int | None = None, comment: str | None = None) -> web.Response:
+    """A card with a notice or a form being corrected: rendered for this request only."""
+    lang = _language(request, agent)
+    figures = await deps.figures.get(agent.id)
+    return html_response(_card_html(deps, link, agent, figures, lang, notice=notice,
+                                    form_error=form_error, stars=stars, comment=comment),
+                         status)
+
+
+async def _plain_card(request: web.Request, deps: WebDeps, entry: CachedLink,
+                      agent: Agent) -> bytes:
+    """The card as everyone sees it: rendered once per language and set of live figures."""
+    lang = _language(request, agent)
+    figures = deps.figures.fresh(agent.id)
+    body = entry.page(lang, figures)
+    if body is None:
+        figures = await deps.figures.get(agent.id)
+        body = _card_html(deps, entry.link, agent, figures, lang).encode("utf-8")
+        entry.pages[lang] = (figures, body)
+    return body
 
 
 async def card(request: web.Request) -> web.Response:
@@ -102,16 +136,21 @@ async def card(request: web.Request) -> web.Response:
     resolved = await _resolve(request)
     if isinstance(resolved, web.Response):
         return resolved
-    link, agent = resolved
+    entry, agent = resolved
+    link = entry.link
     deps = request.app[DEPS]
-    # The redirect after a rating is not a new open.
-    rated = request.query.get("rated") == "1"
-    counted = False if rated else await _count_visit(request, deps, link.code, "open")
-    thanks = strings(_language(request, agent))["thanks"] if rated else ""
-    response = await _render_card(request, deps, link, agent, notice=thanks)
-    deps.log.info("card_served", code=link.code, agent=agent.id, counted=counted,
-                  bytes=response.content_length, status=200)
-    return response
+    # The redirect after a rating is not a new open; it thanks the customer.
+    if request.query.get("rated") == "1":
+        response = await _render_card(request, deps, link, agent,
+                                      notice=strings(_language(request, agent))["thanks"])
+        deps.log.info("link_opened", code=link.code, agent=agent.id, counted=False,
+                      bytes=response.content_length, status=200)
+        return response
+    counted = _count_visit(request, deps, link.code, "open")
+    body = await _plain_card(request, deps, entry, agent)
+    deps.log.info("link_opened", code=link.code, agent=agent.id, counted=counted,
+                  bytes=len(body), status=200)
+    return page_response(deps, body)
 
 
 async def rate(request: web.Request) -> web.StreamResponse:
@@ -119,7 +158,8 @@ async def rate(request: web.Request) -> web.StreamResponse:
     resolved = await _resolve(request)
     if isinstance(resolved, web.Response):
         return resolved
-    link, agent = resolved
+    entry, agent = resolved
+    link = entry.link
     deps = request.app[DEPS]
     # The link is the credential; this only stops other sites posting with a visitor's browser.
     if request.headers.get("Sec-Fetch-Site", "") == "cross-site":
@@ -142,6 +182,7 @@ async def rate(request: web.Request) -> web.StreamResponse:
         return await _render_card(request, deps, link, agent, status=400, form_error=error,
                                   stars=stars, comment=comment)
     await deps.store.rate_link(link.code, stars, comment, deps.clock())
+    deps.links.forget(link.code)
     deps.figures.forget(agent.id)
     deps.metrics.ratings.inc()
     deps.log.info("rating_saved", code=link.code, agent=agent.id, stars=stars,
@@ -159,12 +200,13 @@ async def call(request: web.Request) -> web.StreamResponse:
     resolved = await _resolve(request)
     if isinstance(resolved, web.Response):
         return resolved
-    link, agent = resolved
+    entry, agent = resolved
+    link = entry.link
     deps = request.app[DEPS]
     counted = False
     # Over the limit the tap is not recorded, but the customer is never kept from calling.
     if deps.writes.allow(client_key(visitor(request))):
-        counted = await _count_visit(request, deps, link.code, "call")
+        counted = _count_visit(request, deps, link.code, "call")
     deps.log.info("call_tap", code=link.code, agent=agent.id, counted=counted,
                   via="ping" if request.method == "POST" else "redirect")
     if request.method == "POST":
@@ -177,7 +219,8 @@ async def vcard(request: web.Request) -> web.Response:
     resolved = await _resolve(request)
     if isinstance(resolved, web.Response):
         return resolved
-    link, agent = resolved
+    entry, agent = resolved
+    link = entry.link
     deps = request.app[DEPS]
     photo = None
     if agent.avatar is not None and agent.avatar.suffix.lower() in (".png", ".jpg", ".jpeg"):
@@ -189,7 +232,7 @@ async def vcard(request: web.Request) -> web.Response:
             photo = None
     note = strings(_language(request, agent))["vcard_note"].format(id=agent.id)
     text = render_vcard(agent, company=deps.web_config.company, note=note, photo=photo)
-    counted = await _count_visit(request, deps, link.code, "vcard")
+    counted = _count_visit(request, deps, link.code, "vcard")
     deps.log.info("vcard_served", code=link.code, agent=agent.id, counted=counted,
                   photo=photo is not None)
     response = web.Response(text=text, content_type="text/vcard", charset="utf-8")

@@ -6,7 +6,7 @@ import base64
 import hashlib
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import tzinfo
 from importlib import resources
 from typing import Any
@@ -14,15 +14,18 @@ from typing import Any
 import jinja2
 from aiohttp import web
 from markupsafe import Markup
+from multidict import CIMultiDict, CIMultiDictProxy
 
 from ccshortlink.agents import AgentDirectory
 from ccshortlink.cardcache import AgentFiguresCache
 from ccshortlink.cardview import tel_uri
 from ccshortlink.config import WebConfig
 from ccshortlink.i18n import strings
+from ccshortlink.linkcache import LinkCache
 from ccshortlink.logs import Logger
-from ccshortlink.metrics import Metrics
+from ccshortlink.metrics import VISIT_KINDS, Metrics
 from ccshortlink.store import Store
+from ccshortlink.visitbuffer import VisitBuffer
 from ccshortlink.webguard import SlidingLimiter, client_address
 
 SendCard = Callable[[str, str], Awaitable[dict[str, Any]]]
@@ -57,9 +60,26 @@ class Pages:
             "img-src 'self' data:; media-src 'self'; connect-src 'self'; "
             "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
         )
+        # Every response gets these (web.py adds whichever a handler did not set).
+        self.protective_headers: tuple[tuple[str, str], ...] = (
+            ("Content-Security-Policy", self.csp),
+            ("X-Content-Type-Options", "nosniff"),
+            ("Referrer-Policy", "no-referrer"),
+            ("X-Frame-Options", "DENY"),
+            ("Cross-Origin-Opener-Policy", "same-origin"),
+            ("Cross-Origin-Resource-Policy", "same-origin"),
+            ("Cache-Control", NO_STORE),
+        )
+        # A card page's full header set, built once and copied into each response.
+        self.page_headers = CIMultiDictProxy(CIMultiDict(
+            [("Content-Type", f"{HTML}; charset=utf-8"), *self.protective_headers]))
+        # Compiled now, not by the first customer to open a card.
+        self._templates = {name: self.env.get_template(name)
+                           for name in ("card.html", "message.html")}
 
     def render(self, name: str, **context: Any) -> str:
-        return self.env.get_template(name).render(css=self.css, **context)
+        template = self._templates.get(name) or self.env.get_template(name)
+        return template.render(css=self.css, **context)
 
 
 @dataclass
@@ -77,8 +97,23 @@ class WebDeps:
     zone: tzinfo
     pages: Pages
     figures: AgentFiguresCache  # live stats and recent ratings per agent
+    links: LinkCache  # live links by code, with their rendered cards
+    visits: VisitBuffer  # counted visits on their way to the store
     misses: SlidingLimiter  # unknown codes per client: blunts enumeration
     writes: SlidingLimiter  # ratings and call taps per client
+    # Visits counted since the last /metrics scrape: a dict increment per open instead of
+    # a locked prometheus counter; `publish_visits` moves them over when anyone looks.
+    unpublished_visits: dict[str, int] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.unpublished_visits = dict.fromkeys(VISIT_KINDS, 0)
+
+    def publish_visits(self) -> None:
+        """Add the visits counted since the last call to ccshortlink_visits_total."""
+        for kind, count in self.unpublished_visits.items():
+            if count:
+                self.metrics.visits.labels(kind=kind).inc(count)
+                self.unpublished_visits[kind] = 0
 
 
 DEPS = web.AppKey("ccshortlink_web", WebDeps)
@@ -94,6 +129,11 @@ _MESSAGES = {
 def visitor(request: web.Request) -> str | None:
     """The client's address, through a reverse proxy on this host if there is one."""
     return client_address(request.remote, request.headers.get("X-Forwarded-For", ""))
+
+
+def page_response(deps: WebDeps, body: bytes) -> web.Response:
+    """A 200 HTML page from bytes already rendered, with every header already in place."""
+    return web.Response(body=body, headers=deps.pages.page_headers)
 
 
 def html_response(body: str, status: int = 200, **headers: str) -> web.Response:

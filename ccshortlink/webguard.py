@@ -6,6 +6,29 @@ import ipaddress
 import re
 from collections import deque
 from collections.abc import Callable
+from functools import lru_cache, wraps
+from typing import TypeVar
+
+_Result = TypeVar("_Result")
+
+
+def _memoised(func: Callable[..., _Result]) -> Callable[..., _Result]:
+    """Remember a pure function's answers for inputs of ordinary length.
+
+    A busy card sees the same few hundred addresses and browsers over and over; parsing
+    them again costs more than serving the page. Long (possibly hostile) header values
+    are answered without being kept, so what is held stays within a few MB.
+    """
+    memo = lru_cache(maxsize=2048)(func)
+
+    @wraps(func)
+    def answer(*args: str | None) -> _Result:
+        for arg in args:
+            if arg is not None and len(arg) > 256:
+                return func(*args)
+        return memo(*args)
+    return answer
+
 
 # Link previewers fetch the card when the SMS is shown or shared; they are not the customer.
 _BOTS = re.compile(
@@ -20,6 +43,7 @@ _BOTS = re.compile(
 )
 
 
+@_memoised
 def is_bot(user_agent: str) -> bool:
     """True for known link previewers and crawlers; an empty User-Agent is not a person either."""
     return not user_agent.strip() or _BOTS.search(user_agent) is not None
@@ -37,6 +61,7 @@ def _address(remote: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Addres
     return address
 
 
+@_memoised
 def client_address(remote: str | None, forwarded_for: str) -> str | None:
     """The visitor's address; X-Forwarded-For is believed only from a proxy on this host.
 
@@ -52,6 +77,7 @@ def client_address(remote: str | None, forwarded_for: str) -> str | None:
     return remote
 
 
+@_memoised
 def anonymise(remote: str | None) -> str:
     """The network a visit came from, never the address: IPv4 /24, IPv6 /48."""
     address = _address(remote)
@@ -61,6 +87,7 @@ def anonymise(remote: str | None) -> str:
     return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False).network_address)
 
 
+@_memoised
 def client_key(remote: str | None) -> str:
     """Rate-limit key: one IPv4 address or one IPv6 /64 (a single subscriber's allocation)."""
     address = _address(remote)
@@ -100,7 +127,10 @@ class SlidingLimiter:
             del self._events[next(iter(self._events))]
 
     def blocked(self, key: str) -> bool:
-        """True when the client already used up its allowance."""
+        """True when the client already used up its allowance (asking stores nothing)."""
+        events = self._events.get(key)
+        if not events:
+            return False
         return len(self._recent(key, self._clock())) >= self.limit
 
     def hit(self, key: str) -> None:

@@ -17,6 +17,7 @@ from cardkit import CUSTOMER, DAY, Site, build_site, issue, png, write_agents
 from ccshortlink.agents import load_agents
 from ccshortlink.logs import mask_number
 from ccshortlink.store import SmsDraft, Store
+from ccshortlink.webcontext import DEPS
 
 IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
           "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1")
@@ -41,7 +42,9 @@ async def client(site: Site) -> AsyncIterator[Client]:
         yield test_client
 
 
-def visits(site: Site, kind: str) -> int:
+async def visits(site: Site, kind: str) -> int:
+    """Visits of one kind in the database, once the app has written what it counted."""
+    await site.app[DEPS].visits.flush()
     with sqlite3.connect(site.store.path) as db:
         return int(db.execute("SELECT COUNT(*) FROM visits WHERE kind = ?", (kind,)).fetchone()[0])
 
@@ -131,7 +134,7 @@ async def test_expired_and_revoked_links_offer_the_hotline(site: Site, client: C
         assert "这个链接已过期" in body
         assert 'href="tel:400-820-8820"' in body and "拨打客服热线" in body
         assert "CS1001" not in body and "王芳" not in body
-    assert visits(site, "open") == 0
+    assert await visits(site, "open") == 0
 
 
 async def test_agent_removed_on_reload_gets_the_expired_page(site: Site, client: Client,
@@ -173,10 +176,10 @@ async def test_opens_count_browsers_but_not_head_or_bots(site: Site, client: Cli
         response, _ = await page(client, f"/{CODE}", **{"User-Agent": bot})
         assert response.status == 200
     await page(client, f"/{CODE}", **{"Sec-Purpose": "prefetch"})
-    assert visits(site, "open") == 0
+    assert await visits(site, "open") == 0
     await page(client, f"/{CODE}")
     await page(client, f"/{CODE}")
-    assert visits(site, "open") == 2
+    assert await visits(site, "open") == 2
     with sqlite3.connect(site.store.path) as db:
         clients = {row[0] for row in db.execute("SELECT client FROM visits")}
     assert clients == {"127.0.0.0"}  # the /24, never the address
@@ -198,7 +201,7 @@ async def test_rating_is_stored_editable_and_moves_the_average(site: Site,
                       headers={"User-Agent": IPHONE}, allow_redirects=False)
     _, body = await page(client, f"/{CODE}")
     assert "5.0" in body and "4 ratings" in body and "Too slow" not in body
-    assert visits(site, "open") == 1  # the redirect after rating is not a new open
+    assert await visits(site, "open") == 1  # the redirect after rating is not a new open
     metrics = await (await client.get("/metrics")).text()
     assert "ccshortlink_ratings_total 2.0" in metrics
 
@@ -253,7 +256,7 @@ async def test_call_taps_are_counted_and_redirect_to_tel(site: Site, client: Cli
     head = await client.head(f"/{CODE}/call", headers={"User-Agent": IPHONE},
                              allow_redirects=False)
     assert head.status == 302
-    assert visits(site, "call") == 2
+    assert await visits(site, "call") == 2
 
 
 async def test_vcard_download(site: Site, client: Client, tmp_path: Path) -> None:
@@ -272,7 +275,7 @@ async def test_vcard_download(site: Site, client: Client, tmp_path: Path) -> Non
         assert expected in lines
     photo = next(line for line in lines if line.startswith("PHOTO;ENCODING=b;TYPE=PNG:"))
     assert base64.b64decode(photo.split(":", 1)[1]) == png()
-    assert visits(site, "vcard") == 1
+    assert await visits(site, "vcard") == 1
 
 
 async def test_avatar_and_greeting_are_served_with_types(site: Site, client: Client) -> None:
