@@ -28,6 +28,7 @@ test: venv system-deps
 	$(PY) -m pytest
 
 bench: venv system-deps
+	$(PY) -m pip install --quiet -e '.[test,bench]'
 	$(PY) -m bench
 
 install:

@@ -9,11 +9,11 @@ from pathlib import Path
 # Leaf frames that mean "waiting", not working: epoll on the loop, the SQLite worker's queue,
 # the SMPP thread's select (py-spy reports C-level waits at the calling Python line).
 _IDLE = re.compile(r"EpollSelector\.select|_connection_worker_thread \(aiosqlite/core\.py:59\)"
-                   r"|SmppClient\._wait \(|SmppClient\._pause \(|Thread\.wait|Condition\.wait")
+                   r"|SmscConnection\.wait \(|SmppLink\._pause \(|Thread\.wait|Condition\.wait")
 # Buckets for the inclusive view: the first frame matching one of these, from the leaf up.
 BUCKETS = (
     ("SQLite (aiosqlite thread)", re.compile(r"aiosqlite/core\.py")),
-    ("SMPP thread (smpplib)", re.compile(r"ccshortlink/smpp\.py.*_io_main|smpplib/")),
+    ("SMPP thread (smpplib)", re.compile(r"ccshortlink/smpp(link|wire|window|vocab)?\.py|smpplib/")),
     ("structlog (rendering, masking, writing)", re.compile(r"structlog/|ccshortlink/logs\.py")),
     ("AMI framing (AmiProtocol)", re.compile(r"ccshortlink/ami\.py")),
     ("call tracking (CallTracker)", re.compile(r"ccshortlink/calls\.py")),
