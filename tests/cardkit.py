@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import struct
 import zlib
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pytest
 from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 
 from ccshortlink.agents import AgentDirectory, load_agents
 from ccshortlink.config import WebConfig
@@ -167,3 +169,28 @@ def build_site(store: Store, agents_file: Path, *, api_token: str = "s3cret-toke
                    log=get_logger(component="web"))
     return Site(app=app, store=store, clock=clock, metrics=metrics, directory=directory,
                 states=states, send_card=send_card)
+
+
+# --- fixtures shared by the in-process web tests ------------------------------------------
+
+IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
+          "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1")
+CODE = "Kd7mPq2xZ9"
+Client = TestClient[web.Request, web.Application]
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    async with await Store.open(tmp_path / "ccshortlink.db") as opened:
+        yield opened
+
+
+@pytest.fixture
+async def site(store: Store, tmp_path: Path) -> Site:
+    return build_site(store, write_agents(tmp_path))
+
+
+@pytest.fixture
+async def client(site: Site) -> AsyncIterator[Client]:
+    async with TestClient(TestServer(site.app)) as test_client:
+        yield test_client

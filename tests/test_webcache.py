@@ -11,7 +11,10 @@ import pytest
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
 
-from cardkit import DAY, START, Clock, Site, build_site, issue, write_agents
+from cardkit import (
+    CODE, Client, Clock, DAY, IPHONE, START, Site, build_site, client, issue, site, store,
+    write_agents,
+)  # noqa: F401 (client, site, store are fixtures)
 from ccshortlink.agents import AgentDirectory, load_agents
 from ccshortlink.linkcache import LinkCache
 from ccshortlink.logs import get_logger
@@ -19,27 +22,6 @@ from ccshortlink.store import LinkView, Store
 from ccshortlink.visitbuffer import Visit, VisitBuffer
 from ccshortlink.webcontext import DEPS
 
-IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
-          "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1")
-CODE = "Kd7mPq2xZ9"
-Client = TestClient[web.Request, web.Application]
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    async with await Store.open(tmp_path / "ccshortlink.db") as opened:
-        yield opened
-
-
-@pytest.fixture
-async def site(store: Store, tmp_path: Path) -> Site:
-    return build_site(store, write_agents(tmp_path))
-
-
-@pytest.fixture
-async def client(site: Site) -> AsyncIterator[Client]:
-    async with TestClient(TestServer(site.app)) as test_client:
-        yield test_client
 
 
 def stored_visits(path: Path, kind: str = "open") -> int:
