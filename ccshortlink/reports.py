@@ -1,4 +1,4 @@
-"""Read-only report SQL for operators (trace, stats); store.py keeps all writes."""
+"""Read-only report SQL for operators (trace, stats); the store package keeps all writes."""
 
 from __future__ import annotations
 

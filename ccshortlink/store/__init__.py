@@ -1,0 +1,21 @@
+"""All SQL lives in this package: links, outbox, decisions, visits, ratings, opt-outs."""
+
+from __future__ import annotations
+
+from ccshortlink.store.base import (
+    SCHEMA_VERSION, AgentLiveStats, DecisionRecord, IssuedLink, LinkView, OutboxSms,
+    RatingView, SmsDraft, StoreError,
+)
+from ccshortlink.store.card import CardStore
+from ccshortlink.store.links import LinkStore
+from ccshortlink.store.outbox import OutboxStore
+from ccshortlink.store.retention import RetentionStore
+
+__all__ = [
+    "SCHEMA_VERSION", "AgentLiveStats", "DecisionRecord", "IssuedLink", "LinkView", "OutboxSms",
+    "RatingView", "SmsDraft", "Store", "StoreError",
+]
+
+
+class Store(LinkStore, OutboxStore, CardStore, RetentionStore):
+    """The one SQLite connection and every use case, one transaction each."""

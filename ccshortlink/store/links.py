@@ -1,0 +1,120 @@
+"""SQL for links, decisions and the do-not-send list."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+from ccshortlink.policy import SendFacts
+from ccshortlink.store.base import (
+    DecisionRecord, IssuedLink, SmsDraft, StoreBase, StoreError, _event, _insert_decision,
+)
+
+
+class LinkStore(StoreBase):
+    """Minting and reusing links, recording every decision, opt-outs."""
+
+    # --- links and decisions -------------------------------------------------------------
+
+    async def send_facts(self, agent_id: str, customer_number: str, *, pair_since: float,
+                         day_start: float) -> SendFacts:
+        def work(db: sqlite3.Connection) -> SendFacts:
+            opted = db.execute(
+                "SELECT 1 FROM opt_outs WHERE customer_number = ?", (customer_number,)).fetchone()
+            last = db.execute(
+                "SELECT MAX(s.created_at) FROM sms s JOIN links l ON l.id = s.link_id"
+                " WHERE l.agent_id = ? AND l.customer_number = ? AND s.created_at >= ?"
+                " AND s.status NOT IN ('failed', 'expired')",
+                (agent_id, customer_number, pair_since)).fetchone()
+            today = db.execute(
+                "SELECT COUNT(*) FROM sms WHERE destination = ? AND created_at >= ?"
+                " AND status NOT IN ('failed', 'expired')",
+                (customer_number, day_start)).fetchone()
+            return SendFacts(opted_out=opted is not None, last_pair_sms_at=last[0],
+                             sms_since_day_start=int(today[0]))
+
+        return await self._read(work)
+
+    async def issue_link(self, *, agent_id: str, customer_number: str, linkedid: str, now: float,
+                         ttl: float, new_code: Callable[[], str],
+                         sms: Callable[[str], SmsDraft] | None = None,
+                         customer_region: str = "",
+                         decision: DecisionRecord | None = None) -> IssuedLink:
+        """Reuse the pair's live link (extending it) or mint one; queue the SMS; one transaction.
+
+        `sms` builds the SMS for the code finally used (a reused link keeps its code); it runs
+        on the database thread, so it must be pure (render and encode only).
+        """
+        def work(db: sqlite3.Connection) -> IssuedLink:
+            row = db.execute(
+                "SELECT id, code FROM links WHERE agent_id = ? AND customer_number = ?"
+                " AND expires_at > ? AND revoked_at IS NULL ORDER BY id DESC LIMIT 1",
+                (agent_id, customer_number, now)).fetchone()
+            if row is not None:
+                link_id, code, reused = int(row["id"]), str(row["code"]), True
+                db.execute("UPDATE links SET expires_at = MAX(expires_at, ?) WHERE id = ?",
+                           (now + ttl, link_id))
+            else:
+                reused = False
+                for _ in range(10):  # a clash on a 52-bit code is astronomically rare
+                    code = new_code()
+                    try:
+                        cursor = db.execute(
+                            "INSERT INTO links (code, agent_id, customer_number, customer_region,"
+                            " linkedid, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                            (code, agent_id, customer_number, customer_region, linkedid, now,
+                             now + ttl))
+                        break
+                    except sqlite3.IntegrityError:
+                        continue
+                else:
+                    raise StoreError("could not mint a unique code after 10 tries")
+                link_id = int(cursor.lastrowid or 0)
+            sms_id = None
+            if sms is not None:
+                draft = sms(code)
+                cursor = db.execute(
+                    "INSERT INTO sms (link_id, destination, text, data_coding, esm_class, status,"
+                    " not_before, expires_at, created_at, updated_at)"
+                    " VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)",
+                    (link_id, customer_number, draft.text, draft.data_coding, draft.esm_class,
+                     draft.not_before, draft.expires_at, now, now))
+                sms_id = int(cursor.lastrowid or 0)
+                db.executemany(
+                    "INSERT INTO sms_parts (sms_id, part_no, payload) VALUES (?, ?, ?)",
+                    [(sms_id, i, part) for i, part in enumerate(draft.parts)])
+                _event(db, sms_id, now, "queued", f"{len(draft.parts)} part(s)")
+            if decision is not None:
+                _insert_decision(db, decision, now, link_id, sms_id)
+            return IssuedLink(code=code, link_id=link_id, reused=reused, sms_id=sms_id)
+
+        return await self._write(work)
+
+    async def record_decision(self, decision: DecisionRecord, now: float) -> None:
+        await self._write(lambda db: _insert_decision(db, decision, now, None, None))
+
+    async def revoke_link(self, code: str, now: float) -> bool:
+        return await self._write(lambda db: db.execute(
+            "UPDATE links SET revoked_at = ? WHERE code = ? AND revoked_at IS NULL",
+            (now, code)).rowcount > 0)
+
+    # --- opt-outs ------------------------------------------------------------------------
+
+    async def set_opt_out(self, customer_number: str, opted_out: bool, source: str,
+                          now: float) -> bool:
+        """Returns True when the list changed."""
+        def work(db: sqlite3.Connection) -> bool:
+            if opted_out:
+                cursor = db.execute(
+                    "INSERT OR IGNORE INTO opt_outs (customer_number, source, at) VALUES (?, ?, ?)",
+                    (customer_number, source, now))
+            else:
+                cursor = db.execute("DELETE FROM opt_outs WHERE customer_number = ?",
+                                    (customer_number,))
+            return cursor.rowcount > 0
+
+        return await self._write(work)
+
+    async def opt_outs(self) -> list[tuple[str, str, float]]:
+        rows = await self._all("SELECT customer_number, source, at FROM opt_outs ORDER BY at")
+        return [(r[0], r[1], r[2]) for r in rows]
