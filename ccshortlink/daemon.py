@@ -14,7 +14,9 @@ from aiohttp import web
 
 from ccshortlink.agents import AgentDirectory, AgentsError, load_agents
 from ccshortlink.ami import AmiAuthError, AmiClient
-from ccshortlink.calls import CallEnded, CallTracker, Outcome, SendRequested, default_agent_lookup
+from ccshortlink.calls import (
+    AgentLookup, CallEnded, CallTracker, Outcome, SendRequested, default_agent_lookup,
+)
 from ccshortlink.cards import CardService
 from ccshortlink.config import Config, ConfigError, load_config
 from ccshortlink.links import SmsTemplates, check_templates
@@ -68,11 +70,15 @@ class Daemon:
     def _load_agents(self) -> AgentDirectory:
         return load_agents(self.config.agents_file)
 
+    @staticmethod
+    def _agent_lookup(agents: AgentDirectory) -> AgentLookup:
+        return default_agent_lookup(lambda ext: agents.by_extension(ext) is not None,
+                                    agents.channel_map)
+
     def _tracker(self, agents: AgentDirectory) -> CallTracker:
         policy = self.config.policy
         return CallTracker(
-            default_agent_lookup(lambda ext: agents.by_extension(ext) is not None,
-                                 agents.channel_map),
+            self._agent_lookup(agents),
             card_on_transfer=policy.card_on_transfer,
             feature_code_window=policy.feature_code_window_minutes * 60,
             call_timeout=policy.call_timeout_hours * 3600)
@@ -295,7 +301,7 @@ class Daemon:
             return
         self.live.agents = agents
         self.live.templates = SmsTemplates(config.sms.templates, config.sms.default_language)
-        self.tracker.agent_lookup = self._tracker(agents).agent_lookup
+        self.tracker.agent_lookup = self._agent_lookup(agents)
         self.log.info("reload_done", agents=len(agents),
                       templates=sorted(config.sms.templates))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -47,6 +48,9 @@ class Decision:
     not_before: float
 
 
+# The daemon groups outcomes by customer and the card service decides on them: both ask
+# for the same number within moments, and a phonenumbers parse is the costly part.
+@lru_cache(maxsize=4096)
 def normalise_number(raw: str, policy: PolicyConfig) -> CustomerNumber | NumberRejected:
     """E.164 for a caller ID as Asterisk gives it, or the reason it gets no SMS."""
     text = clean_number(raw)
