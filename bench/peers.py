@@ -106,21 +106,27 @@ class SmscProcess:
         self._lines = JsonLines(self.output)
         self._process: asyncio.subprocess.Process | None = None
 
-    async def start(self) -> int:
+    name = "the SMSC"
+
+    def _command(self) -> tuple[list[str], Path]:
+        """The program to run and its working folder."""
         if shutil.which("node") is None:
             raise RuntimeError("node is not installed: run `make venv` on a machine with Node.js")
+        return (["node", "-r", str(CLOCK_JS), str(SMSC_JS), "--port", str(self.port), *self.args],
+                SMSC_JS.parent)
+
+    async def start(self) -> int:
+        command, cwd = self._command()
         with self.output.open("ab") as out:
             self._process = await asyncio.create_subprocess_exec(
-                "node", "-r", str(CLOCK_JS), str(SMSC_JS), "--port", str(self.port), *self.args,
-                cwd=SMSC_JS.parent, stdin=asyncio.subprocess.DEVNULL, stdout=out,
-                stderr=out)
+                *command, cwd=cwd, stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out)
         for _ in range(1500):
             for event in self.poll():
                 if event.get("event") == "listening":
                     self.port = int(event["port"])
                     return self.port
             await asyncio.sleep(0.01)
-        raise RuntimeError(f"the SMSC did not start; see {self.output}")
+        raise RuntimeError(f"{self.name} did not start; see {self.output}")
 
     def poll(self) -> list[dict[str, Any]]:
         """Read new output; accepted submit_sm are filed by destination."""
@@ -160,18 +166,10 @@ class SinkProcess(SmscProcess):
         self.output.unlink(missing_ok=True)
         self._lines = JsonLines(self.output)
 
-    async def start(self) -> int:
-        with self.output.open("ab") as out:
-            self._process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "bench.sink", "--port", str(self.port), cwd=ROOT,
-                stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=out)
-        for _ in range(1500):
-            for event in self.poll():
-                if event.get("event") == "listening":
-                    self.port = int(event["port"])
-                    return self.port
-            await asyncio.sleep(0.01)
-        raise RuntimeError(f"the SMS sink did not start; see {self.output}")
+    name = "the SMS sink"
+
+    def _command(self) -> tuple[list[str], Path]:
+        return [sys.executable, "-m", "bench.sink", "--port", str(self.port)], ROOT
 
     def poll(self) -> list[dict[str, Any]]:
         events = self._lines.read_new()

@@ -143,8 +143,8 @@ def freepbx_queue_call(customer: str, *, optimised: bool, members: tuple[str, ..
     return s
 
 
-def blind_transfer(customer: str) -> Script:
-    """Agent 1001 blind-transfers the customer to 1002 (Asterisk's Local-channel method)."""
+def _talking_with_1001(customer: str) -> tuple[Script, str, str]:
+    """A customer bridged with agent 1001 in bridge b1: where both transfers start."""
     s = Script()
     trunk, first = f"SIP/trunk-{next(_ids):08x}", f"SIP/1001-{next(_ids):08x}"
     s.new(trunk, customer)
@@ -152,6 +152,12 @@ def blind_transfer(customer: str) -> Script:
     s.dial(trunk, first)
     s.enter(first, "b1")
     s.enter(trunk, "b1")
+    return s, trunk, first
+
+
+def blind_transfer(customer: str) -> Script:
+    """Agent 1001 blind-transfers the customer to 1002 (Asterisk's Local-channel method)."""
+    s, trunk, first = _talking_with_1001(customer)
     n = next(_ids)
     one, two = f"Local/1002@from-internal-{n:08x};1", f"Local/1002@from-internal-{n:08x};2"
     s.new(one, "1001", s.linkedid(trunk))
@@ -175,13 +181,7 @@ def blind_transfer(customer: str) -> Script:
 
 def attended_transfer(customer: str) -> Script:
     """Agent 1001 consults 1002 on a second call, then completes the transfer."""
-    s = Script()
-    trunk, first = f"SIP/trunk-{next(_ids):08x}", f"SIP/1001-{next(_ids):08x}"
-    s.new(trunk, customer)
-    s.new(first, "1001", s.linkedid(trunk))
-    s.dial(trunk, first)
-    s.enter(first, "b1")
-    s.enter(trunk, "b1")
+    s, trunk, first = _talking_with_1001(customer)
     s.emit("Hold", trunk)
     consult, second = f"SIP/1001-{next(_ids):08x}", f"SIP/1002-{next(_ids):08x}"
     s.new(consult, "1001")  # a new call: its own linkedid
