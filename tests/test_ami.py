@@ -380,7 +380,9 @@ async def test_pbx_restart_on_the_same_port() -> None:
             await old_peer.stop()
             async with serving(second, port=port):  # the restarted PBX, same port
                 await recorder.wait_for(len(expected_events(first + second)))
-                assert client.connected
+                # The replay can reach the handler in the same read as the login answer,
+                # before the client has marked itself connected: wait for that too.
+                await eventually(lambda: client.connected)
     assert recorder.events == expected_events(first + second)
     assert [state for state, _ in recorder.states] == [True, False, True, False]
 
