@@ -211,6 +211,7 @@ class SmppLink:
 
     def _send_due(self, connection: SmscConnection, now: float) -> None:
         config = self._config
+        pdus = []
         while (part := self._window.next_due(now)) is not None:
             submission = part.submission
             pdu = connection.make(
@@ -223,7 +224,9 @@ class SmppLink:
                 registered_delivery=1 if config.registered_delivery else 0,
                 short_message=submission.sms.parts[part.index])
             self._window.sent(pdu.sequence, part, now)  # before sending: no lost answer
-            connection.send(pdu)
+            pdus.append(pdu)
+        if pdus:
+            connection.send_many(pdus)
 
     def _next_timeout(self, connection: SmscConnection, now: float) -> float:
         config = self._config

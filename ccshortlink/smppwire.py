@@ -8,7 +8,8 @@ import queue
 import select
 import socket
 import struct
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import smpplib.client
@@ -18,6 +19,10 @@ import smpplib.smpp
 
 from ccshortlink.config import SmppConfig
 from ccshortlink.logs import Logger
+
+_READ_SIZE = 1 << 16
+_MIN_PDU = 16  # the header alone
+_MAX_PDU = 1 << 20  # far above any real PDU (a 64 KiB message_payload): a garbled length
 
 # Whatever a peer can send that smpplib fails to parse; the stream stays in step (read whole).
 _UNPARSABLE = (smpplib.exceptions.UnknownCommandError, smpplib.exceptions.PDUError, KeyError,
@@ -93,7 +98,9 @@ class SmscConnection:
         self._client = smpplib.client.Client(config.host, config.port,
                                              timeout=config.response_timeout,
                                              allow_unknown_opt_params=True)
-        self.last_heard = 0.0  # when a PDU last arrived
+        self.last_heard = 0.0  # when bytes last arrived
+        self._inbox = bytearray()  # the start of a PDU not yet whole
+        self._parsed: deque[Any] = deque()  # PDUs read but not yet taken
 
     def connect(self) -> None:
         try:
@@ -109,15 +116,24 @@ class SmscConnection:
 
     def wait(self, timeout: float) -> tuple[bool, bool]:
         """Wait for the SMSC or the mailbox: (a PDU is ready to read, the mailbox was woken)."""
+        if self._parsed:
+            return True, False  # already read: the mailbox is looked at on the next turn
         sock = self._client._socket  # smpplib has no public accessor; needed for select()
         wake_fd = self._mailbox.wake_fd
         readable, _, _ = select.select([sock, wake_fd], [], [], max(0.0, timeout))
         return sock in readable, wake_fd in readable
 
     def send(self, pdu: Any) -> None:
+        self.send_many([pdu])
+
+    def send_many(self, pdus: Sequence[Any]) -> None:
+        """Write PDUs with one system call (a window's worth of submit_sm goes out together)."""
+        # smpplib's send_pdu formats a hex dump of every PDU for its debug log even when that
+        # is off; the bytes are the same, so write them here.
+        data = b"".join(pdu.generate() for pdu in pdus)
         try:
-            self._client.send_pdu(pdu)
-        except (smpplib.exceptions.ConnectionError, smpplib.exceptions.PDUError) as exc:
+            self._client._socket.sendall(data)
+        except (OSError, smpplib.exceptions.PDUError) as exc:
             raise LinkDown(f"send failed: {describe(exc)}") from None
 
     def respond(self, command: str, sequence: int, status: int = 0) -> None:
@@ -126,18 +142,44 @@ class SmscConnection:
         self.send(pdu)
 
     def read(self) -> Any:
-        """The next PDU, or None for one smpplib cannot parse (logged)."""
+        """The next PDU, or None when none is whole yet or it cannot be parsed (logged).
+
+        One recv takes whatever the SMSC has sent, however many PDUs that is, instead of two
+        reads per PDU: each system call lets go of the interpreter lock, and getting it back
+        from a busy event loop costs far more than the read.
+        """
+        if not self._parsed:
+            self._fill()
+        return self._parsed.popleft() if self._parsed else None
+
+    def _fill(self) -> None:
         try:
-            pdu = self._client.read_pdu()
-        except smpplib.exceptions.ConnectionError:
-            raise LinkDown("connection closed by the SMSC") from None
-        except socket.timeout:
-            raise LinkDown("incomplete PDU from the SMSC") from None
-        except _UNPARSABLE as exc:
-            self._log.warning("smpp_unparsable_pdu", error=str(exc))
-            return None
+            data = self._client._socket.recv(_READ_SIZE)
+        except TimeoutError:
+            raise LinkDown("the SMSC stopped sending mid-PDU") from None
+        except OSError as exc:
+            raise LinkDown(f"read failed: {describe(exc)}") from None
+        if not data:
+            raise LinkDown("connection closed by the SMSC")
         self.last_heard = self._clock()
-        return pdu
+        self._inbox += data
+        while len(self._inbox) >= 4:
+            (length,) = struct.unpack_from(">L", self._inbox)
+            if not _MIN_PDU <= length <= _MAX_PDU:
+                raise LinkDown(f"malformed PDU: length {length}")
+            if len(self._inbox) < length:
+                break
+            raw = bytes(self._inbox[:length])
+            del self._inbox[:length]
+            try:
+                pdu = smpplib.smpp.parse_pdu(raw, client=self._client,
+                                             allow_unknown_opt_params=True)
+            except _UNPARSABLE as exc:  # the stream stays in step: the PDU was read whole
+                self._log.warning("smpp_unparsable_pdu", error=str(exc))
+                continue
+            if not pdu.is_error() and pdu.command in smpplib.consts.STATE_SETTERS:
+                self._client.state = smpplib.consts.STATE_SETTERS[pdu.command]
+            self._parsed.append(pdu)
 
     def hang_up(self) -> None:
         # smpplib warns when closing from any state but OPEN; a dead link is routine here.
