@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 from ccshortlink.agents import Agent, AgentDirectory
 from ccshortlink.calls import CallEnded, SendRequested
@@ -13,7 +14,7 @@ from ccshortlink.links import SmsTemplates, link_url, new_code
 from ccshortlink.logs import Logger, mask_number
 from ccshortlink.policy import NumberRejected, day_start, decide, normalise_number
 from ccshortlink.sms import encode_sms
-from ccshortlink.store import DecisionRecord, SmsDraft, Store
+from ccshortlink.store import CardRequest, CardResult, DecisionRecord, SmsDraft, Store
 
 
 @dataclass(frozen=True)
@@ -46,72 +47,106 @@ class CardService:
         self.code_factory = code_factory
 
     async def handle(self, outcome: CallEnded | SendRequested) -> CardOutcome:
+        [result] = await self.handle_many([outcome])
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    async def handle_many(self, outcomes: Sequence[CallEnded | SendRequested]
+                          ) -> list[CardOutcome | Exception]:
+        """Decide a batch of finished calls in one transaction, in the order they came."""
+        now = self.clock()  # one instant for the batch: the facts and the rows agree on it
+        return await self._decide([self._request(outcome, now) for outcome in outcomes], now)
+
+    async def send(self, agent: Agent, raw_number: str, *, trigger: str) -> CardOutcome:
+        """The CRM/CLI path: one agent and number, through the same policy."""
+        now = self.clock()
+        [result] = await self._decide([self._card_request(
+            agent, raw_number, now, trigger=trigger, linkedid="", agent_extension="",
+            talk_seconds=None, card_already_sent=False)], now)
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def _request(self, outcome: CallEnded | SendRequested, now: float) -> CardRequest:
         agent = self.agents().by_extension(outcome.agent_extension)
         talk = outcome.talk_seconds if isinstance(outcome, CallEnded) else None
         already = outcome.card_already_sent if isinstance(outcome, CallEnded) else False
         if agent is None:
-            return await self._skip(outcome.trigger, outcome.linkedid, "", outcome.agent_extension,
-                                    outcome.customer_number, talk,
-                                    f"extension {outcome.agent_extension} is not an agent")
+            return _skip(outcome.trigger, outcome.linkedid, "", outcome.agent_extension,
+                         outcome.customer_number, talk,
+                         f"extension {outcome.agent_extension} is not an agent")
         if isinstance(outcome, SendRequested) and outcome.reason:
-            return await self._skip(outcome.trigger, outcome.linkedid, agent.id,
-                                    outcome.agent_extension, "", None, outcome.reason)
-        return await self.send(agent, outcome.customer_number, trigger=outcome.trigger,
-                               linkedid=outcome.linkedid, agent_extension=outcome.agent_extension,
-                               talk_seconds=talk, card_already_sent=already)
+            return _skip(outcome.trigger, outcome.linkedid, agent.id, outcome.agent_extension,
+                         "", None, outcome.reason)
+        return self._card_request(agent, outcome.customer_number, now, trigger=outcome.trigger,
+                                  linkedid=outcome.linkedid,
+                                  agent_extension=outcome.agent_extension, talk_seconds=talk,
+                                  card_already_sent=already)
 
-    async def send(self, agent: Agent, raw_number: str, *, trigger: str, linkedid: str = "",
-                   agent_extension: str = "", talk_seconds: float | None = None,
-                   card_already_sent: bool = False) -> CardOutcome:
+    def _card_request(self, agent: Agent, raw_number: str, now: float, *, trigger: str,
+                      linkedid: str,
+                      agent_extension: str, talk_seconds: float | None,
+                      card_already_sent: bool) -> CardRequest:
         policy = self.config.policy
         customer = normalise_number(raw_number, policy)
         if isinstance(customer, NumberRejected):
-            return await self._skip(trigger, linkedid, agent.id, agent_extension, raw_number,
-                                    talk_seconds, customer.reason)
-        now = self.clock()
-        facts = await self.store.send_facts(
-            agent.id, customer.e164, pair_since=now - policy.resend_window_hours * 3600,
-            day_start=day_start(now, customer.time_zone))
-        decision = decide(trigger=trigger, talk_seconds=talk_seconds,
-                          card_already_sent=card_already_sent, facts=facts, customer=customer,
-                          policy=policy, now=now)
-        if decision.outcome == "skip":
-            return await self._skip(trigger, linkedid, agent.id, agent_extension, customer.e164,
-                                    talk_seconds, decision.reason)
-        record = DecisionRecord(
-            linkedid=linkedid, trigger=trigger, agent_id=agent.id,
-            agent_extension=agent_extension, customer_number=customer.e164,
-            talk_seconds=talk_seconds, outcome="sent" if decision.outcome == "send" else "deferred",
-            reason=decision.reason)
-        issued = await self.store.issue_link(
-            agent_id=agent.id, customer_number=customer.e164, linkedid=linkedid, now=now,
-            ttl=policy.link_ttl_days * 86400, new_code=self.code_factory,
-            customer_region=customer.region, decision=record,
-            sms=lambda code: self._draft(agent, customer.region, code, decision.not_before))
-        self.log.info("card_queued", linkedid=linkedid, trigger=trigger, agent=agent.id,
-                      customer=mask_number(customer.e164), code=issued.code, sms_id=issued.sms_id,
-                      reused_link=issued.reused, deferred=decision.outcome == "defer",
-                      reason=decision.reason or None)
-        self.on_queued()
-        return CardOutcome(status="queued" if decision.outcome == "send" else "deferred",
-                           reason=decision.reason, code=issued.code, sms_id=issued.sms_id)
+            return _skip(trigger, linkedid, agent.id, agent_extension, raw_number, talk_seconds,
+                         customer.reason)
+        templates = self.templates()  # the set in force now, even if a reload lands meanwhile
+        return CardRequest(
+            record=DecisionRecord(
+                linkedid=linkedid, trigger=trigger, agent_id=agent.id,
+                agent_extension=agent_extension, customer_number=customer.e164,
+                talk_seconds=talk_seconds, outcome="", reason=""),
+            customer_region=customer.region,
+            pair_since=now - policy.resend_window_hours * 3600,
+            day_start=day_start(now, customer.time_zone), ttl=policy.link_ttl_days * 86400,
+            judge=lambda facts: decide(
+                trigger=trigger, talk_seconds=talk_seconds, card_already_sent=card_already_sent,
+                facts=facts, customer=customer, policy=policy, now=now),
+            draft=partial(self._draft, templates, agent, customer.region))
 
-    def _draft(self, agent: Agent, region: str, code: str, not_before: float) -> SmsDraft:
-        text = self.templates().render(agent, link_url(self.config.web.public_url, code), code,
-                                       region)
+    async def _decide(self, requests: list[CardRequest],
+                      now: float) -> list[CardOutcome | Exception]:
+        results = await self.store.decide_cards(requests, now, self.code_factory)
+        outcomes = [self._report(result) for result in results]
+        if any(isinstance(o, CardOutcome) and o.sms_id is not None for o in outcomes):
+            self.on_queued()
+        return outcomes
+
+    def _report(self, result: CardResult | Exception) -> CardOutcome | Exception:
+        """Log one decision and say what happened to it."""
+        if isinstance(result, Exception):
+            return result
+        record, issued = result.record, result.issued
+        customer = mask_number(record.customer_number) if record.customer_number else None
+        if issued is None:
+            self.log.info("card_skipped", linkedid=record.linkedid, trigger=record.trigger,
+                          agent=record.agent_id or None,
+                          extension=record.agent_extension or None, customer=customer,
+                          reason=record.reason)
+            return CardOutcome(status="skipped", reason=record.reason)
+        deferred = record.outcome == "deferred"
+        self.log.info("card_queued", linkedid=record.linkedid, trigger=record.trigger,
+                      agent=record.agent_id, customer=customer, code=issued.code,
+                      sms_id=issued.sms_id, reused_link=issued.reused, deferred=deferred,
+                      reason=record.reason or None)
+        return CardOutcome(status="deferred" if deferred else "queued", reason=record.reason,
+                           code=issued.code, sms_id=issued.sms_id)
+
+    def _draft(self, templates: SmsTemplates, agent: Agent, region: str, code: str,
+               not_before: float) -> SmsDraft:
+        text = templates.render(agent, link_url(self.config.web.public_url, code), code, region)
         encoded = encode_sms(text, secrets.randbelow(0x10000))
         return SmsDraft(text=text, data_coding=encoded.data_coding, esm_class=encoded.esm_class,
                         parts=encoded.parts, not_before=not_before,
                         expires_at=not_before + self.config.sms.expire_hours * 3600)
 
-    async def _skip(self, trigger: str, linkedid: str, agent_id: str, extension: str,
-                    number: str, talk_seconds: float | None, reason: str) -> CardOutcome:
-        now = self.clock()
-        await self.store.record_decision(DecisionRecord(
-            linkedid=linkedid, trigger=trigger, agent_id=agent_id, agent_extension=extension,
-            customer_number=number, talk_seconds=talk_seconds, outcome="skipped",
-            reason=reason), now)
-        self.log.info("card_skipped", linkedid=linkedid, trigger=trigger, agent=agent_id or None,
-                      extension=extension or None, customer=mask_number(number) if number else None,
-                      reason=reason)
-        return CardOutcome(status="skipped", reason=reason)
+
+def _skip(trigger: str, linkedid: str, agent_id: str, extension: str, number: str,
+          talk_seconds: float | None, reason: str) -> CardRequest:
+    """A decision known before any facts: recorded as skipped, nothing sent."""
+    return CardRequest(record=DecisionRecord(
+        linkedid=linkedid, trigger=trigger, agent_id=agent_id, agent_extension=extension,
+        customer_number=number, talk_seconds=talk_seconds, outcome="skipped", reason=reason))

@@ -6,10 +6,11 @@ import asyncio
 from collections.abc import Callable
 from typing import Protocol
 
+from ccshortlink.batching import GroupWriter
 from ccshortlink.logs import Logger, mask_number
 from ccshortlink.sms import EncodedSms
 from ccshortlink.smpp import SmppClosed, SubmitRejected
-from ccshortlink.store import OutboxSms, Store
+from ccshortlink.store import OutboxSms, Store, SubmittedSms
 
 # Backoff for SMS that failed for a temporary reason (capped so a long outage retries hourly).
 RETRY_BASE = 30.0
@@ -35,6 +36,8 @@ class Outbox:
         self.on_status = on_status
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
+        # Under load many submits finish per loop turn: their message ids share one commit.
+        self._submitted = GroupWriter(store.mark_submitted_many)
 
     def wake(self) -> None:
         """A new SMS was queued: look at the outbox now rather than at the next tick."""
@@ -52,15 +55,19 @@ class Outbox:
         while not stop.is_set():
             self._wake.clear()
             free = self.concurrency - len(self._in_flight)
-            claimed = await self.store.claim_due_sms(self.clock(), free) if free > 0 else []
-            for sms in claimed:
-                task = asyncio.create_task(self._send(sms), name=f"sms-{sms.id}")
-                self._in_flight.add(task)
-                task.add_done_callback(self._done)
+            next_due = None
+            if free > 0:
+                claimed = await self.store.claim_due_sms(self.clock(), free)
+                next_due = claimed.next_due_at
+                for sms in claimed.sms:
+                    task = asyncio.create_task(self._send(sms), name=f"sms-{sms.id}")
+                    self._in_flight.add(task)
+                    task.add_done_callback(self._done)
             # Either nothing more is due or every slot is busy: a freed slot or a newly
             # queued SMS sets the wake event, so nothing waits longer than it must.
-            await self._wait(stop)
+            await self._wait(stop, next_due)
         await self._drain(drain_timeout)
+        await self._submitted.idle()  # a cancelled submit's message ids are still stored
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)
@@ -68,8 +75,7 @@ class Outbox:
         if not task.cancelled() and task.exception() is not None:
             self.log.error("sms_task_failed", error=repr(task.exception()))
 
-    async def _wait(self, stop: asyncio.Event) -> None:
-        due = await self.store.next_due_at()
+    async def _wait(self, stop: asyncio.Event, due: float | None) -> None:
         timeout = 1.0 if due is None else min(1.0, max(0.0, due - self.clock()))
         waiters = [asyncio.ensure_future(self._wake.wait()), asyncio.ensure_future(stop.wait())]
         try:
@@ -117,7 +123,7 @@ class Outbox:
         except Exception as exc:  # anything else is temporary: retry with backoff
             await self._retry(sms, log, repr(exc))
         else:
-            await self.store.mark_submitted(sms.id, message_ids, self.clock())
+            await self._submitted.write(SubmittedSms(sms.id, tuple(message_ids), self.clock()))
             log.info("sms_submitted", message_ids=message_ids, parts=len(sms.parts))
             self.on_status("submitted")
 

@@ -48,8 +48,8 @@ class Decision:
     not_before: float
 
 
-# The daemon groups outcomes by customer and the card service decides on them: both ask
-# for the same number within moments, and a phonenumbers parse is the costly part.
+# A customer's number comes back with each of their calls and each reply they send, and a
+# phonenumbers parse is the costly part of a decision; the inputs are frozen, so cache it.
 @lru_cache(maxsize=4096)
 def normalise_number(raw: str, policy: PolicyConfig) -> CustomerNumber | NumberRejected:
     """E.164 for a caller ID as Asterisk gives it, or the reason it gets no SMS."""

@@ -156,7 +156,7 @@ async def test_sms_left_mid_submit_by_a_crash_is_resent(env) -> None:  # type: i
     config, store, cards, clock = env
     await cards.handle(CallEnded("1.0", "1001", CUSTOMER, talk_seconds=30))
     claimed = await store.claim_due_sms(clock(), 10)  # ... and the process dies here
-    assert len(claimed) == 1
+    assert len(claimed.sms) == 1 and claimed.next_due_at is None
     gateway = RecordingGateway()
     await drain(store, gateway, clock)
     assert len(gateway.submitted) == 1
@@ -178,9 +178,72 @@ async def test_newer_schema_is_refused(tmp_path: Path) -> None:
 async def test_receipts_match_hex_and_decimal_forms_of_the_id(env) -> None:  # type: ignore[no-untyped-def]
     config, store, cards, clock = env
     await cards.handle(CallEnded("1.0", "1001", CUSTOMER, talk_seconds=30))
-    [sms] = await store.claim_due_sms(clock(), 10)
+    [sms] = (await store.claim_due_sms(clock(), 10)).sms
     await store.mark_submitted(sms.id, ["1f4a", "1f4b"], clock())
     assert await store.record_receipt("8010", "ENROUTE", "000", clock()) == sms.id  # 0x1f4a
     assert await store.record_receipt("1F4B", "DELIVRD", "000", clock()) == sms.id
     assert await store.record_receipt("unknown", "DELIVRD", "000", clock()) is None
     assert await store.sms_status_counts() == {"delivered": 1}
+
+
+class FailingTemplates:
+    """Renders like the real templates, but refuses one agent (a broken template, say)."""
+
+    def __init__(self, real: SmsTemplates, broken_agent: str) -> None:
+        self.real, self.broken_agent = real, broken_agent
+
+    def render(self, agent, url, code, region):  # type: ignore[no-untyped-def]
+        if agent.id == self.broken_agent:
+            raise ValueError("template error for this agent")
+        return self.real.render(agent, url, code, region)
+
+
+async def test_a_batch_decides_in_order_and_a_failure_loses_only_itself(env) -> None:  # type: ignore[no-untyped-def]
+    config, store, cards, clock = env
+    agents = load_agents(config.agents_file)
+    broken = FailingTemplates(SmsTemplates(config.sms.templates, config.sms.default_language),
+                              "CS1002")
+    batch_cards = CardService(store=store, config=config, agents=lambda: agents,
+                              templates=lambda: broken, clock=clock, log=get_logger())
+    other = "+8613900139000"
+    results = await batch_cards.handle_many([
+        CallEnded("1.0", "1001", CUSTOMER, talk_seconds=30),
+        CallEnded("2.0", "1002", other, talk_seconds=30),  # its template fails
+        CallEnded("3.0", "1001", CUSTOMER, talk_seconds=30),  # same pair, same batch
+        CallEnded("4.0", "1001", other, talk_seconds=30),
+    ])
+    first, failed, again, fourth = results
+    assert isinstance(failed, ValueError)
+    assert first.status == "queued" and fourth.status == "queued"
+    # The second call of the pair sees the first one's SMS, written moments before in the
+    # same transaction: the resend window holds inside a batch too.
+    assert again.status == "skipped" and "within" in again.reason
+    rows = await store._all("SELECT linkedid, outcome FROM decisions ORDER BY id")
+    assert [tuple(r) for r in rows] == [("1.0", "sent"), ("3.0", "skipped"), ("4.0", "sent")]
+    assert (await store._all("SELECT COUNT(*) FROM links"))[0][0] == 2
+    assert await store.sms_status_counts() == {"queued": 2}
+
+
+async def test_claim_says_when_the_next_deferred_sms_falls_due(env) -> None:  # type: ignore[no-untyped-def]
+    config, store, cards, clock = env
+    await cards.handle(CallEnded("1.0", "1001", CUSTOMER, talk_seconds=30))
+    await store._write(lambda db: db.execute("UPDATE sms SET not_before = ?", (clock() + 600,)))
+    claimed = await store.claim_due_sms(clock(), 10)
+    assert claimed.sms == [] and claimed.next_due_at == clock() + 600
+    assert len((await store.claim_due_sms(clock() + 600, 10)).sms) == 1
+
+
+async def test_daemon_checkpoints_the_wal_itself(env) -> None:  # type: ignore[no-untyped-def]
+    config, store, cards, clock = env
+    await store.take_over_checkpoints()
+    assert (await store._one("PRAGMA wal_autocheckpoint"))[0] == 0
+    for n in range(20):
+        await cards.handle(CallEnded(f"{n}.0", "1001", f"+86139001{n:05d}", talk_seconds=30))
+    wal = store.path.with_name(store.path.name + "-wal")
+    frames, copied = await store.checkpoint()
+    assert frames > 0 and copied == frames  # everything the commits left is in the database
+    size = wal.stat().st_size
+    for n in range(20, 40):
+        await cards.handle(CallEnded(f"{n}.0", "1001", f"+86139001{n:05d}", talk_seconds=30))
+    await store.checkpoint()
+    assert wal.stat().st_size <= size  # written over from the start, not appended to

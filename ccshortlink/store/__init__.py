@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 from ccshortlink.store.base import (
-    SCHEMA_VERSION, AgentLiveStats, DecisionRecord, IssuedLink, LinkView, OutboxSms,
-    RatingView, SmsDraft, StoreError,
+    SCHEMA_VERSION, AgentLiveStats, CardRequest, CardResult, DecisionRecord, IssuedLink,
+    LinkView, OutboxSms, RatingView, ReceiptRecord, SmsDraft, StoreError, SubmittedSms,
 )
 from ccshortlink.store.card import CardStore
 from ccshortlink.store.links import LinkStore
-from ccshortlink.store.outbox import OutboxStore
+from ccshortlink.store.outbox import ClaimedSms, OutboxStore
 from ccshortlink.store.retention import RetentionStore
 
 __all__ = [
-    "SCHEMA_VERSION", "AgentLiveStats", "DecisionRecord", "IssuedLink", "LinkView", "OutboxSms",
-    "RatingView", "SmsDraft", "Store", "StoreError",
+    "SCHEMA_VERSION", "AgentLiveStats", "CardRequest", "CardResult", "ClaimedSms",
+    "DecisionRecord", "IssuedLink", "LinkView", "OutboxSms", "RatingView", "ReceiptRecord",
+    "SmsDraft", "Store", "StoreError", "SubmittedSms",
 ]
 
 

@@ -15,6 +15,7 @@ from typing import Any, Self, TypeVar
 
 import aiosqlite
 
+from ccshortlink.policy import Decision, SendFacts
 
 
 class StoreError(Exception):
@@ -96,6 +97,44 @@ class DecisionRecord:
     reason: str
 
 
+@dataclass(frozen=True)
+class CardRequest:
+    """One decision for a batch: the facts are read inside the batch's transaction.
+
+    `judge` and `draft` run on the database thread, so they must be pure (policy, render,
+    encode). Without `judge` the record is already final (a skip known before any facts).
+    """
+
+    record: DecisionRecord  # outcome and reason are filled in from `judge`
+    customer_region: str = ""
+    pair_since: float = 0.0
+    day_start: float = 0.0
+    ttl: float = 0.0
+    judge: Callable[[SendFacts], Decision] | None = None
+    draft: Callable[[str, float], SmsDraft] | None = None  # (code, not_before) -> the SMS
+
+
+@dataclass(frozen=True)
+class CardResult:
+    record: DecisionRecord  # as stored: sent | deferred | skipped, with the reason
+    issued: IssuedLink | None
+
+
+@dataclass(frozen=True)
+class SubmittedSms:
+    sms_id: int
+    message_ids: tuple[str, ...]
+    at: float
+
+
+@dataclass(frozen=True)
+class ReceiptRecord:
+    message_id: str
+    state: str
+    error_code: str
+    at: float
+
+
 SCHEMA_VERSION = 2
 T = TypeVar("T")
 
@@ -122,7 +161,7 @@ class StoreBase:
     async def open(cls, path: Path) -> Self:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        db = await aiosqlite.connect(path, isolation_level=None)
+        db = await aiosqlite.connect(path, isolation_level=None, check_same_thread=False)
         db.row_factory = sqlite3.Row
         store = cls(db, path)
         try:
@@ -175,19 +214,40 @@ class StoreBase:
             await self._db.execute("COMMIT")
 
     async def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """Run a whole use case in the connection's own thread: one hop, however many rows.
+        """Run a whole use case on the event loop's own thread, between awaits.
 
-        Each hop costs a thread switch, and next to a busy event loop the database thread
-        may wait out the interpreter's switch interval to get the GIL back: a call that took
-        a dozen awaited statements was bounded by those waits, not by SQLite.
+        Each use case is a few indexed statements, well under a millisecond. Handing it to
+        another thread cost more than that: SQLite lets go of the interpreter lock at every
+        statement, and next to a busy loop the other thread waits out the interpreter's
+        switch interval to get it back, a dozen times per use case. Long jobs (retention)
+        still go to the connection's thread, through `_tx`.
         """
         async with self._lock:
-            # aiosqlite's worker runs any callable queued this way, in order, on its thread.
-            return await self._db._execute(work, self._db._conn)
+            return work(self._db._conn)  # aiosqlite's sqlite3.Connection (check_same_thread off)
 
     async def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Like `_read`, inside BEGIN IMMEDIATE ... COMMIT (ROLLBACK on any error)."""
         return await self._read(partial(_in_transaction, work))
+
+    async def take_over_checkpoints(self) -> None:
+        """Stop the commits that happen to fill the WAL from copying it back (and fsyncing).
+
+        That copy can take tens of milliseconds on a busy disk and, since use cases run on
+        the loop's thread, it would stall the loop; `checkpoint` does it on the connection's
+        own thread instead. For the daemon only: short-lived commands keep SQLite's default.
+        """
+        async with self._lock:
+            await self._db.execute("PRAGMA wal_autocheckpoint=0")
+
+    async def checkpoint(self) -> tuple[int, int]:
+        """Copy what the WAL holds into the database file, off the loop.
+
+        Returns (frames in the WAL, frames now copied); the next commit after a complete
+        copy starts the WAL over from its beginning, so the file stops growing.
+        """
+        async with self._lock:
+            row = await (await self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")).fetchone()
+        return (0, 0) if row is None else (int(row[1]), int(row[2]))
 
     async def _one(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
         return await self._read(lambda db: db.execute(sql, params).fetchone())

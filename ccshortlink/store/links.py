@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 from ccshortlink.policy import SendFacts
 from ccshortlink.store.base import (
-    DecisionRecord, IssuedLink, SmsDraft, StoreBase, StoreError, _event, _insert_decision,
+    CardRequest, CardResult, DecisionRecord, IssuedLink, SmsDraft, StoreBase, StoreError, _event,
+    _insert_decision,
 )
 
 
@@ -18,22 +20,8 @@ class LinkStore(StoreBase):
 
     async def send_facts(self, agent_id: str, customer_number: str, *, pair_since: float,
                          day_start: float) -> SendFacts:
-        def work(db: sqlite3.Connection) -> SendFacts:
-            opted = db.execute(
-                "SELECT 1 FROM opt_outs WHERE customer_number = ?", (customer_number,)).fetchone()
-            last = db.execute(
-                "SELECT MAX(s.created_at) FROM sms s JOIN links l ON l.id = s.link_id"
-                " WHERE l.agent_id = ? AND l.customer_number = ? AND s.created_at >= ?"
-                " AND s.status NOT IN ('failed', 'expired')",
-                (agent_id, customer_number, pair_since)).fetchone()
-            today = db.execute(
-                "SELECT COUNT(*) FROM sms WHERE destination = ? AND created_at >= ?"
-                " AND status NOT IN ('failed', 'expired')",
-                (customer_number, day_start)).fetchone()
-            return SendFacts(opted_out=opted is not None, last_pair_sms_at=last[0],
-                             sms_since_day_start=int(today[0]))
-
-        return await self._read(work)
+        return await self._read(lambda db: _send_facts(db, agent_id, customer_number,
+                                                       pair_since, day_start))
 
     async def issue_link(self, *, agent_id: str, customer_number: str, linkedid: str, now: float,
                          ttl: float, new_code: Callable[[], str],
@@ -45,48 +33,30 @@ class LinkStore(StoreBase):
         `sms` builds the SMS for the code finally used (a reused link keeps its code); it runs
         on the database thread, so it must be pure (render and encode only).
         """
-        def work(db: sqlite3.Connection) -> IssuedLink:
-            row = db.execute(
-                "SELECT id, code FROM links WHERE agent_id = ? AND customer_number = ?"
-                " AND expires_at > ? AND revoked_at IS NULL ORDER BY id DESC LIMIT 1",
-                (agent_id, customer_number, now)).fetchone()
-            if row is not None:
-                link_id, code, reused = int(row["id"]), str(row["code"]), True
-                db.execute("UPDATE links SET expires_at = MAX(expires_at, ?) WHERE id = ?",
-                           (now + ttl, link_id))
-            else:
-                reused = False
-                for _ in range(10):  # a clash on a 52-bit code is astronomically rare
-                    code = new_code()
-                    try:
-                        cursor = db.execute(
-                            "INSERT INTO links (code, agent_id, customer_number, customer_region,"
-                            " linkedid, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                            (code, agent_id, customer_number, customer_region, linkedid, now,
-                             now + ttl))
-                        break
-                    except sqlite3.IntegrityError:
-                        continue
-                else:
-                    raise StoreError("could not mint a unique code after 10 tries")
-                link_id = int(cursor.lastrowid or 0)
-            sms_id = None
-            if sms is not None:
-                draft = sms(code)
-                cursor = db.execute(
-                    "INSERT INTO sms (link_id, destination, text, data_coding, esm_class, status,"
-                    " not_before, expires_at, created_at, updated_at)"
-                    " VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)",
-                    (link_id, customer_number, draft.text, draft.data_coding, draft.esm_class,
-                     draft.not_before, draft.expires_at, now, now))
-                sms_id = int(cursor.lastrowid or 0)
-                db.executemany(
-                    "INSERT INTO sms_parts (sms_id, part_no, payload) VALUES (?, ?, ?)",
-                    [(sms_id, i, part) for i, part in enumerate(draft.parts)])
-                _event(db, sms_id, now, "queued", f"{len(draft.parts)} part(s)")
-            if decision is not None:
-                _insert_decision(db, decision, now, link_id, sms_id)
-            return IssuedLink(code=code, link_id=link_id, reused=reused, sms_id=sms_id)
+        return await self._write(lambda db: _issue_link(
+            db, agent_id=agent_id, customer_number=customer_number, linkedid=linkedid, now=now,
+            ttl=ttl, new_code=new_code, sms=sms, customer_region=customer_region,
+            decision=decision))
+
+    async def decide_cards(self, requests: Sequence[CardRequest], now: float,
+                           new_code: Callable[[], str]) -> list[CardResult | Exception]:
+        """Every request of a batch in one transaction, in order, each in its own savepoint.
+
+        In order, so a customer's second call sees the first one's SMS (resend window, daily
+        cap); one savepoint each, so a request that fails (a template error, say) is rolled
+        back and reported alone while the others are kept.
+        """
+        def work(db: sqlite3.Connection) -> list[CardResult | Exception]:
+            results: list[CardResult | Exception] = []
+            for request in requests:
+                db.execute("SAVEPOINT card")
+                try:
+                    results.append(_decide_card(db, request, now, new_code))
+                except Exception as exc:
+                    db.execute("ROLLBACK TO card")
+                    results.append(exc)
+                db.execute("RELEASE card")
+            return results
 
         return await self._write(work)
 
@@ -118,3 +88,90 @@ class LinkStore(StoreBase):
     async def opt_outs(self) -> list[tuple[str, str, float]]:
         rows = await self._all("SELECT customer_number, source, at FROM opt_outs ORDER BY at")
         return [(r[0], r[1], r[2]) for r in rows]
+
+
+def _send_facts(db: sqlite3.Connection, agent_id: str, customer_number: str, pair_since: float,
+                day_start: float) -> SendFacts:
+    opted = db.execute(
+        "SELECT 1 FROM opt_outs WHERE customer_number = ?", (customer_number,)).fetchone()
+    last = db.execute(
+        "SELECT MAX(s.created_at) FROM sms s JOIN links l ON l.id = s.link_id"
+        " WHERE l.agent_id = ? AND l.customer_number = ? AND s.created_at >= ?"
+        " AND s.status NOT IN ('failed', 'expired')",
+        (agent_id, customer_number, pair_since)).fetchone()
+    today = db.execute(
+        "SELECT COUNT(*) FROM sms WHERE destination = ? AND created_at >= ?"
+        " AND status NOT IN ('failed', 'expired')",
+        (customer_number, day_start)).fetchone()
+    return SendFacts(opted_out=opted is not None, last_pair_sms_at=last[0],
+                     sms_since_day_start=int(today[0]))
+
+
+def _decide_card(db: sqlite3.Connection, request: CardRequest, now: float,
+                 new_code: Callable[[], str]) -> CardResult:
+    record = request.record
+    if request.judge is None:
+        _insert_decision(db, record, now, None, None)
+        return CardResult(record=record, issued=None)
+    decision = request.judge(_send_facts(db, record.agent_id, record.customer_number,
+                                         request.pair_since, request.day_start))
+    if decision.outcome == "skip":
+        record = replace(record, outcome="skipped", reason=decision.reason)
+        _insert_decision(db, record, now, None, None)
+        return CardResult(record=record, issued=None)
+    record = replace(record, outcome="sent" if decision.outcome == "send" else "deferred",
+                     reason=decision.reason)
+    draft = request.draft
+    issued = _issue_link(
+        db, agent_id=record.agent_id, customer_number=record.customer_number,
+        linkedid=record.linkedid, now=now, ttl=request.ttl, new_code=new_code,
+        sms=None if draft is None else lambda code: draft(code, decision.not_before),
+        customer_region=request.customer_region, decision=record)
+    return CardResult(record=record, issued=issued)
+
+
+def _issue_link(db: sqlite3.Connection, *, agent_id: str, customer_number: str, linkedid: str,
+                now: float, ttl: float, new_code: Callable[[], str],
+                sms: Callable[[str], SmsDraft] | None, customer_region: str,
+                decision: DecisionRecord | None) -> IssuedLink:
+    row = db.execute(
+        "SELECT id, code FROM links WHERE agent_id = ? AND customer_number = ?"
+        " AND expires_at > ? AND revoked_at IS NULL ORDER BY id DESC LIMIT 1",
+        (agent_id, customer_number, now)).fetchone()
+    if row is not None:
+        link_id, code, reused = int(row["id"]), str(row["code"]), True
+        db.execute("UPDATE links SET expires_at = MAX(expires_at, ?) WHERE id = ?",
+                   (now + ttl, link_id))
+    else:
+        reused = False
+        for _ in range(10):  # a clash on a 52-bit code is astronomically rare
+            code = new_code()
+            try:
+                cursor = db.execute(
+                    "INSERT INTO links (code, agent_id, customer_number, customer_region,"
+                    " linkedid, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (code, agent_id, customer_number, customer_region, linkedid, now,
+                     now + ttl))
+                break
+            except sqlite3.IntegrityError:
+                continue
+        else:
+            raise StoreError("could not mint a unique code after 10 tries")
+        link_id = int(cursor.lastrowid or 0)
+    sms_id = None
+    if sms is not None:
+        draft = sms(code)
+        cursor = db.execute(
+            "INSERT INTO sms (link_id, destination, text, data_coding, esm_class, status,"
+            " not_before, expires_at, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)",
+            (link_id, customer_number, draft.text, draft.data_coding, draft.esm_class,
+             draft.not_before, draft.expires_at, now, now))
+        sms_id = int(cursor.lastrowid or 0)
+        db.executemany(
+            "INSERT INTO sms_parts (sms_id, part_no, payload) VALUES (?, ?, ?)",
+            [(sms_id, i, part) for i, part in enumerate(draft.parts)])
+        _event(db, sms_id, now, "queued", f"{len(draft.parts)} part(s)")
+    if decision is not None:
+        _insert_decision(db, decision, now, link_id, sms_id)
+    return IssuedLink(code=code, link_id=link_id, reused=reused, sms_id=sms_id)

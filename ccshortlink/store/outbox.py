@@ -4,8 +4,17 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from dataclasses import dataclass
 
-from ccshortlink.store.base import OutboxSms, StoreBase, _event, _message_id_forms
+from ccshortlink.store.base import (
+    OutboxSms, ReceiptRecord, StoreBase, SubmittedSms, _event, _message_id_forms,
+)
+
+
+@dataclass(frozen=True)
+class ClaimedSms:
+    sms: list[OutboxSms]
+    next_due_at: float | None  # the earliest not_before still queued, None when empty
 
 
 class OutboxStore(StoreBase):
@@ -28,29 +37,32 @@ class OutboxStore(StoreBase):
 
         return await self._write(work)
 
-    async def claim_due_sms(self, now: float, limit: int) -> list[OutboxSms]:
-        def work(db: sqlite3.Connection) -> list[OutboxSms]:
+    async def claim_due_sms(self, now: float, limit: int) -> ClaimedSms:
+        """Due SMS marked submitting, and when the next one left in the queue falls due."""
+        def work(db: sqlite3.Connection) -> ClaimedSms:
             rows = db.execute(
                 "SELECT s.id, s.destination, s.data_coding, s.esm_class, s.attempts, s.expires_at,"
                 " l.code FROM sms s JOIN links l ON l.id = s.link_id"
                 " WHERE s.status = 'queued' AND s.not_before <= ? ORDER BY s.not_before, s.id"
-                " LIMIT ?", (now, limit)).fetchall()
-            if not rows:
-                return []
+                " LIMIT ?", (now, limit)).fetchall() if limit > 0 else []
             ids = [row["id"] for row in rows]
             marks = ",".join("?" * len(ids))
             parts: dict[int, list[bytes]] = {}
-            for sms_id, payload in db.execute(
-                    f"SELECT sms_id, payload FROM sms_parts WHERE sms_id IN ({marks})"
-                    " ORDER BY sms_id, part_no", ids):
-                parts.setdefault(sms_id, []).append(bytes(payload))
-            db.execute(f"UPDATE sms SET status = 'submitting', attempts = attempts + 1,"
-                       f" updated_at = ? WHERE id IN ({marks})", (now, *ids))
-            return [OutboxSms(
+            if ids:
+                for sms_id, payload in db.execute(
+                        f"SELECT sms_id, payload FROM sms_parts WHERE sms_id IN ({marks})"
+                        " ORDER BY sms_id, part_no", ids):
+                    parts.setdefault(sms_id, []).append(bytes(payload))
+                db.execute(f"UPDATE sms SET status = 'submitting', attempts = attempts + 1,"
+                           f" updated_at = ? WHERE id IN ({marks})", (now, *ids))
+            # Asked in the same hop: the outbox sleeps until then when nothing else wakes it.
+            next_due = db.execute(
+                "SELECT MIN(not_before) FROM sms WHERE status = 'queued'").fetchone()[0]
+            return ClaimedSms(sms=[OutboxSms(
                 id=row["id"], destination=row["destination"], data_coding=row["data_coding"],
                 esm_class=row["esm_class"], parts=tuple(parts.get(row["id"], ())),
                 attempts=row["attempts"] + 1, expires_at=row["expires_at"], code=row["code"])
-                for row in rows]
+                for row in rows], next_due_at=next_due)
 
         return await self._write(work)
 
@@ -59,15 +71,22 @@ class OutboxStore(StoreBase):
         return None if row is None else row[0]
 
     async def mark_submitted(self, sms_id: int, message_ids: Sequence[str], now: float) -> None:
-        def work(db: sqlite3.Connection) -> None:
-            db.execute("UPDATE sms SET status = 'submitted', updated_at = ?, smpp_status = 0"
-                       " WHERE id = ?", (now, sms_id))
+        await self.mark_submitted_many([SubmittedSms(sms_id, tuple(message_ids), now)])
+
+    async def mark_submitted_many(self, submitted: Sequence[SubmittedSms]) -> list[None]:
+        """The SMSC's message ids for SMS it accepted, a batch in one transaction."""
+        def work(db: sqlite3.Connection) -> list[None]:
+            db.executemany("UPDATE sms SET status = 'submitted', updated_at = ?, smpp_status = 0"
+                           " WHERE id = ?", [(s.at, s.sms_id) for s in submitted])
             db.executemany(
                 "UPDATE sms_parts SET message_id = ? WHERE sms_id = ? AND part_no = ?",
-                [(mid, sms_id, i) for i, mid in enumerate(message_ids)])
-            _event(db, sms_id, now, "submitted", "message ids " + ",".join(message_ids))
+                [(mid, s.sms_id, i) for s in submitted for i, mid in enumerate(s.message_ids)])
+            db.executemany(
+                "INSERT INTO sms_events (sms_id, at, kind, detail) VALUES (?, ?, 'submitted', ?)",
+                [(s.sms_id, s.at, "message ids " + ",".join(s.message_ids)) for s in submitted])
+            return [None] * len(submitted)
 
-        await self._write(work)
+        return await self._write(work)
 
     async def mark_failed(self, sms_id: int, now: float, *, status: str, smpp_status: int | None,
                           error: str) -> None:
@@ -90,28 +109,37 @@ class OutboxStore(StoreBase):
     async def record_receipt(self, message_id: str, state: str, error_code: str,
                              now: float) -> int | None:
         """Apply a delivery receipt; returns the SMS id, or None for an unknown message id."""
-        final = {"DELIVRD": "delivered", "UNDELIV": "failed", "EXPIRED": "expired",
-                 "REJECTD": "failed", "DELETED": "failed"}.get(state.upper())
+        [sms_id] = await self.record_receipts([ReceiptRecord(message_id, state, error_code, now)])
+        return sms_id
 
-        def work(db: sqlite3.Connection) -> int | None:
-            row = None
-            for candidate in _message_id_forms(message_id):
-                row = db.execute(
-                    "SELECT sms_id FROM sms_parts WHERE message_id = ?", (candidate,)).fetchone()
-                if row is not None:
-                    break
-            if row is None:
-                return None
-            sms_id = int(row[0])
-            if final is not None:
-                db.execute(
-                    "UPDATE sms SET status = ?, updated_at = ? WHERE id = ? AND status IN"
-                    " ('submitted', 'submitting', 'delivered')", (final, now, sms_id))
-            _event(db, sms_id, now, "receipt", f"{message_id} {state} err:{error_code}")
-            return sms_id
-
-        return await self._write(work)
+    async def record_receipts(self, receipts: Sequence[ReceiptRecord]) -> list[int | None]:
+        """Apply delivery receipts in one transaction; the SMS id of each, None if unknown."""
+        return await self._write(lambda db: [_apply_receipt(db, r) for r in receipts])
 
     async def sms_status_counts(self) -> dict[str, int]:
         rows = await self._all("SELECT status, COUNT(*) FROM sms GROUP BY status")
         return {str(r[0]): int(r[1]) for r in rows}
+
+
+_FINAL_STATES = {"DELIVRD": "delivered", "UNDELIV": "failed", "EXPIRED": "expired",
+                 "REJECTD": "failed", "DELETED": "failed"}
+
+
+def _apply_receipt(db: sqlite3.Connection, receipt: ReceiptRecord) -> int | None:
+    row = None
+    for candidate in _message_id_forms(receipt.message_id):
+        row = db.execute(
+            "SELECT sms_id FROM sms_parts WHERE message_id = ?", (candidate,)).fetchone()
+        if row is not None:
+            break
+    if row is None:
+        return None
+    sms_id = int(row[0])
+    final = _FINAL_STATES.get(receipt.state.upper())
+    if final is not None:
+        db.execute(
+            "UPDATE sms SET status = ?, updated_at = ? WHERE id = ? AND status IN"
+            " ('submitted', 'submitting', 'delivered')", (final, receipt.at, sms_id))
+    _event(db, sms_id, receipt.at, "receipt",
+           f"{receipt.message_id} {receipt.state} err:{receipt.error_code}")
+    return sms_id
