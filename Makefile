@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: all demo test venv system-deps bench install clean
+.PHONY: all demo test venv system-deps bench-deps bench install clean
 
 all: test
 
@@ -21,13 +21,17 @@ venv: $(STAMP)
 system-deps:
 	sh scripts/install-system-deps
 
+# Debian packages only the benchmarks drive (nginx serving the card as a static file).
+bench-deps:
+	sh scripts/install-bench-deps
+
 demo: venv
 	$(VENV)/bin/ccshortlink demo
 
 test: venv system-deps
 	$(PY) -m pytest
 
-bench: venv system-deps
+bench: venv system-deps bench-deps
 	$(PY) -m pip install --quiet -e '.[test,bench]'
 	$(PY) -m bench
 
