@@ -15,6 +15,7 @@ import argparse
 import asyncio
 import sys
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,6 +49,7 @@ class RunResult:
     cpu_ms_per_call: float  # the daemon, every thread
     loop_ms_per_call: float  # the daemon's event-loop thread alone
     smsc_ms_per_call: float
+    peer_ms_per_call: float  # this process: the paced AMI peer writing every frame
     rss_mib: float
 
     @property
@@ -64,13 +66,14 @@ class RunResult:
                 f"{percentile(self.latencies, 99) * 1000:.1f}",
                 f"{self.peer_lag * 1000:.0f}", f"{self.drain * 1000:.0f}",
                 f"{self.cpu_ms_per_call:.2f}", f"{self.loop_ms_per_call:.2f}",
-                f"{self.smsc_ms_per_call:.2f}", f"{self.rss_mib:.0f}",
-                "yes" if self.sustained else "no"]
+                f"{self.smsc_ms_per_call:.2f}", f"{self.peer_ms_per_call:.2f}",
+                f"{self.rss_mib:.0f}", "yes" if self.sustained else "no"]
 
 
 HEADER = ["calls/s asked", "SMSC", "calls", "calls/s ended", "SMS/s done", "with 1 SMS", "lost",
           "dup parts", "p50 ms", "p99 ms", "peer lag ms", "drain ms", "daemon CPU ms/call",
-          "loop thread ms/call", "SMSC CPU ms/call", "RSS MiB", "sustained"]
+          "loop thread ms/call", "SMSC CPU ms/call", "AMI peer CPU ms/call", "RSS MiB",
+          "sustained"]
 
 
 async def run_once(book: CallBook, rate: float, seconds: float, *, sink: bool = False,
@@ -92,7 +95,7 @@ async def run_once(book: CallBook, rate: float, seconds: float, *, sink: bool = 
             await daemon.start()
             await daemon.wait_ready()
             cpu_before = (cpu_seconds(daemon.pid), cpu_seconds(daemon.pid, daemon.pid),
-                          cpu_seconds(smsc.pid or 0))
+                          cpu_seconds(smsc.pid or 0), time.process_time())
             if profile is not None:
                 spy = await asyncio.create_subprocess_exec(
                     str(PY_SPY), "record",
@@ -116,7 +119,7 @@ async def run_once(book: CallBook, rate: float, seconds: float, *, sink: bool = 
             rss = rss_kib(daemon.pid) / 1024
             cpu = [after - before for after, before in zip(
                 (cpu_seconds(daemon.pid), cpu_seconds(daemon.pid, daemon.pid),
-                 cpu_seconds(smsc.pid or 0)), cpu_before)]
+                 cpu_seconds(smsc.pid or 0), time.process_time()), cpu_before)]
             if spy is not None:
                 await spy.wait()
         finally:
@@ -146,7 +149,8 @@ async def run_once(book: CallBook, rate: float, seconds: float, *, sink: bool = 
         with_one_sms=one, lost=lost, duplicates=duplicates, latencies=latencies,
         peer_lag=peer.max_lag, drain=max(0.0, last_sms - (ends[-1] if ends else 0.0)),
         cpu_ms_per_call=cpu[0] * 1000 / len(calls), loop_ms_per_call=cpu[1] * 1000 / len(calls),
-        smsc_ms_per_call=cpu[2] * 1000 / len(calls), rss_mib=rss)
+        smsc_ms_per_call=cpu[2] * 1000 / len(calls), peer_ms_per_call=cpu[3] * 1000 / len(calls),
+        rss_mib=rss)
 
 
 def steady_rate(times: list[float]) -> float:
@@ -169,7 +173,8 @@ def summary_row(runs: list[RunResult]) -> list[str]:
             f"{med(lambda r: percentile(r.latencies, 99)) * 1000:.1f}",
             f"{med(lambda r: r.peer_lag) * 1000:.0f}", f"{med(lambda r: r.drain) * 1000:.0f}",
             f"{med(lambda r: r.cpu_ms_per_call):.2f}", f"{med(lambda r: r.loop_ms_per_call):.2f}",
-            f"{med(lambda r: r.smsc_ms_per_call):.2f}", f"{med(lambda r: r.rss_mib):.0f}",
+            f"{med(lambda r: r.smsc_ms_per_call):.2f}", f"{med(lambda r: r.peer_ms_per_call):.2f}",
+            f"{med(lambda r: r.rss_mib):.0f}",
             f"{sum(r.sustained for r in runs)}/{len(runs)}"]
 
 

@@ -15,11 +15,11 @@ BUCKETS = (
     ("SQLite (aiosqlite thread)", re.compile(r"aiosqlite/core\.py")),
     ("SMPP thread (smpplib)", re.compile(r"ccshortlink/smpp(link|wire|window|vocab)?\.py|smpplib/")),
     ("structlog (rendering, masking, writing)", re.compile(r"structlog/|ccshortlink/logs\.py")),
-    ("AMI framing (AmiProtocol)", re.compile(r"ccshortlink/ami\.py")),
+    ("AMI framing (AmiProtocol)", re.compile(r"ccshortlink/ami(protocol)?\.py")),
     ("call tracking (CallTracker)", re.compile(r"ccshortlink/calls\.py")),
     ("policy + numbers (phonenumbers)", re.compile(r"phonenumbers/|ccshortlink/policy\.py")),
     ("SMS text + encoding (jinja2, sms.py)", re.compile(r"jinja2/|ccshortlink/(links|sms)\.py")),
-    ("store awaits (loop side)", re.compile(r"ccshortlink/store\.py")),
+    ("store awaits (loop side)", re.compile(r"ccshortlink/store/")),
     ("outbox (loop side)", re.compile(r"ccshortlink/outbox\.py")),
     ("asyncio machinery", re.compile(r"asyncio/")),
 )
