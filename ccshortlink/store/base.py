@@ -156,6 +156,7 @@ class StoreBase:
         self.path = path
         # One connection serves every coroutine: transactions must not interleave.
         self._lock = asyncio.Lock()
+        self._checkpointer: sqlite3.Connection | None = None  # the daemon's, see checkpoint
 
     @classmethod
     async def open(cls, path: Path) -> Self:
@@ -192,6 +193,9 @@ class StoreBase:
 
     async def close(self) -> None:
         async with self._lock:
+            if self._checkpointer is not None:
+                self._checkpointer.close()
+                self._checkpointer = None
             await self._db.close()
 
     async def __aenter__(self) -> Self:
@@ -233,20 +237,26 @@ class StoreBase:
         """Stop the commits that happen to fill the WAL from copying it back (and fsyncing).
 
         That copy can take tens of milliseconds on a busy disk and, since use cases run on
-        the loop's thread, it would stall the loop; `checkpoint` does it on the connection's
-        own thread instead. For the daemon only: short-lived commands keep SQLite's default.
+        the loop's thread, it would stall the loop; `checkpoint` does it from a connection
+        and thread of its own instead. For the daemon only: short-lived commands keep
+        SQLite's default.
         """
         async with self._lock:
             await self._db.execute("PRAGMA wal_autocheckpoint=0")
 
     async def checkpoint(self) -> tuple[int, int]:
-        """Copy what the WAL holds into the database file, off the loop.
+        """Copy what the WAL holds into the database file, off the loop and off `_lock`.
 
-        Returns (frames in the WAL, frames now copied); the next commit after a complete
-        copy starts the WAL over from its beginning, so the file stops growing.
+        A passive checkpoint runs beside the writer (WAL mode lets it), so decisions are not
+        held up while the pages are copied and synced. Returns (frames in the WAL, frames
+        now copied); the next commit after a complete copy starts the WAL over.
         """
-        async with self._lock:
-            row = await (await self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")).fetchone()
+        if self._checkpointer is None:
+            self._checkpointer = await asyncio.to_thread(
+                sqlite3.connect, self.path, isolation_level=None, check_same_thread=False)
+        row = await asyncio.to_thread(
+            lambda db: db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone(),
+            self._checkpointer)
         return (0, 0) if row is None else (int(row[1]), int(row[2]))
 
     async def _one(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
