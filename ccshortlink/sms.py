@@ -63,6 +63,13 @@ def _ucs2_tokens(text: str) -> list[bytes]:
     return [char.encode("utf-16-be") for char in text]
 
 
+def _payloads(tokens: list[bytes], single: int, per_part: int) -> list[bytes]:
+    """One payload when the whole text fits a single SMS, else parts of whole tokens."""
+    if sum(len(t) for t in tokens) <= single:
+        return [b"".join(tokens)]
+    return _pack(tokens, per_part)
+
+
 def _pack(tokens: list[bytes], capacity: int) -> list[bytes]:
     """Greedily fill parts of `capacity` code units with whole tokens."""
     parts: list[bytes] = []
@@ -81,14 +88,20 @@ def encode_sms(text: str, reference: int) -> EncodedSms:
     gsm = _gsm_tokens(text)
     if gsm is not None:
         # One septet per octet, so capacities in septets are capacities in octets.
-        tokens, data_coding = gsm, DATA_CODING_GSM
-        single, per_part = GSM_SINGLE_SEPTETS, GSM_PART_SEPTETS
+        data_coding, single, per_part = DATA_CODING_GSM, GSM_SINGLE_SEPTETS, GSM_PART_SEPTETS
+        payloads = _payloads(gsm, single, per_part)
     else:
-        tokens, data_coding = _ucs2_tokens(text), DATA_CODING_UCS2
+        data_coding = DATA_CODING_UCS2
         single, per_part = UCS2_SINGLE_UNITS * 2, UCS2_PART_UNITS * 2
-    if sum(len(t) for t in tokens) <= single:
-        return EncodedSms(data_coding, 0, (b"".join(tokens),))
-    payloads = _pack(tokens, per_part)
+        octets = text.encode("utf-16-be")
+        if len(octets) == 2 * len(text):
+            # No surrogate pairs: every character is one code unit, so any even cut is whole.
+            payloads = [octets] if len(octets) <= single else [
+                octets[i:i + per_part] for i in range(0, len(octets), per_part)]
+        else:
+            payloads = _payloads(_ucs2_tokens(text), single, per_part)
+    if len(payloads) == 1:
+        return EncodedSms(data_coding, 0, (payloads[0],))
     if len(payloads) > MAX_PARTS:
         raise ValueError(f"text needs {len(payloads)} SMS parts, at most {MAX_PARTS} are allowed")
     ref = reference & 0xFFFF
