@@ -47,10 +47,7 @@ class CardService:
         self.code_factory = code_factory
 
     async def handle(self, outcome: CallEnded | SendRequested) -> CardOutcome:
-        [result] = await self.handle_many([outcome])
-        if isinstance(result, Exception):
-            raise result
-        return result
+        return _only(await self.handle_many([outcome]))
 
     async def handle_many(self, outcomes: Sequence[CallEnded | SendRequested]
                           ) -> list[CardOutcome | Exception]:
@@ -61,12 +58,9 @@ class CardService:
     async def send(self, agent: Agent, raw_number: str, *, trigger: str) -> CardOutcome:
         """The CRM/CLI path: one agent and number, through the same policy."""
         now = self.clock()
-        [result] = await self._decide([self._card_request(
+        return _only(await self._decide([self._card_request(
             agent, raw_number, now, trigger=trigger, linkedid="", agent_extension="",
-            talk_seconds=None, card_already_sent=False)], now)
-        if isinstance(result, Exception):
-            raise result
-        return result
+            talk_seconds=None, card_already_sent=False)], now))
 
     def _request(self, outcome: CallEnded | SendRequested, now: float) -> CardRequest:
         agent = self.agents().by_extension(outcome.agent_extension)
@@ -142,6 +136,14 @@ class CardService:
         return SmsDraft(text=text, data_coding=encoded.data_coding, esm_class=encoded.esm_class,
                         parts=encoded.parts, not_before=not_before,
                         expires_at=not_before + self.config.sms.expire_hours * 3600)
+
+
+def _only(results: list[CardOutcome | Exception]) -> CardOutcome:
+    """The outcome of a batch of one, or its error raised."""
+    [result] = results
+    if isinstance(result, Exception):
+        raise result
+    return result
 
 
 def _skip(trigger: str, linkedid: str, agent_id: str, extension: str, number: str,

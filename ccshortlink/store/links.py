@@ -60,9 +60,6 @@ class LinkStore(StoreBase):
 
         return await self._write(work)
 
-    async def record_decision(self, decision: DecisionRecord, now: float) -> None:
-        await self._write(lambda db: _insert_decision(db, decision, now, None, None))
-
     async def revoke_link(self, code: str, now: float) -> bool:
         return await self._write(lambda db: db.execute(
             "UPDATE links SET revoked_at = ? WHERE code = ? AND revoked_at IS NULL",
