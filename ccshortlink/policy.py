@@ -48,9 +48,10 @@ class Decision:
     not_before: float
 
 
-# A customer's number comes back with each of their calls and each reply they send, and a
-# phonenumbers parse is the costly part of a decision; the inputs are frozen, so cache it.
-@lru_cache(maxsize=4096)
+# A customer who calls back within minutes, or replies STOP, brings the same number again,
+# and a phonenumbers parse is the costly part of a decision; the inputs are frozen. Kept
+# small: a few hundred KiB at most, so memory stays flat however many numbers go by.
+@lru_cache(maxsize=1024)
 def normalise_number(raw: str, policy: PolicyConfig) -> CustomerNumber | NumberRejected:
     """E.164 for a caller ID as Asterisk gives it, or the reason it gets no SMS."""
     text = clean_number(raw)
