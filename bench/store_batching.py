@@ -1,6 +1,6 @@
 """What SQLite costs per answered call: use cases on the loop's thread vs a thread hop each.
 
-Run: .venv/bin/python -m bench store [--calls 2000] [--repeats 3] [--no-busy-loop]
+Run: .venv/bin/python -m bench store [--calls 1000] [--repeats 3] [--no-busy-loop]
 
 Every call gets the database work the daemon gives it: policy facts and decision, link + SMS +
 decision record, claim from the outbox, mark submitted (2 message ids), 2 delivery receipts.
