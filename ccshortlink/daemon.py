@@ -14,10 +14,8 @@ from aiohttp import web
 
 from ccshortlink.agents import AgentDirectory, AgentsError, load_agents
 from ccshortlink.ami import AmiAuthError, AmiClient
-from ccshortlink.calls import (
-    AgentLookup, CallEnded, CallTracker, Outcome, SendRequested, default_agent_lookup,
-)
 from ccshortlink.batching import GroupWriter
+from ccshortlink.calls import AgentLookup, CallEnded, CallTracker, Outcome, default_agent_lookup
 from ccshortlink.cards import CardOutcome, CardService
 from ccshortlink.config import Config, ConfigError, load_config
 from ccshortlink.links import SmsTemplates, check_templates
