@@ -224,7 +224,8 @@ class StoreBase:
         another thread cost more than that: SQLite lets go of the interpreter lock at every
         statement, and next to a busy loop the other thread waits out the interpreter's
         switch interval to get it back, a dozen times per use case. Long jobs (retention)
-        still go to the connection's thread, through `_tx`.
+        still go to the connection's thread, through `_tx`. Other processes only write in
+        milliseconds (the CLI's opt-out), so waiting out their lock here is as short.
         """
         async with self._lock:
             return work(self._db._conn)  # aiosqlite's sqlite3.Connection (check_same_thread off)
