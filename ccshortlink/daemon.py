@@ -244,6 +244,9 @@ class Daemon:
     # --- SMPP callbacks ------------------------------------------------------------------
 
     async def _on_receipt(self, receipt: DeliveryReceipt) -> None:
+        # A fast SMSC sends the receipt right behind submit_sm_resp: let the message ids that
+        # the outbox is storing land first, so the first look-up finds them.
+        await self.outbox.ids_stored()
         for _ in range(RECEIPT_WAIT_TRIES):
             sms_id = await self.receipts.write(ReceiptRecord(
                 receipt.message_id, receipt.state, receipt.error_code, self.clock()))

@@ -43,6 +43,10 @@ class Outbox:
         """A new SMS was queued: look at the outbox now rather than at the next tick."""
         self._wake.set()
 
+    async def ids_stored(self) -> None:
+        """Wait until the message ids of every submit answered so far are in the database."""
+        await self._submitted.idle()
+
     @property
     def in_flight(self) -> int:
         return len(self._in_flight)
