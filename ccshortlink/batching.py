@@ -15,10 +15,12 @@ class GroupWriter(Generic[T, R]):
 
     The first item of a quiet period is written at once (no added latency); items that
     arrive while that write runs wait for it and then go together, so under load one
-    transaction carries many rows instead of one each.
+    transaction carries many rows instead of one each. `flush` returns one result per item;
+    a result that is an exception is raised to that item's caller alone, while an exception
+    raised by `flush` itself goes to every caller of the batch.
     """
 
-    def __init__(self, flush: Callable[[Sequence[T]], Awaitable[Sequence[R]]], *,
+    def __init__(self, flush: Callable[[Sequence[T]], Awaitable[Sequence[R | Exception]]], *,
                  max_batch: int = 256) -> None:
         self._flush = flush
         self._max_batch = max_batch
@@ -34,6 +36,7 @@ class GroupWriter(Generic[T, R]):
         return await asyncio.shield(future)
 
     async def _drain(self) -> None:
+        batch: list[tuple[T, asyncio.Future[R]]] = []
         try:
             while self._pending:
                 batch = self._pending[:self._max_batch]
@@ -46,10 +49,19 @@ class GroupWriter(Generic[T, R]):
                             future.set_exception(exc)
                     continue
                 for (_, future), result in zip(batch, results, strict=True):
-                    if not future.done():
+                    if future.done():
+                        continue
+                    if isinstance(result, Exception):
+                        future.set_exception(result)
+                    else:
                         future.set_result(result)
         finally:
             self._writer = None
+            # Only when the writer itself was cancelled (shutdown): no caller waits for ever.
+            for _, future in batch + self._pending:
+                if not future.done():
+                    future.cancel()
+            self._pending.clear()
 
     async def idle(self) -> None:
         """Wait until everything handed in so far is written (for a clean stop)."""

@@ -35,7 +35,7 @@ class CardService:
 
     def __init__(self, *, store: Store, config: Config, agents: Callable[[], AgentDirectory],
                  templates: Callable[[], SmsTemplates], clock: Callable[[], float],
-                 log: Logger, on_queued: Callable[[], None] = lambda: None,
+                 log: Logger, on_queued: Callable[[int], None] = lambda count: None,
                  code_factory: Callable[[], str] = new_code) -> None:
         self.store = store
         self.config = config
@@ -62,7 +62,13 @@ class CardService:
             agent, raw_number, now, trigger=trigger, linkedid="", agent_extension="",
             talk_seconds=None, card_already_sent=False)], now))
 
-    def _request(self, outcome: CallEnded | SendRequested, now: float) -> CardRequest:
+    def _request(self, outcome: CallEnded | SendRequested, now: float) -> CardRequest | Exception:
+        try:
+            return self._call_request(outcome, now)
+        except Exception as exc:  # this call's error alone: the rest of the batch goes on
+            return exc
+
+    def _call_request(self, outcome: CallEnded | SendRequested, now: float) -> CardRequest:
         agent = self.agents().by_extension(outcome.agent_extension)
         talk = outcome.talk_seconds if isinstance(outcome, CallEnded) else None
         already = outcome.card_already_sent if isinstance(outcome, CallEnded) else False
@@ -101,12 +107,16 @@ class CardService:
                 facts=facts, customer=customer, policy=policy, now=now),
             draft=partial(self._draft, templates, agent, customer.region))
 
-    async def _decide(self, requests: list[CardRequest],
+    async def _decide(self, requests: list[CardRequest | Exception],
                       now: float) -> list[CardOutcome | Exception]:
-        results = await self.store.decide_cards(requests, now, self.code_factory)
-        outcomes = [self._report(result) for result in results]
-        if any(isinstance(o, CardOutcome) and o.sms_id is not None for o in outcomes):
-            self.on_queued()
+        """Requests that could not even be built keep their error in their place."""
+        valid = [r for r in requests if isinstance(r, CardRequest)]
+        decided = iter(await self.store.decide_cards(valid, now, self.code_factory))
+        outcomes = [self._report(next(decided)) if isinstance(r, CardRequest) else r
+                    for r in requests]
+        queued = sum(isinstance(o, CardOutcome) and o.sms_id is not None for o in outcomes)
+        if queued:
+            self.on_queued(queued)
         return outcomes
 
     def _report(self, result: CardResult | Exception) -> CardOutcome | Exception:

@@ -226,8 +226,8 @@ class Daemon:
                     self.log.error("decision_failed", linkedid=outcome.linkedid,
                                    error=repr(result))
 
-    def _on_queued(self) -> None:
-        self.metrics.sms.labels(status="queued").inc()
+    def _on_queued(self, count: int) -> None:
+        self.metrics.sms.labels(status="queued").inc(count)
         self.outbox.wake()
 
     async def send_card(self, agent_id: str, number: str, trigger: str = "api") -> dict[str, object]:
@@ -308,7 +308,7 @@ class Daemon:
                 "db": "up" if self.live.db_ok else "down"}
 
     async def _checkpoint_forever(self) -> None:
-        """Keep the WAL short from the database's own thread (see Store.take_over_checkpoints)."""
+        """Keep the WAL short from a worker thread (see Store.take_over_checkpoints)."""
         await self.store.take_over_checkpoints()
         while not self.stop.is_set():
             try:

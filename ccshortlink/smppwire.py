@@ -101,6 +101,7 @@ class SmscConnection:
         self.last_heard = 0.0  # when bytes last arrived
         self._inbox = bytearray()  # the start of a PDU not yet whole
         self._parsed: deque[Any] = deque()  # PDUs read but not yet taken
+        self._broken: str | None = None  # the stream is out of step: why, once _parsed is empty
 
     def connect(self) -> None:
         try:
@@ -116,7 +117,7 @@ class SmscConnection:
 
     def wait(self, timeout: float) -> tuple[bool, bool]:
         """Wait for the SMSC or the mailbox: (a PDU is ready to read, the mailbox was woken)."""
-        if self._parsed:
+        if self._parsed or self._broken:
             return True, False  # already read: the mailbox is looked at on the next turn
         sock = self._client._socket  # smpplib has no public accessor; needed for select()
         wake_fd = self._mailbox.wake_fd
@@ -149,6 +150,10 @@ class SmscConnection:
         from a busy event loop costs far more than the read.
         """
         if not self._parsed:
+            if self._broken:
+                # Only now: the answers read before the garbage are handed out first, so
+                # their parts are not resent as if unanswered.
+                raise LinkDown(self._broken)
             self._fill()
         return self._parsed.popleft() if self._parsed else None
 
@@ -166,7 +171,8 @@ class SmscConnection:
         while len(self._inbox) >= 4:
             (length,) = struct.unpack_from(">L", self._inbox)
             if not _MIN_PDU <= length <= _MAX_PDU:
-                raise LinkDown(f"malformed PDU: length {length}")
+                self._broken = f"malformed PDU: length {length}"
+                break
             if len(self._inbox) < length:
                 break
             raw = bytes(self._inbox[:length])

@@ -65,3 +65,31 @@ async def test_a_cancelled_caller_does_not_cancel_the_write() -> None:
         await impatient
     await writer.idle()
     assert sink.batches == [[1]]
+
+
+async def test_an_item_whose_own_result_is_an_error_fails_alone() -> None:
+    async def flush(items: Sequence[int]) -> list[int | Exception]:
+        return [ValueError(f"bad {i}") if i == 2 else i for i in items]
+
+    writer = GroupWriter(flush)
+    results = await asyncio.gather(*(writer.write(n) for n in (1, 2, 3)),
+                                   return_exceptions=True)
+    assert results[0] == 1 and results[2] == 3
+    assert isinstance(results[1], ValueError)
+
+
+async def test_a_cancelled_writer_leaves_no_caller_waiting() -> None:
+    started = asyncio.Event()
+
+    async def never(items: Sequence[int]) -> list[int]:
+        started.set()
+        await asyncio.sleep(3600)
+        return list(items)
+
+    writer = GroupWriter(never)
+    waiting = [asyncio.create_task(writer.write(n)) for n in range(3)]
+    await started.wait()
+    assert writer._writer is not None
+    writer._writer.cancel()
+    done, pending = await asyncio.wait(waiting, timeout=1.0)
+    assert not pending and all(task.cancelled() for task in done)

@@ -16,7 +16,7 @@ from ccshortlink.logs import get_logger
 from ccshortlink.outbox import Outbox
 from ccshortlink.sms import EncodedSms, decode_parts
 from ccshortlink.smpp import SubmitRejected
-from ccshortlink.store import Store
+from ccshortlink.store import Store, base
 
 from conftest import write_config
 
@@ -236,7 +236,7 @@ async def test_claim_says_when_the_next_deferred_sms_falls_due(env) -> None:  # 
 async def test_daemon_checkpoints_the_wal_itself(env) -> None:  # type: ignore[no-untyped-def]
     config, store, cards, clock = env
     await store.take_over_checkpoints()
-    assert (await store._one("PRAGMA wal_autocheckpoint"))[0] == 0
+    assert (await store._one("PRAGMA wal_autocheckpoint"))[0] == base.WAL_BACKSTOP_PAGES
     for n in range(20):
         await cards.handle(CallEnded(f"{n}.0", "1001", f"+86139001{n:05d}", talk_seconds=30))
     wal = store.path.with_name(store.path.name + "-wal")
@@ -247,3 +247,107 @@ async def test_daemon_checkpoints_the_wal_itself(env) -> None:  # type: ignore[n
         await cards.handle(CallEnded(f"{n}.0", "1001", f"+86139001{n:05d}", talk_seconds=30))
     await store.checkpoint()
     assert wal.stat().st_size <= size  # written over from the start, not appended to
+
+
+async def test_a_wal_that_keeps_growing_is_copied_under_the_lock_and_truncated(
+        env, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    config, store, cards, clock = env
+    # Under steady load a commit lands during every passive copy; past the threshold the
+    # daemon finishes the copy with no commit in between and cuts the file back.
+    monkeypatch.setattr(base, "WAL_RESTART_PAGES", 8)
+    await store.take_over_checkpoints()
+    for n in range(10):
+        await cards.handle(CallEnded(f"{n}.0", "1001", f"+86139001{n:05d}", talk_seconds=30))
+    wal = store.path.with_name(store.path.name + "-wal")
+    assert wal.stat().st_size > 0
+    assert await store.checkpoint() == (0, 0)  # truncated: nothing left in the WAL
+    assert wal.stat().st_size == 0
+
+
+async def test_another_process_holding_the_write_lock_never_stalls_the_loop(env) -> None:  # type: ignore[no-untyped-def]
+    import sqlite3
+    import threading
+    import time
+
+    config, store, cards, clock = env
+    held, release = threading.Event(), threading.Event()
+
+    def other_process() -> None:  # e.g. the CLI's opt-out, holding the lock a while
+        db = sqlite3.connect(store.path, isolation_level=None)
+        db.execute("BEGIN IMMEDIATE")
+        held.set()
+        release.wait(5)
+        db.execute("COMMIT")
+        db.close()
+
+    thread = threading.Thread(target=other_process)
+    thread.start()
+    held.wait(5)
+    gaps: list[float] = []
+
+    async def ticker() -> None:
+        last = time.monotonic()
+        while not release.is_set():
+            await asyncio.sleep(0.005)
+            now = time.monotonic()
+            gaps.append(now - last)
+            last = now
+
+    ticking = asyncio.create_task(ticker())
+    await asyncio.sleep(0.02)  # ticking already
+    threading.Timer(0.5, release.set).start()  # not on the loop: it may be the one stuck
+    outcome = await cards.handle(CallEnded("1.0", "1001", CUSTOMER, talk_seconds=30))
+    await ticking
+    thread.join()
+    assert outcome.status == "queued"  # written once the other writer let go
+    assert max(gaps) < 0.2  # the loop kept turning meanwhile (SQLite's own wait is 20 ms)
+
+
+async def test_a_thread_job_is_waited_for_even_when_its_caller_is_cancelled() -> None:
+    import time
+
+    from ccshortlink.store.base import _outlast_cancellation
+
+    job = asyncio.ensure_future(asyncio.to_thread(time.sleep, 0.3))
+    started = time.monotonic()
+    caller = asyncio.create_task(_outlast_cancellation(job))
+    await asyncio.sleep(0.05)
+    caller.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await caller
+    assert job.done() and time.monotonic() - started >= 0.29
+
+
+async def test_a_receipt_that_fails_does_not_take_its_batch_down(env) -> None:  # type: ignore[no-untyped-def]
+    from ccshortlink.store import ReceiptRecord
+
+    config, store, cards, clock = env
+    await cards.handle(CallEnded("1.0", "1001", CUSTOMER, talk_seconds=30))
+    [sms] = (await store.claim_due_sms(clock(), 10)).sms
+    await store.mark_submitted(sms.id, ["7a", "7b"], clock())
+    results = await store.record_receipts([
+        ReceiptRecord("7a", "DELIVRD", "000", clock()),
+        ReceiptRecord(None, "DELIVRD", "000", clock()),  # type: ignore[arg-type]  # garbage
+        ReceiptRecord("1\u00b2", "DELIVRD", "000", clock()),  # "1²": a digit, not a number
+        ReceiptRecord("7b", "DELIVRD", "000", clock()),
+    ])
+    assert results[0] == sms.id and results[3] == sms.id
+    assert isinstance(results[1], AttributeError)
+    assert results[2] is None  # unknown, not an error
+    assert await store.sms_status_counts() == {"delivered": 1}
+    kinds = await store._all("SELECT kind FROM sms_events WHERE kind = 'receipt'")
+    assert len(kinds) == 2
+
+
+async def test_a_call_that_cannot_be_prepared_fails_alone_and_queued_sms_are_counted(
+        env) -> None:  # type: ignore[no-untyped-def]
+    config, store, cards, clock = env
+    counted: list[int] = []
+    cards.on_queued = counted.append
+    broken = CallEnded("2.0", "1001", object(), talk_seconds=30)  # type: ignore[arg-type]
+    results = await cards.handle_many([
+        CallEnded("1.0", "1001", CUSTOMER, talk_seconds=30), broken,
+        CallEnded("3.0", "1002", "+8613900139000", talk_seconds=30)])
+    assert results[0].status == results[2].status == "queued"
+    assert isinstance(results[1], Exception)
+    assert counted == [2]  # one wake-up, both SMS counted

@@ -74,10 +74,15 @@ def test_a_pdu_trickling_in_is_taken_once_whole(
         "submit_sm_resp", 7, b"abc")
 
 
-def test_a_garbled_length_drops_the_link(wire: tuple[SmscConnection, socket.socket]) -> None:
+def test_a_garbled_length_drops_the_link_after_the_answers_before_it(
+        wire: tuple[SmscConnection, socket.socket]) -> None:
     connection, peer = wire
-    peer.sendall(struct.pack(">L", 3) + b"\0" * 12)
+    good = pdu(SUBMIT_SM_RESP, 1, b"a1\0") + pdu(SUBMIT_SM_RESP, 2, b"a2\0")
+    peer.sendall(good + struct.pack(">L", 3) + b"\0" * 12)
     assert connection.wait(2.0)[0]
+    # Both answers are handed out first: their parts must not be resent as unanswered.
+    assert [connection.read().sequence, connection.read().sequence] == [1, 2]
+    assert connection.wait(0.0)[0]
     with pytest.raises(LinkDown, match="malformed PDU"):
         connection.read()
 

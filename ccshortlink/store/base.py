@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from importlib import resources
@@ -101,8 +100,9 @@ class DecisionRecord:
 class CardRequest:
     """One decision for a batch: the facts are read inside the batch's transaction.
 
-    `judge` and `draft` run on the database thread, so they must be pure (policy, render,
-    encode). Without `judge` the record is already final (a skip known before any facts).
+    `judge` and `draft` run inside that transaction, so they must be pure and quick (policy,
+    render, encode). Without `judge` the record is already final (a skip known before any
+    facts).
     """
 
     record: DecisionRecord  # outcome and reason are filled in from `judge`
@@ -137,6 +137,12 @@ class ReceiptRecord:
 
 SCHEMA_VERSION = 2
 T = TypeVar("T")
+I = TypeVar("I")
+BUSY_TIMEOUT = 0.02  # s: SQLite waits this long for another process's lock, in place
+BUSY_WAIT = 10.0  # s: _read tries again, awaiting between tries, for this long in all
+WAL_RESTART_PAGES = 4096  # ~16 MiB of WAL: copy the rest under the lock and truncate
+WAL_BACKSTOP_PAGES = 16384  # SQLite's own checkpoint, should the daemon's ever stop
+WAL_SIZE_LIMIT = 64 * 1024 * 1024  # bytes the WAL file keeps after being emptied
 
 
 def _migrations() -> list[tuple[int, str]]:
@@ -157,6 +163,8 @@ class StoreBase:
         # One connection serves every coroutine: transactions must not interleave.
         self._lock = asyncio.Lock()
         self._checkpointer: sqlite3.Connection | None = None  # the daemon's, see checkpoint
+        self._checkpoint_lock = asyncio.Lock()  # one checkpoint at a time, never after close
+        self._closed = False
 
     @classmethod
     async def open(cls, path: Path) -> Self:
@@ -176,7 +184,11 @@ class StoreBase:
         await self._db.execute("PRAGMA journal_mode=WAL")
         await self._db.execute("PRAGMA synchronous=NORMAL")
         await self._db.execute("PRAGMA foreign_keys=ON")
-        await self._db.execute("PRAGMA busy_timeout=5000")
+        # Short: use cases run on the loop's thread, and SQLite's busy handler sleeps where it
+        # is called. A longer wait for another process's lock is done in _read, by awaiting.
+        await self._db.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT * 1000)}")
+        # The WAL file is cut back to this size after a checkpoint that emptied it.
+        await self._db.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
         row = await (await self._db.execute("PRAGMA user_version")).fetchone()
         current = int(row[0])
         if current > SCHEMA_VERSION:
@@ -184,15 +196,12 @@ class StoreBase:
                 f"{self.path}: database schema version {current} is newer than this "
                 f"ccshortlink ({SCHEMA_VERSION}); upgrade ccshortlink or restore a backup")
         for version, sql in _migrations():
-            if version <= current:
-                continue
-            async with self._tx() as db:
-                for statement in _split_sql(sql):
-                    await db.execute(statement)
-                await db.execute(f"PRAGMA user_version={version}")
+            if version > current:
+                await self._write_in_thread(partial(_migrate, version, sql))
 
     async def close(self) -> None:
-        async with self._lock:
+        async with self._checkpoint_lock, self._lock:
+            self._closed = True
             if self._checkpointer is not None:
                 self._checkpointer.close()
                 self._checkpointer = None
@@ -205,17 +214,17 @@ class StoreBase:
                         tb: TracebackType | None) -> None:
         await self.close()
 
-    @asynccontextmanager
-    async def _tx(self) -> AsyncIterator[aiosqlite.Connection]:
-        """A multi-statement transaction driven from the loop (one thread hop per statement)."""
+    async def _write_in_thread(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """A long job (migrations, retention) as one transaction on aiosqlite's thread.
+
+        The loop stays free meanwhile. The lock is kept until the job has finished even if
+        the caller is cancelled: the connection must never be left mid-transaction for the
+        next use case.
+        """
         async with self._lock:
-            await self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                await self._db.execute("ROLLBACK")
-                raise
-            await self._db.execute("COMMIT")
+            job = asyncio.ensure_future(
+                self._db._execute(partial(_in_transaction, work), self._db._conn))
+            return await _outlast_cancellation(job)
 
     async def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run a whole use case on the event loop's own thread, between awaits.
@@ -224,41 +233,63 @@ class StoreBase:
         another thread cost more than that: SQLite lets go of the interpreter lock at every
         statement, and next to a busy loop the other thread waits out the interpreter's
         switch interval to get it back, a dozen times per use case. Long jobs (retention)
-        still go to the connection's thread, through `_tx`. Other processes only write in
-        milliseconds (the CLI's opt-out), so waiting out their lock here is as short.
+        still go to the connection's thread (`_write_in_thread`). When another process holds
+        the write lock (the CLI's opt-out, say), the use case is tried again after an await,
+        so the loop is never stalled for longer than BUSY_TIMEOUT.
         """
-        async with self._lock:
-            return work(self._db._conn)  # aiosqlite's sqlite3.Connection (check_same_thread off)
+        waited = 0.0
+        while True:
+            async with self._lock:
+                try:
+                    # aiosqlite's sqlite3.Connection, opened with check_same_thread off
+                    return work(self._db._conn)
+                except sqlite3.OperationalError as exc:
+                    if not _is_busy(exc) or waited >= BUSY_WAIT:
+                        raise
+            pause = min(0.2, 0.01 + waited / 4)
+            await asyncio.sleep(pause)
+            waited += pause + BUSY_TIMEOUT
 
     async def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Like `_read`, inside BEGIN IMMEDIATE ... COMMIT (ROLLBACK on any error)."""
         return await self._read(partial(_in_transaction, work))
 
     async def take_over_checkpoints(self) -> None:
-        """Stop the commits that happen to fill the WAL from copying it back (and fsyncing).
+        """Keep commits from copying the WAL back themselves (and fsyncing) on the loop.
 
         That copy can take tens of milliseconds on a busy disk and, since use cases run on
         the loop's thread, it would stall the loop; `checkpoint` does it from a connection
-        and thread of its own instead. For the daemon only: short-lived commands keep
-        SQLite's default.
+        and thread of its own. SQLite's own checkpoint stays as a backstop at a size the
+        daemon's checkpoints never let the WAL reach. For the daemon only: short-lived
+        commands keep SQLite's default.
         """
         async with self._lock:
-            await self._db.execute("PRAGMA wal_autocheckpoint=0")
+            self._db._conn.execute(f"PRAGMA wal_autocheckpoint={WAL_BACKSTOP_PAGES}")
 
     async def checkpoint(self) -> tuple[int, int]:
-        """Copy what the WAL holds into the database file, off the loop and off `_lock`.
+        """Copy what the WAL holds into the database file, off the loop.
 
         A passive checkpoint runs beside the writer (WAL mode lets it), so decisions are not
-        held up while the pages are copied and synced. Returns (frames in the WAL, frames
-        now copied); the next commit after a complete copy starts the WAL over.
+        held up while pages are copied and synced. Under steady load a commit lands during
+        every passive copy, so the WAL is never found fully copied and would grow for ever:
+        once it holds WAL_RESTART_PAGES, the copy is finished under the store's lock (no
+        commit in between) and the WAL truncated. Returns (frames in the WAL, frames copied)
+        as the last checkpoint left them.
         """
-        if self._checkpointer is None:
-            self._checkpointer = await asyncio.to_thread(
-                sqlite3.connect, self.path, isolation_level=None, check_same_thread=False)
-        row = await asyncio.to_thread(
-            lambda db: db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone(),
-            self._checkpointer)
-        return (0, 0) if row is None else (int(row[1]), int(row[2]))
+        async with self._checkpoint_lock:
+            if self._closed:
+                return (0, 0)
+            if self._checkpointer is None:
+                self._checkpointer = await asyncio.to_thread(
+                    sqlite3.connect, self.path, isolation_level=None, check_same_thread=False)
+            checkpointer = self._checkpointer
+            frames, copied = await _outlast_cancellation(asyncio.ensure_future(
+                asyncio.to_thread(_wal_checkpoint, checkpointer, "PASSIVE")))
+            if frames >= WAL_RESTART_PAGES:
+                async with self._lock:
+                    frames, copied = await _outlast_cancellation(asyncio.ensure_future(
+                        asyncio.to_thread(_wal_checkpoint, checkpointer, "TRUNCATE")))
+            return frames, copied
 
     async def _one(self, sql: str, params: Sequence[Any] = ()) -> sqlite3.Row | None:
         return await self._read(lambda db: db.execute(sql, params).fetchone())
@@ -277,11 +308,64 @@ def _in_transaction(work: Callable[[sqlite3.Connection], T], db: sqlite3.Connect
     db.execute("BEGIN IMMEDIATE")
     try:
         result = work(db)
+        db.execute("COMMIT")
     except BaseException:
-        db.execute("ROLLBACK")
+        # Some errors (a full disk, say) roll the transaction back already: a ROLLBACK then
+        # would fail and hide the error that matters.
+        if db.in_transaction:
+            db.execute("ROLLBACK")
         raise
-    db.execute("COMMIT")
     return result
+
+
+def each_in_savepoint(db: sqlite3.Connection, work: Callable[[sqlite3.Connection, I], T],
+                      items: Sequence[I]) -> list[T | Exception]:
+    """`work` for each item inside the caller's transaction; an item that fails is rolled
+    back to its savepoint and its error returned in its place, the others are kept."""
+    results: list[T | Exception] = []
+    for item in items:
+        db.execute("SAVEPOINT item")
+        try:
+            results.append(work(db, item))
+        except Exception as exc:
+            if not db.in_transaction:
+                raise  # SQLite rolled the whole transaction back (a full disk): say why
+            db.execute("ROLLBACK TO item")
+            results.append(exc)
+        db.execute("RELEASE item")
+    return results
+
+
+def _migrate(version: int, sql: str, db: sqlite3.Connection) -> None:
+    for statement in _split_sql(sql):
+        db.execute(statement)
+    db.execute(f"PRAGMA user_version={version}")
+
+
+def _wal_checkpoint(db: sqlite3.Connection, mode: str) -> tuple[int, int]:
+    row = db.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+    return (0, 0) if row is None else (int(row[1]), int(row[2]))
+
+
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    return getattr(exc, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
+async def _outlast_cancellation(job: asyncio.Future[T]) -> T:
+    """Await `job`; if cancelled meanwhile, still wait for it to end, then re-raise.
+
+    For work on another thread that holds our connection or lock: cancelling the await
+    does not stop the thread, so leaving early would let others in while it runs.
+    """
+    cancelled = False
+    while not job.done():
+        try:
+            await asyncio.wait([job])
+        except asyncio.CancelledError:
+            cancelled = True
+    if cancelled:
+        raise asyncio.CancelledError
+    return job.result()
 
 
 def _insert_decision(db: sqlite3.Connection, d: DecisionRecord, now: float,
@@ -304,7 +388,7 @@ def _message_id_forms(message_id: str) -> list[str]:
     write the receipt text's id in decimal (SMPP 3.4 appendix B leaves it open)."""
     text = message_id.strip()
     forms = [message_id, text.lower(), text.upper()]
-    if text.isdigit():
+    if text.isascii() and text.isdecimal():  # not "1²": str.isdigit says yes, int() no
         forms += [format(int(text), "x"), format(int(text), "X")]
     try:
         forms.append(str(int(text, 16)))

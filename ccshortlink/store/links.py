@@ -9,7 +9,7 @@ from dataclasses import replace
 from ccshortlink.policy import SendFacts
 from ccshortlink.store.base import (
     CardRequest, CardResult, DecisionRecord, IssuedLink, SmsDraft, StoreBase, StoreError, _event,
-    _insert_decision,
+    _insert_decision, each_in_savepoint,
 )
 
 
@@ -46,19 +46,8 @@ class LinkStore(StoreBase):
         cap); one savepoint each, so a request that fails (a template error, say) is rolled
         back and reported alone while the others are kept.
         """
-        def work(db: sqlite3.Connection) -> list[CardResult | Exception]:
-            results: list[CardResult | Exception] = []
-            for request in requests:
-                db.execute("SAVEPOINT card")
-                try:
-                    results.append(_decide_card(db, request, now, new_code))
-                except Exception as exc:
-                    db.execute("ROLLBACK TO card")
-                    results.append(exc)
-                db.execute("RELEASE card")
-            return results
-
-        return await self._write(work)
+        return await self._write(lambda db: each_in_savepoint(
+            db, lambda db, request: _decide_card(db, request, now, new_code), requests))
 
     async def revoke_link(self, code: str, now: float) -> bool:
         return await self._write(lambda db: db.execute(

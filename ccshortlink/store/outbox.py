@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from ccshortlink.store.base import (
     OutboxSms, ReceiptRecord, StoreBase, SubmittedSms, _event, _message_id_forms,
+    each_in_savepoint,
 )
 
 
@@ -110,11 +111,15 @@ class OutboxStore(StoreBase):
                              now: float) -> int | None:
         """Apply a delivery receipt; returns the SMS id, or None for an unknown message id."""
         [sms_id] = await self.record_receipts([ReceiptRecord(message_id, state, error_code, now)])
+        if isinstance(sms_id, Exception):
+            raise sms_id
         return sms_id
 
-    async def record_receipts(self, receipts: Sequence[ReceiptRecord]) -> list[int | None]:
-        """Apply delivery receipts in one transaction; the SMS id of each, None if unknown."""
-        return await self._write(lambda db: [_apply_receipt(db, r) for r in receipts])
+    async def record_receipts(self, receipts: Sequence[ReceiptRecord]
+                              ) -> list[int | None | Exception]:
+        """Apply delivery receipts in one transaction: the SMS id of each, None if unknown,
+        or the error that one receipt alone ran into (rolled back to its savepoint)."""
+        return await self._write(lambda db: each_in_savepoint(db, _apply_receipt, receipts))
 
     async def sms_status_counts(self) -> dict[str, int]:
         rows = await self._all("SELECT status, COUNT(*) FROM sms GROUP BY status")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 
 from ccshortlink.store.base import StoreBase
@@ -22,25 +23,29 @@ class RetentionStore(StoreBase):
         counts per table; one transaction.
         """
         settled = "status NOT IN ('queued', 'submitting')"
-        async with self._tx() as db:
-            await db.create_function("ccshortlink_anonymise", 1, anonymise, deterministic=True)
-            visits = await db.execute("DELETE FROM visits WHERE at < ?", (cutoff,))
-            events = await db.execute("DELETE FROM sms_events WHERE at < ?", (cutoff,))
-            parts = await db.execute(
+
+        def work(db: sqlite3.Connection) -> dict[str, int]:
+            db.create_function("ccshortlink_anonymise", 1, anonymise, deterministic=True)
+            visits = db.execute("DELETE FROM visits WHERE at < ?", (cutoff,))
+            events = db.execute("DELETE FROM sms_events WHERE at < ?", (cutoff,))
+            parts = db.execute(
                 "DELETE FROM sms_parts WHERE sms_id IN (SELECT id FROM sms WHERE created_at < ?"
                 f" AND {settled})", (cutoff,))
-            links = await db.execute(
+            links = db.execute(
                 "UPDATE links SET customer_number = ccshortlink_anonymise(customer_number)"
                 " WHERE created_at < ? AND (expires_at <= ? OR revoked_at IS NOT NULL)"
                 " AND customer_number != ccshortlink_anonymise(customer_number)", (cutoff, now))
-            decisions = await db.execute(
+            decisions = db.execute(
                 "UPDATE decisions SET customer_number = ccshortlink_anonymise(customer_number)"
                 " WHERE decided_at < ? AND customer_number != ccshortlink_anonymise(customer_number)",
                 (cutoff,))
-            sms = await db.execute(
+            sms = db.execute(
                 "UPDATE sms SET destination = ccshortlink_anonymise(destination)"
                 f" WHERE created_at < ? AND {settled}"
                 " AND destination != ccshortlink_anonymise(destination)", (cutoff,))
-        return {"visits_deleted": visits.rowcount, "sms_events_deleted": events.rowcount,
-                "sms_parts_deleted": parts.rowcount, "links_anonymised": links.rowcount,
-                "decisions_anonymised": decisions.rowcount, "sms_anonymised": sms.rowcount}
+            return {"visits_deleted": visits.rowcount, "sms_events_deleted": events.rowcount,
+                    "sms_parts_deleted": parts.rowcount, "links_anonymised": links.rowcount,
+                    "decisions_anonymised": decisions.rowcount, "sms_anonymised": sms.rowcount}
+
+        # Possibly many rows: on the connection's thread, so the loop is not held up.
+        return await self._write_in_thread(work)
