@@ -280,8 +280,11 @@ class StoreBase:
             if self._closed:
                 return (0, 0)
             if self._checkpointer is None:
+                # A reader in another process (the CLI's trace) can hold a TRUNCATE up while
+                # the store's lock is taken: give up after half a second, try next time.
                 self._checkpointer = await asyncio.to_thread(
-                    sqlite3.connect, self.path, isolation_level=None, check_same_thread=False)
+                    sqlite3.connect, self.path, timeout=0.5, isolation_level=None,
+                    check_same_thread=False)
             checkpointer = self._checkpointer
             frames, copied = await _outlast_cancellation(asyncio.ensure_future(
                 asyncio.to_thread(_wal_checkpoint, checkpointer, "PASSIVE")))
