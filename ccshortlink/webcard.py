@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import re
+from collections.abc import Awaitable, Callable
 from functools import lru_cache
 from pathlib import Path
 
@@ -63,6 +65,23 @@ async def _resolve(request: web.Request) -> tuple[CachedLink, Agent] | web.Respo
                       agent_known=agent is not None, status=410)
         return message_page(deps, "expired", 410, _language(request, agent))
     return entry, agent
+
+
+LinkHandler = Callable[[web.Request, WebDeps, CachedLink, Agent], Awaitable[web.StreamResponse]]
+
+
+def _for_live_link(handler: LinkHandler) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """A route for /{code}/...: the handler gets the live link and its agent, or the visitor
+    gets the 404 / 410 / 429 page without the handler being called."""
+    @functools.wraps(handler)
+    async def route(request: web.Request) -> web.StreamResponse:
+        resolved = await _resolve(request)
+        if isinstance(resolved, web.Response):
+            return resolved
+        entry, agent = resolved
+        return await handler(request, request.app[DEPS], entry, agent)
+
+    return route
 
 
 def _count_visit(request: web.Request, deps: WebDeps, code: str, kind: str) -> bool:
@@ -131,14 +150,11 @@ async def _plain_card(request: web.Request, deps: WebDeps, entry: CachedLink,
     return body
 
 
-async def card(request: web.Request) -> web.Response:
+@_for_live_link
+async def card(request: web.Request, deps: WebDeps, entry: CachedLink,
+               agent: Agent) -> web.Response:
     """GET /{code}: the agent's card."""
-    resolved = await _resolve(request)
-    if isinstance(resolved, web.Response):
-        return resolved
-    entry, agent = resolved
     link = entry.link
-    deps = request.app[DEPS]
     # The redirect after a rating is not a new open; it thanks the customer.
     if request.query.get("rated") == "1":
         response = await _render_card(request, deps, link, agent,
@@ -153,14 +169,11 @@ async def card(request: web.Request) -> web.Response:
     return page_response(deps, body)
 
 
-async def rate(request: web.Request) -> web.StreamResponse:
+@_for_live_link
+async def rate(request: web.Request, deps: WebDeps, entry: CachedLink,
+               agent: Agent) -> web.StreamResponse:
     """POST /{code}/rate: 1-5 stars and an optional comment, one per link, editable."""
-    resolved = await _resolve(request)
-    if isinstance(resolved, web.Response):
-        return resolved
-    entry, agent = resolved
     link = entry.link
-    deps = request.app[DEPS]
     # The link is the credential; this only stops other sites posting with a visitor's browser.
     if request.headers.get("Sec-Fetch-Site", "") == "cross-site":
         deps.log.info("rating_rejected", code=link.code, reason="cross_site", status=403)
@@ -191,18 +204,15 @@ async def rate(request: web.Request) -> web.StreamResponse:
     raise web.HTTPSeeOther(location=f"../{link.code}?rated=1#rate")
 
 
-async def call(request: web.Request) -> web.StreamResponse:
+@_for_live_link
+async def call(request: web.Request, deps: WebDeps, entry: CachedLink,
+               agent: Agent) -> web.StreamResponse:
     """GET or POST /{code}/call: count a call-back tap.
 
     POST is the hyperlink-auditing ping sent by the card's tel: button (answered 204);
     GET redirects to the agent's tel: URI, for links that should dial straight away.
     """
-    resolved = await _resolve(request)
-    if isinstance(resolved, web.Response):
-        return resolved
-    entry, agent = resolved
     link = entry.link
-    deps = request.app[DEPS]
     counted = False
     # Over the limit the tap is not recorded, but the customer is never kept from calling.
     if deps.writes.allow(client_key(visitor(request))):
@@ -214,14 +224,11 @@ async def call(request: web.Request) -> web.StreamResponse:
     raise web.HTTPFound(location=tel_uri(agent.phone))
 
 
-async def vcard(request: web.Request) -> web.Response:
+@_for_live_link
+async def vcard(request: web.Request, deps: WebDeps, entry: CachedLink,
+                agent: Agent) -> web.Response:
     """GET /{code}/vcard: the agent as a contact to save."""
-    resolved = await _resolve(request)
-    if isinstance(resolved, web.Response):
-        return resolved
-    entry, agent = resolved
     link = entry.link
-    deps = request.app[DEPS]
     photo = None
     if agent.avatar is not None and agent.avatar.suffix.lower() in (".png", ".jpg", ".jpeg"):
         try:
@@ -241,13 +248,8 @@ async def vcard(request: web.Request) -> web.Response:
     return response
 
 
-async def _agent_file(request: web.Request, which: str,
-                      types: dict[str, str]) -> web.StreamResponse:
-    resolved = await _resolve(request)
-    if isinstance(resolved, web.Response):
-        return resolved
-    _, agent = resolved
-    path = agent.avatar if which == "avatar" else agent.greeting
+def _agent_file(path: Path | None, types: dict[str, str]) -> web.StreamResponse:
+    """One of the agent's files, if it has one of a type the page may serve."""
     content_type = types.get(path.suffix.lower()) if path is not None else None
     if path is None or content_type is None or not path.is_file():
         raise web.HTTPNotFound()
@@ -256,14 +258,18 @@ async def _agent_file(request: web.Request, which: str,
                                            "Cache-Control": _IMMUTABLE})
 
 
-async def avatar(request: web.Request) -> web.StreamResponse:
+@_for_live_link
+async def avatar(request: web.Request, deps: WebDeps, entry: CachedLink,
+                 agent: Agent) -> web.StreamResponse:
     """GET /{code}/avatar: the agent's photo (the page falls back to initials without one)."""
-    return await _agent_file(request, "avatar", _IMAGE_TYPES)
+    return _agent_file(agent.avatar, _IMAGE_TYPES)
 
 
-async def greeting(request: web.Request) -> web.StreamResponse:
+@_for_live_link
+async def greeting(request: web.Request, deps: WebDeps, entry: CachedLink,
+                   agent: Agent) -> web.StreamResponse:
     """GET /{code}/greeting: the agent's recorded greeting, played by <audio>."""
-    return await _agent_file(request, "greeting", _AUDIO_TYPES)
+    return _agent_file(agent.greeting, _AUDIO_TYPES)
 
 
 async def root(request: web.Request) -> web.Response:
