@@ -57,8 +57,7 @@ class OutboxStore(StoreBase):
                 db.execute(f"UPDATE sms SET status = 'submitting', attempts = attempts + 1,"
                            f" updated_at = ? WHERE id IN ({marks})", (now, *ids))
             # Asked in the same hop: the outbox sleeps until then when nothing else wakes it.
-            next_due = db.execute(
-                "SELECT MIN(not_before) FROM sms WHERE status = 'queued'").fetchone()[0]
+            next_due = _next_due(db)
             return ClaimedSms(sms=[OutboxSms(
                 id=row["id"], destination=row["destination"], data_coding=row["data_coding"],
                 esm_class=row["esm_class"], parts=tuple(parts.get(row["id"], ())),
@@ -68,8 +67,7 @@ class OutboxStore(StoreBase):
         return await self._write(work)
 
     async def next_due_at(self) -> float | None:
-        row = await self._one("SELECT MIN(not_before) FROM sms WHERE status = 'queued'")
-        return None if row is None else row[0]
+        return await self._read(_next_due)
 
     async def mark_submitted(self, sms_id: int, message_ids: Sequence[str], now: float) -> None:
         await self.mark_submitted_many([SubmittedSms(sms_id, tuple(message_ids), now)])
@@ -124,6 +122,11 @@ class OutboxStore(StoreBase):
     async def sms_status_counts(self) -> dict[str, int]:
         rows = await self._all("SELECT status, COUNT(*) FROM sms GROUP BY status")
         return {str(r[0]): int(r[1]) for r in rows}
+
+
+def _next_due(db: sqlite3.Connection) -> float | None:
+    """When the earliest SMS still queued falls due; None when the queue is empty."""
+    return db.execute("SELECT MIN(not_before) FROM sms WHERE status = 'queued'").fetchone()[0]
 
 
 _FINAL_STATES = {"DELIVRD": "delivered", "UNDELIV": "failed", "EXPIRED": "expired",
