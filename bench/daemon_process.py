@@ -8,13 +8,15 @@ import shutil
 import signal
 import socket
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bench.peers import SMPP_PASSWORD, SMPP_USER, JsonLines
-from bench.traffic import AMI_SECRET, AMI_USER, ROOT
+from bench.peers import SMPP_PASSWORD, SMPP_USER, JsonLines, SmscProcess
+from bench.traffic import AMI_SECRET, AMI_USER, ROOT, PacedAmiPeer
 
 
 def free_port() -> int:
@@ -171,3 +173,30 @@ class DaemonProcess:
             process.send_signal(signal.SIGKILL)
             await process.wait()
         self.poll()
+
+
+@dataclass
+class Running:
+    daemon: DaemonProcess
+    ready_s: float  # spawn to READY
+
+
+@asynccontextmanager
+async def running_daemon(folder: Path, smsc: SmscProcess, peer: PacedAmiPeer, *,
+                         smpp: SmppSettings, database: Path | None = None
+                         ) -> AsyncIterator[Running]:
+    """The SMSC, the AMI peer and `ccshortlink run` up to READY; all stopped on the way out."""
+    daemon: DaemonProcess | None = None
+    try:
+        smpp_port = await smsc.start()
+        ami_port = await peer.start()
+        config = write_config(folder, ami_port=ami_port, smpp_port=smpp_port, smpp=smpp,
+                              database=database)
+        daemon = DaemonProcess(config, folder / "daemon.jsonl")
+        await daemon.start()
+        yield Running(daemon, await daemon.wait_ready())
+    finally:
+        if daemon is not None:
+            await daemon.stop()
+        await peer.stop()
+        await smsc.kill()

@@ -23,7 +23,7 @@ from ccshortlink.links import new_code
 from ccshortlink.sms import encode_sms
 from ccshortlink.store import Store
 
-from bench.daemon_process import NORMAL_SMPP, DaemonProcess, rss_kib, write_config
+from bench.daemon_process import NORMAL_SMPP, DaemonProcess, rss_kib, running_daemon
 from bench.peers import SmscProcess
 from bench.report import median, table
 from bench.traffic import CallBook, PacedAmiPeer, timeline
@@ -97,16 +97,11 @@ async def sample_daemon(folder: Path, database: Path, book: CallBook, *, calls: 
     smsc = SmscProcess(folder, receipts=True)
     line = timeline(book.calls(calls) if calls else [], rate=50)
     peer = PacedAmiPeer(line, book.banner)
-    daemon: DaemonProcess | None = None
     found: dict[str, float] = {}
-    try:
-        smpp_port = await smsc.start()
-        ami_port = await peer.start()
-        config = write_config(folder, ami_port=ami_port, smpp_port=smpp_port,
-                              database=database, smpp=NORMAL_SMPP)
-        daemon = DaemonProcess(config, folder / "daemon.jsonl")
-        await daemon.start()
-        found["ready_s"] = await daemon.wait_ready()
+    async with running_daemon(folder, smsc, peer, smpp=NORMAL_SMPP,
+                              database=database) as running:
+        daemon = running.daemon
+        found["ready_s"] = running.ready_s
         await asyncio.sleep(SETTLE)
         found["idle_rss_kib"] = rss_kib(daemon.pid)
         if calls:
@@ -119,11 +114,6 @@ async def sample_daemon(folder: Path, database: Path, book: CallBook, *, calls: 
             await _open_pages(database, daemon, pages)
         if calls or pages:
             found["busy_rss_kib"] = rss_kib(daemon.pid)
-    finally:
-        if daemon is not None:
-            await daemon.stop()
-        await peer.stop()
-        await smsc.kill()
     return found
 
 

@@ -25,7 +25,7 @@ from ccshortlink.ami import AmiProtocol
 from ccshortlink.calls import CallEnded, CallTracker, default_agent_lookup
 from ccshortlink.logs import get_logger
 
-from bench.daemon_process import OPEN_SMPP, DaemonProcess, cpu_seconds, write_config
+from bench.daemon_process import OPEN_SMPP, cpu_seconds, running_daemon
 from bench.peers import SmscProcess
 from bench.report import median, table
 from bench.traffic import ABANDONED, CallBook, PacedAmiPeer, timeline
@@ -184,23 +184,12 @@ async def in_daemon(book: CallBook, rate: float, seconds: float) -> tuple[float,
         folder = Path(tmp)
         smsc = SmscProcess(folder, receipts=False)
         peer = PacedAmiPeer(line, book.banner)
-        daemon: DaemonProcess | None = None
-        try:
-            smpp_port = await smsc.start()
-            ami_port = await peer.start()
-            config = write_config(folder, ami_port=ami_port, smpp_port=smpp_port, smpp=OPEN_SMPP)
-            daemon = DaemonProcess(config, folder / "daemon.jsonl")
-            await daemon.start()
-            await daemon.wait_ready()
+        async with running_daemon(folder, smsc, peer, smpp=OPEN_SMPP) as running:
+            daemon = running.daemon
             before = cpu_seconds(daemon.pid, daemon.pid)
             await peer.wait_done(timeout=seconds + 60)
             await asyncio.sleep(0.5)
             used = cpu_seconds(daemon.pid, daemon.pid) - before
-        finally:
-            if daemon is not None:
-                await daemon.stop()
-            await peer.stop()
-            await smsc.kill()
     per_event = used / line.events
     return 1 / per_event, per_event * 1e6
 

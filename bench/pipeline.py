@@ -19,8 +19,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.daemon_process import (NORMAL_SMPP, OPEN_SMPP, DaemonProcess, SmppSettings,
-                                  cpu_seconds, rss_kib, write_config)
+from bench.daemon_process import (NORMAL_SMPP, OPEN_SMPP, SmppSettings, cpu_seconds, rss_kib,
+                                  running_daemon)
 from bench.peers import SinkProcess, SmscProcess
 from bench.profiling import summarise_collapsed
 from bench.report import median, percentile, table
@@ -85,15 +85,9 @@ async def run_once(book: CallBook, rate: float, seconds: float, *, sink: bool = 
         folder = Path(tmp)
         smsc = SinkProcess(folder) if sink else SmscProcess(folder, receipts=True)
         peer = PacedAmiPeer(line, book.banner)
-        daemon: DaemonProcess | None = None
         spy: asyncio.subprocess.Process | None = None
-        try:
-            smpp_port = await smsc.start()
-            ami_port = await peer.start()
-            config = write_config(folder, ami_port=ami_port, smpp_port=smpp_port, smpp=smpp)
-            daemon = DaemonProcess(config, folder / "daemon.jsonl")
-            await daemon.start()
-            await daemon.wait_ready()
+        async with running_daemon(folder, smsc, peer, smpp=smpp) as running:
+            daemon = running.daemon
             cpu_before = (cpu_seconds(daemon.pid), cpu_seconds(daemon.pid, daemon.pid),
                           cpu_seconds(smsc.pid or 0), time.process_time())
             if profile is not None:
@@ -122,11 +116,6 @@ async def run_once(book: CallBook, rate: float, seconds: float, *, sink: bool = 
                  cpu_seconds(smsc.pid or 0), time.process_time()), cpu_before)]
             if spy is not None:
                 await spy.wait()
-        finally:
-            if daemon is not None:
-                await daemon.stop()
-            await peer.stop()
-            await smsc.kill()
     latencies, lost, one, duplicates = [], 0, 0, 0
     for n, call in enumerate(calls):
         delivery = smsc.by_destination.get(call.customer_number)

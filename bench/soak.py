@@ -213,6 +213,17 @@ def run(minutes: float = 3.0, rate: float = 20.0) -> list[str]:
     return asyncio.run(run_soak(minutes, rate))
 
 
+def _rss_thirds(samples: list[tuple[float, int]]) -> tuple[float, float, float]:
+    """Median RSS in MiB over the first, middle and last third of the samples' time span."""
+    if len(samples) < 3:
+        return (0.0, 0.0, 0.0)
+    start, end = samples[0][0], samples[-1][0]
+    step = (end - start) / 3
+    bounds = [(start, start + step), (start + step, end - step), (end - step, end)]
+    return tuple(median([kib for at, kib in samples if low <= at <= high]) / 1024
+                 for low, high in bounds)  # type: ignore[return-value]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=3.0)
@@ -226,13 +237,3 @@ def main(argv: list[str] | None = None) -> int:
 if __name__ == "__main__":
     raise SystemExit(main())
 
-
-def _rss_thirds(samples: list[tuple[float, int]]) -> tuple[float, float, float]:
-    """Median RSS in MiB over the first, middle and last third of the samples' time span."""
-    if len(samples) < 3:
-        return (0.0, 0.0, 0.0)
-    start, end = samples[0][0], samples[-1][0]
-    step = (end - start) / 3
-    bounds = [(start, start + step), (start + step, end - step), (end - step, end)]
-    return tuple(median([kib for at, kib in samples if low <= at <= high]) / 1024
-                 for low, high in bounds)  # type: ignore[return-value]
