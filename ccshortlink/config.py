@@ -63,6 +63,8 @@ class WebConfig:
     hotline: str = ""
     api_token: str = ""
     company: str = ""
+    # Peers (addresses or CIDR networks) whose X-Forwarded-For is believed; none by default.
+    trusted_proxies: tuple[str, ...] = ()
 
     def __repr__(self) -> str:
         return f"WebConfig(host={self.host!r}, port={self.port}, public_url={self.public_url!r})"
@@ -82,6 +84,7 @@ class PolicyConfig:
     card_on_transfer: str = "last"  # "last" agent only, or "all" agents bridged with the customer
     call_timeout_hours: float = 12.0  # evict calls whose last Hangup never arrives
     feature_code_window_minutes: float = 30.0
+    max_live_channels: int = 20000  # the tracker evicts the oldest channel beyond this
 
 
 @dataclass(frozen=True)
@@ -244,6 +247,7 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
         host=host, port=port, public_url=public_url,
         hotline=web.text("hotline", ""), api_token=web.text("api_token", ""),
         company=web.text("company", ""),
+        trusted_proxies=web.words("trusted_proxies", ()),
     )
 
     database = _Reader(data, "database", problems)
@@ -272,6 +276,8 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
         card_on_transfer=transfer,
         call_timeout_hours=policy.number("call_timeout_hours", 12.0, minimum=0.01),
         feature_code_window_minutes=policy.number("feature_code_window_minutes", 30.0, minimum=0),
+        max_live_channels=policy.integer("max_live_channels", 20000, minimum=10,
+                                         maximum=10_000_000),
     )
     if (policy_cfg.quiet_start is None) != (policy_cfg.quiet_end is None):
         problems.append("[policy] quiet_start and quiet_end must be given together")
