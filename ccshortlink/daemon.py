@@ -67,6 +67,8 @@ class Daemon:
         self.stop = asyncio.Event()
         self.web_port: int | None = None
         self.ready = asyncio.Event()
+        self._reload_task: asyncio.Task[None] | None = None
+        self._reload_wanted = False
 
     def _load_agents(self) -> AgentDirectory:
         return load_agents(self.config.agents_file)
@@ -144,7 +146,7 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._request_stop, signum)
-        loop.add_signal_handler(signal.SIGHUP, self.reload)
+        loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
         try:
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(ami.run(self.stop), name="ami")
@@ -159,6 +161,8 @@ class Daemon:
         finally:
             for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
                 loop.remove_signal_handler(signum)
+            if self._reload_task is not None:  # a reload still parsing is simply abandoned
+                self._reload_task.cancel()
         self.log.info("daemon_stopped")
         return EXIT_OK
 
@@ -281,26 +285,49 @@ class Daemon:
 
     # --- reload, health, housekeeping ---------------------------------------------------
 
-    def reload(self) -> None:
+    def _on_sighup(self) -> None:
+        # Parsing runs in a thread; a SIGHUP during a reload is answered by one more reload.
+        self._reload_wanted = True
+        if self._reload_task is None or self._reload_task.done():
+            self._reload_task = asyncio.get_running_loop().create_task(self._reload_while_wanted())
+
+    async def _reload_while_wanted(self) -> None:
+        while self._reload_wanted:
+            self._reload_wanted = False
+            await self.reload()
+
+    async def reload(self) -> bool:
         """SIGHUP: new agents and SMS templates, or keep the old ones and say exactly why.
 
+        Reading and checking the files runs in a worker thread (20,000 agents take seconds,
+        longer than AMI waits for a ping answer); only the swap happens on the loop.
         Other settings (addresses, credentials, policy) need a restart: they are read once.
         """
         try:
-            config = load_config(self.config.path)
-            problems = check_templates(config.sms.templates, config.sms.default_language)
-            if problems:
-                raise ConfigError(str(config.path), problems)
-            agents = load_agents(config.agents_file)
+            agents, templates, languages, lookup = await asyncio.to_thread(self._read_reloadable)
         except (ConfigError, AgentsError) as exc:
             self.log.error("reload_failed", problems=exc.problems,
                            reason="kept the previous agents and templates")
-            return
+            return False
+        except Exception as exc:  # an unreadable file must never take the daemon down
+            self.log.error("reload_failed", problems=[repr(exc)],
+                           reason="kept the previous agents and templates")
+            return False
         self.live.agents = agents
-        self.live.templates = SmsTemplates(config.sms.templates, config.sms.default_language)
-        self.tracker.agent_lookup = self._agent_lookup(agents)
-        self.log.info("reload_done", agents=len(agents),
-                      templates=sorted(config.sms.templates))
+        self.live.templates = templates
+        self.tracker.agent_lookup = lookup
+        self.log.info("reload_done", agents=len(agents), templates=languages)
+        return True
+
+    def _read_reloadable(self) -> tuple[AgentDirectory, SmsTemplates, list[str], AgentLookup]:
+        """Runs in a worker thread: everything a reload needs, built and checked."""
+        config = load_config(self.config.path)
+        problems = check_templates(config.sms.templates, config.sms.default_language)
+        if problems:
+            raise ConfigError(str(config.path), problems)
+        agents = load_agents(config.agents_file)
+        templates = SmsTemplates(config.sms.templates, config.sms.default_language)
+        return agents, templates, sorted(config.sms.templates), self._agent_lookup(agents)
 
     def health(self) -> dict[str, str]:
         return {"ami": "up" if self.live.ami_up else "down",

@@ -166,11 +166,11 @@ async def test_reload_picks_up_a_new_sms_template_and_keeps_the_old_one_if_broke
         original = config.read_text(encoding="utf-8")
         config.write_text(original + '\n[sms]\ntemplate = "{{ agent.name }} 的名片 {{ url }}"\n',
                           encoding="utf-8")
-        daemon.reload()
+        assert await daemon.reload()
         assert (await daemon.send_card("CS1001", "13912345678"))["status"] == "queued"
         config.write_text(original + '\n[sms]\ntemplate = "{{ agent.nope }} {{ url }}"\n',
                           encoding="utf-8")
-        daemon.reload()  # a template that cannot render: the previous one stays
+        assert not await daemon.reload()  # a template that cannot render: the old one stays
         assert (await daemon.send_card("CS1001", "13912345679"))["status"] == "queued"
         await smsc.wait_for(lambda: len([m for m in smsc.messages() if m.complete]) == 2)
     texts = [m.text for m in smsc.messages()]
