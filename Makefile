@@ -8,14 +8,22 @@ STAMP  := $(VENV)/.installed
 
 all: test
 
-$(STAMP): pyproject.toml setup.cfg tests/smsc/package.json
+SMSC   := tests/smsc/node_modules/.installed
+
+$(STAMP): pyproject.toml setup.cfg
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[test]'
-	cd tests/smsc && npm install --no-audit --no-fund --silent
 	touch $(STAMP)
 
 venv: $(STAMP)
+
+# The tests' SMSC is the npm `smpp` package (a real SMPP server we did not write): only
+# `make test` and `make bench` need Node.js and npm, not `make demo`.
+$(SMSC): tests/smsc/package.json
+	@command -v npm >/dev/null || { echo "make test needs Node.js 20+ and npm (Debian: apt-get install nodejs npm)" >&2; exit 1; }
+	cd tests/smsc && npm install --no-audit --no-fund --silent
+	touch $(SMSC)
 
 # Debian packages the tests and benchmarks drive for real (headless Chromium, wrk).
 system-deps:
@@ -28,10 +36,10 @@ bench-deps:
 demo: venv
 	$(VENV)/bin/ccshortlink demo
 
-test: venv system-deps
+test: venv $(SMSC) system-deps
 	$(PY) -m pytest
 
-bench: venv system-deps bench-deps
+bench: venv $(SMSC) system-deps bench-deps
 	$(PY) -m pip install --quiet -e '.[test,bench]'
 	$(PY) -m bench
 
