@@ -5,18 +5,33 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import threading
+from types import TracebackType
 from typing import Any, TextIO
 
 import structlog
-from structlog.typing import EventDict, FilteringBoundLogger, WrappedLogger
+from structlog.typing import EventDict, FilteringBoundLogger, Processor, WrappedLogger
 
 Logger = FilteringBoundLogger
 
-# A run of 7+ digits, optionally with a leading +: customer numbers in any form.
-_NUMBER = re.compile(r"\+?\d{7,}")
-# Identifiers that are long digit runs but never phone numbers.
+# What is never a phone number although it is a long run of digits, tried first at each
+# position so the number rule below never sees it: ISO dates and times, IPv4 addresses and
+# Asterisk's uniqueid/linkedid (epoch seconds, a dot, a sequence).
+_KEEP = (
+    r"(?<!\d)\d{4}-\d\d-\d\d(?:[T ]\d\d:\d\d(?::\d\d(?:[.,]\d+)?)?)?(?![\d:])(?![-.]\d)"
+    r"|(?<!\d)(?:\d{1,3}\.){3}\d{1,3}(?!\.?\d)"
+    r"|(?<!\d)\d{9,10}\.\d{1,6}(?!\.?\d)"
+)
+# A phone number as people write it: digit groups joined by one space, dash or dot, or by
+# brackets, with an optional leading "+" or "(+": 138 0013 8000, (+86) 138-0013-8000.
+_CANDIDATE = r"(?:\+ ?|\(\+)?\d+(?:(?:\)[ .-]?|[ .-]\(?|\()\d+)*"
+_SCAN = re.compile(f"(?P<keep>{_KEEP})|{_CANDIDATE}")
+_DIGIT = re.compile(r"\d")
+MIN_DIGITS = 7  # fewer digits than this in one group run is a count, a port or a code
+# Identifiers we set ourselves; shown as they are when they look like one token.
 _ID_KEYS = frozenset({"timestamp", "level", "linkedid", "uniqueid", "code", "sms_id",
                       "message_id", "message_ids", "sequence"})
+_ID_TOKEN = re.compile(r"[\w.:+-]{1,64}")
 _SECRET_KEYS = frozenset({"secret", "password", "api_token", "token", "authorization"})
 
 
@@ -30,19 +45,42 @@ def mask_number(number: str) -> str:
     return plus + digits[:keep_head] + "*" * (len(digits) - keep_head - 4) + digits[-4:]
 
 
+def _mask_match(match: re.Match[str]) -> str:
+    found = match.group(0)
+    if match.group("keep") is not None:
+        return found
+    digits = _DIGIT.findall(found)
+    if len(digits) < MIN_DIGITS:
+        return found
+    # Mask the digits as one number, then put them back in the writer's layout.
+    masked = iter(mask_number("".join(digits)))
+    return _DIGIT.sub(lambda _: next(masked), found)
+
+
 def mask_text(text: str) -> str:
-    """Mask every phone-number-like run inside free text."""
-    return _NUMBER.sub(lambda m: mask_number(m.group(0)), text)
+    """Mask every phone-number-like run inside free text, spaced, dashed or bracketed."""
+    return _SCAN.sub(_mask_match, text)
 
 
 def _mask(value: Any) -> Any:
     if isinstance(value, str):
         return mask_text(value)
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
     if isinstance(value, dict):
-        return {k: "***" if k in _SECRET_KEYS else _mask(v) for k, v in value.items()}
+        return {_mask(k): "***" if k in _SECRET_KEYS else _mask(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return [_mask(v) for v in value]
+    # Anything else would reach the renderer as repr(): mask that text instead.
+    return mask_text(repr(value))
+
+
+def _is_id(key: str, value: Any) -> bool:
+    if key not in _ID_KEYS:
+        return False
     if isinstance(value, (list, tuple)):
-        return type(value)(_mask(v) for v in value)
-    return value
+        return all(_is_id(key, v) for v in value)
+    return not isinstance(value, str) or _ID_TOKEN.fullmatch(value) is not None
 
 
 def redact(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
@@ -50,14 +88,37 @@ def redact(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
     for key, value in list(event_dict.items()):
         if key in _SECRET_KEYS:
             event_dict[key] = "***"
-        elif key not in _ID_KEYS:
+        elif not _is_id(key, value):
             event_dict[key] = _mask(value)
     return event_dict
 
 
+def _library_event(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    """A stdlib record (aiohttp, asyncio, panoramisk, smpplib) as one of our events."""
+    record: logging.LogRecord = event_dict["_record"]
+    event_dict["message"] = event_dict.pop("event", "")
+    event_dict["event"] = "http_access" if record.name == "aiohttp.access" else "library_log"
+    event_dict["logger"] = record.name
+    return event_dict
+
+
+class _Formatter(structlog.stdlib.ProcessorFormatter):
+    """ProcessorFormatter that never lets a broken record print a raw traceback."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        try:
+            return super().format(record)
+        except Exception as exc:  # noqa: BLE001 - bad format arguments: say so, as JSON
+            fallback = logging.makeLogRecord({"name": record.name, "levelno": logging.ERROR,
+                                              "levelname": "ERROR", "msg": "log_format_failed",
+                                              "args": (), "exc_info": None})
+            fallback.error = f"{type(exc).__name__}: {exc}"
+            return super().format(fallback)
+
+
 def configure_logging(level: str = "info", *, stream: TextIO | None = None,
                       json: bool | None = None) -> None:
-    """Install the process-wide structlog configuration."""
+    """Install the process-wide structlog configuration, for our events and every library's."""
     stream = stream or sys.stderr
     if json is None:
         json = not stream.isatty()
@@ -65,35 +126,42 @@ def configure_logging(level: str = "info", *, stream: TextIO | None = None,
         structlog.processors.JSONRenderer(ensure_ascii=False)
         if json else structlog.dev.ConsoleRenderer(colors=False)
     )
+    stamp = structlog.processors.TimeStamper(fmt="iso", utc=True)
+    tail: list[Processor] = [structlog.processors.format_exc_info, redact, renderer]
     structlog.configure(
-        processors=[
-            structlog.contextvars.merge_contextvars,
-            structlog.processors.add_log_level,
-            structlog.processors.TimeStamper(fmt="iso", utc=True),
-            structlog.processors.format_exc_info,
-            redact,
-            renderer,
-        ],
+        processors=[structlog.contextvars.merge_contextvars,
+                    structlog.processors.add_log_level, stamp, *tail],
         wrapper_class=structlog.make_filtering_bound_logger(
             getattr(logging, level.upper(), logging.INFO)),
         logger_factory=structlog.PrintLoggerFactory(stream),
         cache_logger_on_first_use=False,
     )
-    # Libraries (panoramisk, smpplib, aiohttp) log through stdlib logging: keep them quiet
-    # and route what they say through the same masking.
-    logging.basicConfig(level=logging.WARNING, stream=stream,
-                        format="%(levelname)s %(name)s %(message)s")
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(_StdlibMask())
+    # Libraries log through stdlib logging: the same timestamp, masking and renderer, so
+    # every line on stderr (aiohttp's tracebacks included) is one JSON object.
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(_Formatter(
+        foreign_pre_chain=[structlog.processors.add_log_level, stamp,
+                           structlog.stdlib.ExtraAdder(), _library_event],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *tail]))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(logging.WARNING)  # libraries stay quiet below a warning
+    logging.captureWarnings(True)  # Python warnings too, instead of raw text
     # smpplib warns for every vendor TLV in a receipt; our own smpp_* events say what matters.
     logging.getLogger("smpplib").setLevel(logging.ERROR)
+    sys.excepthook = _log_uncaught
+    threading.excepthook = lambda args: _log_uncaught(
+        args.exc_type, args.exc_value or args.exc_type(), args.exc_traceback)
 
 
-class _StdlibMask(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = mask_text(record.getMessage())
-        record.args = ()
-        return True
+def _log_uncaught(kind: type[BaseException], exc: BaseException,
+                  tb: TracebackType | None) -> None:
+    if issubclass(kind, KeyboardInterrupt):
+        sys.__excepthook__(kind, exc, tb)
+        return
+    structlog.get_logger().critical("uncaught_exception", exc_info=(kind, exc, tb))
 
 
 def get_logger(**initial: Any) -> Logger:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import hmac
-import json
 from typing import Any
 
 from aiohttp import web
 
 from ccshortlink.logs import mask_number
+from ccshortlink.webbody import BodyProblem, parse_json, read_capped
 from ccshortlink.webcontext import DEPS, visitor
 from ccshortlink.webguard import anonymise, client_key
 
@@ -33,6 +33,9 @@ async def metrics(request: web.Request) -> web.Response:
                             headers={"Content-Type": deps.metrics.content_type,
                                      "Cache-Control": "no-store"})
     return response
+
+
+MAX_FIELD = 64  # characters in "agent" or "to": longer is not an agent ID or a number
 
 
 def _problem(status: int, error: str, **headers: str) -> web.Response:
@@ -60,12 +63,13 @@ async def send(request: web.Request) -> web.Response:
         deps.misses.hit(key)
         deps.log.warning("api_unauthorized", client=anonymise(visitor(request)), status=401)
         return _problem(401, "missing or wrong bearer token", **{"WWW-Authenticate": "Bearer"})
-    try:
-        payload: Any = await request.json(loads=json.loads)
-    except (ValueError, UnicodeDecodeError):
-        return _problem(400, "body must be JSON")
+    try:  # bounded before parsing: a huge or deeply nested body is a 413/400, never a 500
+        payload: Any = parse_json(await read_capped(request))
+    except BodyProblem as problem:
+        return _problem(problem.status, problem.message)
     if not isinstance(payload, dict) or not all(
-            isinstance(payload.get(k), str) and payload[k].strip() for k in ("agent", "to")):
+            isinstance(payload.get(k), str) and 0 < len(payload[k].strip()) <= MAX_FIELD
+            for k in ("agent", "to")):
         return _problem(400, 'body must be {"agent": "<CS ID>", "to": "<customer number>"}')
     agent_id, number = payload["agent"].strip(), payload["to"].strip()
     try:

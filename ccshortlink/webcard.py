@@ -19,8 +19,8 @@ from ccshortlink.i18n import choose_language, strings
 from ccshortlink.linkcache import CachedLink
 from ccshortlink.store import LinkView
 from ccshortlink.vcard import photo_type, render_vcard, vcard_filename
-from ccshortlink.webcontext import (DEPS, WebDeps, html_response, message_page, page_response,
-                                    visitor)
+from ccshortlink.webcontext import (DEPS, WebDeps, foreign_post, html_response, message_page,
+                                    page_response, visitor)
 from ccshortlink.webguard import anonymise, client_key, is_bot
 
 # Wider than the minted alphabet on purpose: anything else is a miss without a query.
@@ -175,7 +175,7 @@ async def rate(request: web.Request, deps: WebDeps, entry: CachedLink,
     """POST /{code}/rate: 1-5 stars and an optional comment, one per link, editable."""
     link = entry.link
     # The link is the credential; this only stops other sites posting with a visitor's browser.
-    if request.headers.get("Sec-Fetch-Site", "") == "cross-site":
+    if foreign_post(request):
         deps.log.info("rating_rejected", code=link.code, reason="cross_site", status=403)
         raise web.HTTPForbidden(text="cross-site form posts are not accepted")
     if not deps.writes.allow(client_key(visitor(request))):
@@ -183,7 +183,11 @@ async def rate(request: web.Request, deps: WebDeps, entry: CachedLink,
                          reason="ratings")
         return message_page(deps, "busy", 429, _language(request, agent),
                             **{"Retry-After": str(int(deps.writes.window))})
-    form = await request.post()
+    try:
+        form = await request.post()
+    except ValueError:  # a multipart body with no or a wrong boundary: 400, not 500
+        deps.log.info("rating_rejected", code=link.code, reason="malformed_form", status=400)
+        raise web.HTTPBadRequest(text="the rating form could not be read") from None
     raw_stars, raw_comment = form.get("stars", ""), form.get("comment", "")
     comment = clean_comment(raw_comment if isinstance(raw_comment, str) else "")
     stars = int(raw_stars) if raw_stars in ("1", "2", "3", "4", "5") else None
@@ -215,7 +219,7 @@ async def call(request: web.Request, deps: WebDeps, entry: CachedLink,
     link = entry.link
     counted = False
     # Over the limit the tap is not recorded, but the customer is never kept from calling.
-    if deps.writes.allow(client_key(visitor(request))):
+    if not foreign_post(request) and deps.writes.allow(client_key(visitor(request))):
         counted = _count_visit(request, deps, link.code, "call")
     deps.log.info("call_tap", code=link.code, agent=agent.id, counted=counted,
                   via="ping" if request.method == "POST" else "redirect")

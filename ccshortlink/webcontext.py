@@ -26,7 +26,7 @@ from ccshortlink.logs import Logger
 from ccshortlink.metrics import VISIT_KINDS, Metrics
 from ccshortlink.store import Store
 from ccshortlink.visitbuffer import VisitBuffer
-from ccshortlink.webguard import SlidingLimiter, client_address
+from ccshortlink.webguard import SlidingLimiter, client_address, is_foreign_post
 
 SendCard = Callable[[str, str], Awaitable[dict[str, Any]]]
 
@@ -127,8 +127,18 @@ _MESSAGES = {
 
 
 def visitor(request: web.Request) -> str | None:
-    """The client's address, through a reverse proxy on this host if there is one."""
-    return client_address(request.remote, request.headers.get("X-Forwarded-For", ""))
+    """The client's address, through the reverse proxies `[web] trusted_proxies` lists."""
+    # Every X-Forwarded-For line, in order: a visitor's own line must not hide the proxy's.
+    forwarded = ",".join(request.headers.getall("X-Forwarded-For", ()))
+    trusted = request.app[DEPS].web_config.trusted_proxies
+    return client_address(request.remote, forwarded, trusted)
+
+
+def foreign_post(request: web.Request) -> bool:
+    """Another site made the visitor's browser send this POST (see webguard.is_foreign_post)."""
+    headers = request.headers
+    return is_foreign_post(headers.get("Sec-Fetch-Site", ""), headers.get("Origin"),
+                           request.app[DEPS].web_config.public_url, request.host)
 
 
 def page_response(deps: WebDeps, body: bytes) -> web.Response:

@@ -8,6 +8,7 @@ from collections import deque
 from collections.abc import Callable
 from functools import lru_cache, wraps
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 _Result = TypeVar("_Result")
 
@@ -22,9 +23,9 @@ def _memoised(func: Callable[..., _Result]) -> Callable[..., _Result]:
     memo = lru_cache(maxsize=2048)(func)
 
     @wraps(func)
-    def answer(*args: str | None) -> _Result:
+    def answer(*args: str | tuple[str, ...] | None) -> _Result:
         for arg in args:
-            if arg is not None and len(arg) > 256:
+            if isinstance(arg, str) and len(arg) > 256:
                 return func(*args)
         return memo(*args)
     return answer
@@ -61,20 +62,55 @@ def _address(remote: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Addres
     return address
 
 
-@_memoised
-def client_address(remote: str | None, forwarded_for: str) -> str | None:
-    """The visitor's address; X-Forwarded-For is believed only from a proxy on this host.
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
-    A reverse proxy on loopback would otherwise make every customer one client, and one
-    client's misses would rate-limit them all. The rightmost entry is the one our own
-    proxy appended; anything left of it is whatever the visitor chose to send.
+
+@lru_cache(maxsize=16)
+def trusted_networks(trusted: tuple[str, ...]) -> tuple[Network, ...]:
+    """`[web] trusted_proxies` as networks; an entry that is neither address nor network
+    trusts nothing (config checks report it)."""
+    networks = []
+    for entry in trusted:
+        try:
+            network = ipaddress.ip_network(entry.strip(), strict=False)
+        except ValueError:
+            continue
+        if isinstance(network, ipaddress.IPv6Network) and network.network_address.ipv4_mapped:
+            mapped = network.network_address.ipv4_mapped
+            network = ipaddress.ip_network(f"{mapped}/{max(0, network.prefixlen - 96)}",
+                                           strict=False)
+        networks.append(network)
+    return tuple(networks)
+
+
+def _trusted(address: ipaddress.IPv4Address | ipaddress.IPv6Address,
+             networks: tuple[Network, ...]) -> bool:
+    return any(address.version == net.version and address in net for net in networks)
+
+
+@_memoised
+def client_address(remote: str | None, forwarded_for: str,
+                   trusted: tuple[str, ...] = ()) -> str | None:
+    """The visitor's address: the peer, unless the peer is one of our `trusted` proxies.
+
+    Then X-Forwarded-For is read from the right, each entry appended by the hop after it,
+    and the first address that is not itself a trusted proxy is the client. Anything left
+    of that is whatever the visitor chose to send, so it is never read. With no trusted
+    proxies (the default) the header counts for nothing: anyone can send one.
     """
     address = _address(remote)
-    if address is not None and address.is_loopback and forwarded_for.strip():
-        forwarded = _address(forwarded_for.rsplit(",", 1)[-1].strip())
-        if forwarded is not None:
-            return str(forwarded)
-    return remote
+    networks = trusted_networks(trusted)
+    if address is None or not networks or not _trusted(address, networks):
+        return remote
+    client = address
+    for entry in reversed(forwarded_for.split(",")):
+        hop = _address(entry.strip())
+        if hop is None:
+            break  # garbage from beyond our proxies: the last hop we know stands
+        client = hop
+        if not _trusted(hop, networks):
+            break
+    return str(client)
 
 
 @_memoised
@@ -144,3 +180,39 @@ class SlidingLimiter:
             return False
         self.hit(key)
         return True
+
+
+def _origin(url: str) -> str:
+    """scheme://host[:port] of a URL, lower-cased, without the scheme's default port."""
+    parts = urlsplit(url.strip())
+    try:
+        port = parts.port
+    except ValueError:
+        return ""
+    host = (parts.hostname or "").lower()
+    if not parts.scheme or not host:
+        return ""
+    if ":" in host:
+        host = f"[{host}]"
+    default = {"http": 80, "https": 443}.get(parts.scheme.lower())
+    suffix = f":{port}" if port is not None and port != default else ""
+    return f"{parts.scheme.lower()}://{host}{suffix}"
+
+
+@_memoised
+def is_foreign_post(fetch_site: str, origin: str | None, public_url: str, host: str) -> bool:
+    """True when a browser says another site made it send this form or ping.
+
+    Sec-Fetch-Site is authoritative where sent; otherwise an Origin that is neither
+    `public_url`'s nor this server's own host. "Origin: null" is what a same-origin POST
+    from our own card sends (its Referrer-Policy is no-referrer), so it cannot be refused.
+    """
+    if fetch_site.strip().lower() in ("cross-site", "same-site"):
+        return True
+    if origin is None or origin.strip() in ("", "null"):
+        return False
+    presented = _origin(origin)
+    if not presented:
+        return True
+    own_host = host.strip().lower()
+    return presented != _origin(public_url) and presented.split("://", 1)[1] != own_host

@@ -14,7 +14,8 @@ from ccshortlink.cardview import build_card, clean_comment, merge_satisfaction, 
 from ccshortlink.i18n import STRINGS, choose_language
 from ccshortlink.metrics import Metrics
 from ccshortlink.store import AgentLiveStats, RatingView
-from ccshortlink.webguard import SlidingLimiter, anonymise, client_address, client_key, is_bot
+from ccshortlink.webguard import (SlidingLimiter, anonymise, client_address, client_key, is_bot,
+                                  is_foreign_post)
 
 
 def test_every_language_has_every_string() -> None:
@@ -72,12 +73,55 @@ def test_addresses_are_anonymised_to_their_network() -> None:
     assert client_key("203.0.113.77") == "203.0.113.77"
 
 
-def test_forwarded_for_is_believed_only_from_a_local_proxy() -> None:
-    assert client_address("127.0.0.1", "10.9.8.7, 203.0.113.5") == "203.0.113.5"
-    assert client_address("::1", "2001:db8::1") == "2001:db8::1"
-    assert client_address("198.51.100.2", "203.0.113.5") == "198.51.100.2"  # spoofable
-    assert client_address("127.0.0.1", "") == "127.0.0.1"
-    assert client_address("127.0.0.1", "garbage") == "127.0.0.1"
+def test_forwarded_for_counts_for_nothing_without_trusted_proxies() -> None:
+    # the default trusts no proxy: even a loopback peer's header may be the visitor's own
+    assert client_address("127.0.0.1", "10.9.8.7, 203.0.113.5") == "127.0.0.1"
+    assert client_address("198.51.100.2", "203.0.113.5") == "198.51.100.2"
+    assert client_address("198.51.100.2", "203.0.113.5", ("127.0.0.1",)) == "198.51.100.2"
+
+
+LOCAL = ("127.0.0.1", "::1")
+
+
+def test_forwarded_for_is_believed_only_from_a_trusted_proxy() -> None:
+    assert client_address("127.0.0.1", "10.9.8.7, 203.0.113.5", LOCAL) == "203.0.113.5"
+    assert client_address("::1", "2001:db8::1", LOCAL) == "2001:db8::1"
+    assert client_address("::ffff:127.0.0.1", "203.0.113.5", LOCAL) == "203.0.113.5"
+    assert client_address("127.0.0.1", "", LOCAL) == "127.0.0.1"
+    assert client_address("127.0.0.1", "garbage", LOCAL) == "127.0.0.1"
+    assert client_address(None, "203.0.113.5", LOCAL) is None
+
+
+def test_the_client_is_the_rightmost_address_that_is_not_a_trusted_proxy() -> None:
+    chain = ("10.0.0.0/8", "192.0.2.7")  # a load balancer network and a CDN edge
+    # visitor-sent 6.6.6.6 (forged), the real client, then two of our own hops
+    header = "6.6.6.6, 203.0.113.5, 192.0.2.7, 10.1.2.3"
+    assert client_address("10.0.0.1", header, chain) == "203.0.113.5"
+    # every hop is ours: the left-most one is the best we know
+    assert client_address("10.0.0.1", "10.4.4.4, 10.1.2.3", chain) == "10.4.4.4"
+    # a garbage hop stops the walk at the last address a trusted proxy vouched for
+    assert client_address("10.0.0.1", "203.0.113.5, junk, 10.1.2.3", chain) == "10.1.2.3"
+    # a bad trusted_proxies entry trusts nothing rather than everything
+    assert client_address("10.0.0.1", "203.0.113.5", ("not-a-network",)) == "10.0.0.1"
+
+
+@pytest.mark.parametrize(("fetch_site", "origin", "host", "foreign"), [
+    ("same-origin", "https://c.example.com", "c.example.com", False),
+    ("", "https://c.example.com", "127.0.0.1:8080", False),  # behind a proxy: public_url
+    ("", "http://127.0.0.1:8080", "127.0.0.1:8080", False),  # straight to the daemon
+    ("", "https://C.Example.com:443", "127.0.0.1:8080", False),
+    ("", "null", "c.example.com", False),  # our own page: Referrer-Policy no-referrer
+    ("", None, "c.example.com", False),  # an old browser or a curl user
+    ("cross-site", "null", "c.example.com", True),
+    ("same-site", "https://other.example.com", "c.example.com", True),
+    ("", "https://evil.example", "c.example.com", True),
+    ("", "https://c.example.com.evil.example", "c.example.com", True),
+    ("", "http://c.example.com:8443", "c.example.com", True),
+    ("", "not a url", "c.example.com", True),
+])
+def test_foreign_posts_are_told_apart(fetch_site: str, origin: str | None, host: str,
+                                      foreign: bool) -> None:
+    assert is_foreign_post(fetch_site, origin, "https://c.example.com", host) is foreign
 
 
 def test_sliding_limiter_counts_per_client_and_forgets_after_the_window() -> None:
