@@ -16,8 +16,11 @@ from ccshortlink.agents import AgentDirectory, AgentsError, load_agents
 from ccshortlink.ami import AmiAuthError, AmiClient
 from ccshortlink.batching import GroupWriter
 from ccshortlink.calls import AgentLookup, CallEnded, CallTracker, Outcome, default_agent_lookup
-from ccshortlink.cards import CardOutcome, CardService
+from ccshortlink.cards import CardService
 from ccshortlink.config import Config, ConfigError, load_config
+from ccshortlink.dbfaults import Outage, until_stored
+from ccshortlink.dbwatch import DbWatch
+from ccshortlink.decider import Decider
 from ccshortlink.links import SmsTemplates, check_templates
 from ccshortlink.logs import Logger, mask_number
 from ccshortlink.metrics import Metrics
@@ -33,9 +36,10 @@ EXIT_OK = 0
 EXIT_CONFIG = 78  # EX_CONFIG: systemd's RestartPreventExitStatus keeps it from looping
 HOUSEKEEPING_INTERVAL = 30.0
 RECEIPT_WAIT_TRIES = 20
-# A batch is one transaction run on the loop's thread: its size bounds how long AMI waits.
-DECISION_BATCH = 64
 CHECKPOINT_INTERVAL = 1.0
+# s a receipt or an opt-out reply is retried while the database fails; then deliver_sm is
+# answered with an error, so the SMSC delivers it again later (both writes are idempotent).
+HANDLER_DB_WAIT = 20.0
 
 
 class StartupError(Exception):
@@ -64,6 +68,7 @@ class Daemon:
         self.clock = clock
         self.notifier = notifier or SystemdNotifier(None)
         self.metrics = Metrics()
+        self.decider = Decider(lambda: self.cards.handle_many, log, self.metrics)
         self.stop = asyncio.Event()
         self.web_port: int | None = None
         self.ready = asyncio.Event()
@@ -98,6 +103,9 @@ class Daemon:
             self.store = store
             # Receipts come in bursts of one per part: they share commits under load.
             self.receipts = GroupWriter(store.record_receipts)
+            self.db_watch = DbWatch(store, self.log, lambda: self.decider.failing)
+            self.outages = {what: Outage(self.log, what)
+                            for what in ("receipts", "opt_out")}
             return await self._run_with_store(store)
 
     async def _run_with_store(self, store: Store) -> int:
@@ -154,6 +162,7 @@ class Daemon:
                 tasks.create_task(self._decide_forever(), name="decisions")
                 tasks.create_task(self._housekeeping(), name="housekeeping")
                 tasks.create_task(self._checkpoint_forever(), name="checkpoints")
+                tasks.create_task(self.db_watch.run(self.stop), name="db-watch")
                 tasks.create_task(self._announce_ready(), name="ready")
                 # Every task watches `stop` and winds down by itself, each within a bound.
         except* AmiAuthError as group:
@@ -207,28 +216,8 @@ class Daemon:
         self.live.ami_up = up
 
     async def _decide_forever(self) -> None:
-        """Decide in event order, everything queued at once: one transaction per batch.
-
-        Under load the queue fills while the previous batch is written, so the next batch
-        carries many calls in one commit; when quiet, a call is decided as soon as it ends.
-        """
-        queue = self.live.outcomes
-        while not (self.stop.is_set() and queue.empty()):
-            try:
-                first = await asyncio.wait_for(queue.get(), timeout=0.2)
-            except TimeoutError:
-                continue
-            batch = [first]
-            while not queue.empty() and len(batch) < DECISION_BATCH:
-                batch.append(queue.get_nowait())
-            try:
-                results: list[CardOutcome | Exception] = await self.cards.handle_many(batch)
-            except Exception as exc:  # the whole batch's transaction failed
-                results = [exc] * len(batch)
-            for outcome, result in zip(batch, results):
-                if isinstance(result, Exception):
-                    self.log.error("decision_failed", linkedid=outcome.linkedid,
-                                   error=repr(result))
+        """Decide in event order, a batch per transaction; see Decider for database faults."""
+        await self.decider.run(self.live.outcomes, self.stop)
 
     def _on_queued(self, count: int) -> None:
         self.metrics.sms.labels(status="queued").inc(count)
@@ -251,9 +240,11 @@ class Daemon:
         # A fast SMSC sends the receipt right behind submit_sm_resp: let the message ids that
         # the outbox is storing land first, so the first look-up finds them.
         await self.outbox.ids_stored()
+        record = ReceiptRecord(receipt.message_id, receipt.state, receipt.error_code,
+                               self.clock())
         for _ in range(RECEIPT_WAIT_TRIES):
-            sms_id = await self.receipts.write(ReceiptRecord(
-                receipt.message_id, receipt.state, receipt.error_code, self.clock()))
+            sms_id = await until_stored(lambda: self.receipts.write(record),
+                                        self.outages["receipts"], self.stop, HANDLER_DB_WAIT)
             if sms_id is not None:
                 break
             # A fast SMSC can send the receipt before the outbox has stored the message ids
@@ -279,7 +270,15 @@ class Daemon:
             return
         number = normalise_number(message.source_addr, self.config.policy)
         e164 = message.source_addr if isinstance(number, NumberRejected) else number.e164
-        changed = await self.store.set_opt_out(e164, opt_out, "sms reply", self.clock())
+        now = self.clock()
+        try:
+            changed = await until_stored(
+                lambda: self.store.set_opt_out(e164, opt_out, "sms reply", now),
+                self.outages["opt_out"], self.stop, HANDLER_DB_WAIT)
+        except Exception:
+            self.log.error("opt_out_not_stored", customer=mask_number(e164), opt_out=opt_out,
+                           reason="the SMSC is answered with an error and delivers it again")
+            raise
         self.log.info("opt_out_added" if opt_out else "opt_out_removed",
                       customer=mask_number(e164), changed=changed)
 
@@ -330,18 +329,31 @@ class Daemon:
         return agents, templates, sorted(config.sms.templates), self._agent_lookup(agents)
 
     def health(self) -> dict[str, str]:
-        return {"ami": "up" if self.live.ami_up else "down",
-                "smpp": "up" if self.smpp.bound else "down",
-                "db": "up" if self.live.db_ok else "down"}
+        """Each component's state; `db_reason` says why the database is `failing`."""
+        states = {"ami": "up" if self.live.ami_up else "down",
+                  "smpp": "up" if self.smpp.bound else "down",
+                  "db": "up" if self.live.db_ok else "down"}
+        reason = self.db_watch.trouble()
+        if reason is not None:
+            states["db"], states["db_reason"] = "failing", reason
+        return states
 
     async def _checkpoint_forever(self) -> None:
         """Keep the WAL short from a worker thread (see Store.take_over_checkpoints)."""
         await self.store.take_over_checkpoints()
+        failing = False  # logged once when checkpoints start failing, once when they work
         while not self.stop.is_set():
             try:
                 await self.store.checkpoint()
             except sqlite3.Error as exc:
-                self.log.warning("db_checkpoint_failed", error=repr(exc))
+                if not failing:
+                    self.log.warning("db_checkpoint_failed", error=repr(exc),
+                                     reason="tried again every second, logged once")
+                failing = True
+            else:
+                if failing:
+                    self.log.info("db_checkpoint_recovered")
+                failing = False
             try:
                 await asyncio.wait_for(self.stop.wait(), timeout=CHECKPOINT_INTERVAL)
             except TimeoutError:
@@ -352,8 +364,10 @@ class Daemon:
         retention = RetentionSchedule(self.config.retention_days)
         while not self.stop.is_set():
             self.live.db_ok = await self.store.ping()
-            if self.live.db_ok:
-                self.notifier.watchdog()  # only while the loop and the database answer
+            # Fed while the loop runs, even with the database failing: a restart frees no
+            # disk and breaks no other process's lock, and it would lose the calls kept in
+            # memory for the database (see Decider). /healthz says `db: failing` instead.
+            self.notifier.watchdog()
             for linkedid in self.tracker.evict(time.monotonic()):
                 self.log.warning("call_evicted", linkedid=linkedid,
                                  reason="no Hangup within call_timeout_hours")

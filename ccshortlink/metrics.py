@@ -37,6 +37,14 @@ class Metrics:
         self.outbox = Gauge(
             "ccshortlink_outbox_messages", "SMS rows in the outbox by status, read at scrape time",
             ["status"], registry=self.registry)
+        self.decisions_dropped = Counter(
+            "ccshortlink_decisions_dropped",
+            "Finished calls refused undecided: the database failed and the backlog was full",
+            registry=self.registry)
+        self.decisions_waiting = Gauge(
+            "ccshortlink_decisions_waiting",
+            "Finished calls kept in memory until the database takes their decision",
+            registry=self.registry)
         # Export zeros from the start so rate() and alerts work before the first event.
         for kind in VISIT_KINDS:
             self.visits.labels(kind=kind)

@@ -14,7 +14,7 @@ import phonenumbers
 from ccshortlink.config import PolicyConfig
 from ccshortlink.links import is_code
 from ccshortlink.policy import CustomerNumber, normalise_number
-from ccshortlink.store import SCHEMA_VERSION, StoreError
+from ccshortlink.store import SCHEMA_VERSION, StoreError, opening
 
 VISIT_KINDS = {"open": "page_opened", "call": "call_tapped", "vcard": "vcard_downloaded"}
 
@@ -99,12 +99,22 @@ class Reports:
     @classmethod
     def open(cls, path: Path) -> Reports:
         path = Path(path)
+        if path.is_dir():
+            raise StoreError(f"{path}: is a directory, not a database file")
         if not path.is_file():
             raise StoreError(f"{path}: no database there (has the daemon run yet?)")
-        db = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
+        try:
+            db = sqlite3.connect(path.resolve().as_uri() + "?mode=ro", uri=True)
+        except sqlite3.Error as exc:
+            raise opening.explain(path, exc) from None
         db.row_factory = sqlite3.Row
-        db.execute("PRAGMA busy_timeout=5000")
-        version = int(db.execute("PRAGMA user_version").fetchone()[0])
+        try:
+            db.execute("PRAGMA busy_timeout=5000")
+            version = int(db.execute("PRAGMA user_version").fetchone()[0])
+            opening.check_integrity(db)
+        except sqlite3.Error as exc:
+            db.close()
+            raise opening.explain(path, exc) from None
         if not 0 < version <= SCHEMA_VERSION:
             db.close()
             raise StoreError(f"{path}: not a database this ccshortlink can read (schema version"

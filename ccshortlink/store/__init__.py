@@ -5,6 +5,7 @@ from __future__ import annotations
 from ccshortlink.store.base import (
     SCHEMA_VERSION, AgentLiveStats, CardRequest, CardResult, DecisionRecord, IssuedLink,
     LinkView, OutboxSms, RatingView, ReceiptRecord, SmsDraft, StoreError, SubmittedSms,
+    is_db_fault,
 )
 from ccshortlink.store.card import CardStore
 from ccshortlink.store.links import LinkStore
@@ -14,7 +15,7 @@ from ccshortlink.store.retention import RetentionStore
 __all__ = [
     "SCHEMA_VERSION", "AgentLiveStats", "CardRequest", "CardResult", "ClaimedSms",
     "DecisionRecord", "IssuedLink", "LinkView", "OutboxSms", "RatingView", "ReceiptRecord",
-    "SmsDraft", "Store", "StoreError", "SubmittedSms",
+    "SmsDraft", "Store", "StoreError", "SubmittedSms", "is_db_fault",
 ]
 
 

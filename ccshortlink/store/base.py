@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
@@ -19,6 +20,16 @@ from ccshortlink.policy import Decision, SendFacts
 
 class StoreError(Exception):
     """The database cannot be used (e.g. its schema is newer than this program)."""
+
+
+def is_db_fault(exc: BaseException) -> bool:
+    """A fault of the database itself (locked, disk full, I/O error, damaged file), which a
+    later try may get past; not a bug in one request (a constraint, a bad parameter)."""
+    if isinstance(exc, StoreError):
+        return True
+    return isinstance(exc, sqlite3.DatabaseError) and not isinstance(
+        exc, (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.DataError,
+              sqlite3.NotSupportedError))
 
 
 @dataclass(frozen=True)
@@ -165,18 +176,46 @@ class StoreBase:
         self._checkpointer: sqlite3.Connection | None = None  # the daemon's, see checkpoint
         self._checkpoint_lock = asyncio.Lock()  # one checkpoint at a time, never after close
         self._closed = False
+        # Why the last write failed, until one succeeds: what /healthz reports.
+        self.write_failure: str | None = None
+        self._failure_is_lock = False
+        self._waiting: dict[int, float] = {}  # use cases waiting out a lock: since (monotonic)
+
+    def lock_wait(self) -> float:
+        """How long (s) the longest-waiting use case has waited for another process's lock."""
+        return time.monotonic() - min(self._waiting.values()) if self._waiting else 0.0
+
+    def _note_write(self, exc: BaseException | None, *, probe: bool = False) -> None:
+        if exc is None:
+            # An empty probe transaction says a lock is gone, not that the disk has room.
+            if not probe or self._failure_is_lock:
+                self.write_failure = None
+        elif is_db_fault(exc):
+            self.write_failure = str(exc) or type(exc).__name__
+            self._failure_is_lock = isinstance(exc, sqlite3.OperationalError) and _is_busy(exc)
 
     @classmethod
     async def open(cls, path: Path) -> Self:
+        """The store at `path`, or a StoreError naming the file and what is wrong with it."""
+        from ccshortlink.store import opening  # it needs StoreError from here
+
         path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        db = await aiosqlite.connect(path, isolation_level=None, check_same_thread=False)
+        opening.check_path(path)
+        try:
+            db = await aiosqlite.connect(path, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise opening.explain(path, exc) from None
         db.row_factory = sqlite3.Row
         store = cls(db, path)
         try:
             await store._prepare()
-        except BaseException:
+            # Both on aiosqlite's thread: a large file is read without holding up the loop.
+            await db._execute(opening.check_integrity, db._conn)
+            await db._execute(opening.check_writable, db._conn)
+        except BaseException as exc:
             await db.close()
+            if isinstance(exc, sqlite3.Error):
+                raise opening.explain(path, exc) from None
             raise
         return store
 
@@ -224,7 +263,13 @@ class StoreBase:
         async with self._lock:
             job = asyncio.ensure_future(
                 self._db._execute(partial(_in_transaction, work), self._db._conn))
-            return await _outlast_cancellation(job)
+            try:
+                result = await _outlast_cancellation(job)
+            except Exception as exc:
+                self._note_write(exc)
+                raise
+            self._note_write(None)
+            return result
 
     async def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """Run a whole use case on the event loop's own thread, between awaits.
@@ -238,21 +283,39 @@ class StoreBase:
         so the loop is never stalled for longer than BUSY_TIMEOUT.
         """
         waited = 0.0
-        while True:
-            async with self._lock:
-                try:
-                    # aiosqlite's sqlite3.Connection, opened with check_same_thread off
-                    return work(self._db._conn)
-                except sqlite3.OperationalError as exc:
-                    if not _is_busy(exc) or waited >= BUSY_WAIT:
-                        raise
-            pause = min(0.2, 0.01 + waited / 4)
-            await asyncio.sleep(pause)
-            waited += pause + BUSY_TIMEOUT
+        token = object()
+        try:
+            while True:
+                async with self._lock:
+                    try:
+                        # aiosqlite's sqlite3.Connection, opened with check_same_thread off
+                        return work(self._db._conn)
+                    except sqlite3.OperationalError as exc:
+                        if not _is_busy(exc) or waited >= BUSY_WAIT:
+                            raise
+                self._waiting.setdefault(id(token), time.monotonic() - BUSY_TIMEOUT)
+                pause = min(0.2, 0.01 + waited / 4)
+                await asyncio.sleep(pause)
+                waited += pause + BUSY_TIMEOUT
+        finally:
+            self._waiting.pop(id(token), None)
 
-    async def _write(self, work: Callable[[sqlite3.Connection], T]) -> T:
+    async def _write(self, work: Callable[[sqlite3.Connection], T], *, probe: bool = False) -> T:
         """Like `_read`, inside BEGIN IMMEDIATE ... COMMIT (ROLLBACK on any error)."""
-        return await self._read(partial(_in_transaction, work))
+        changes = self._db._conn.total_changes
+        try:
+            result = await self._read(partial(_in_transaction, work))
+        except Exception as exc:
+            self._note_write(exc)
+            raise
+        # A transaction that changed nothing (a probe, an empty claim) proves a lock is gone,
+        # not that the disk has room again.
+        self._note_write(None, probe=probe or self._db._conn.total_changes == changes)
+        return result
+
+    async def probe_write(self) -> None:
+        """An empty write transaction: raises while another process holds the write lock."""
+        await self._write(lambda db: None, probe=True)
 
     async def take_over_checkpoints(self) -> None:
         """Keep commits from copying the WAL back themselves (and fsyncing) on the loop.

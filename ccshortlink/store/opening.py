@@ -1,0 +1,74 @@
+"""Open the database file or say in one sentence what is wrong with it (a StoreError)."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from ccshortlink.store.base import StoreError
+
+# What the admin can do about each SQLite result code met while opening.
+_ADVICE = {
+    "SQLITE_NOTADB": "is not an SQLite database (garbage, or another kind of file);"
+                     " move it away or restore a backup",
+    "SQLITE_CORRUPT": "is damaged ({error}): restore a backup, or move it away to start empty",
+    "SQLITE_CANTOPEN": "cannot be opened ({error}): the file and its folder must be readable"
+                       " and writable by this user (SQLite creates {wal} and {shm} beside it)",
+    "SQLITE_READONLY": "is read-only ({error}): the file and its folder must be writable by"
+                       " this user (SQLite creates {wal} and {shm} beside it)",
+    "SQLITE_PERM": "cannot be written ({error}): check its permissions and attributes",
+    "SQLITE_FULL": "cannot be written: the disk is full ({error})",
+    "SQLITE_IOERR": "cannot be read or written: disk I/O error ({error})",
+    "SQLITE_BUSY": "is locked by another process ({error}): finish that transaction first",
+}
+
+
+def check_path(path: Path) -> None:
+    """Refuse what is clearly no database file before SQLite looks at it; make its folder."""
+    if path.is_dir():
+        raise StoreError(f"{path}: is a directory, not a database file")
+    if path.exists() and not path.is_file():
+        raise StoreError(f"{path}: is not a regular file")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"{path}: cannot create its folder: {exc.strerror or exc}") from None
+
+
+def explain(path: Path, exc: sqlite3.Error) -> StoreError:
+    """The StoreError an admin reads for an SQLite error met while opening `path`."""
+    name = getattr(exc, "sqlite_errorname", None) or (
+        "SQLITE_CORRUPT" if "malformed" in str(exc) else "")
+    advice = next((text for code, text in _ADVICE.items() if name.startswith(code)),
+                  "cannot be used ({error})")
+    return StoreError(f"{path}: " + advice.format(
+        error=exc, wal=f"{path.name}-wal", shm=f"{path.name}-shm"))
+
+
+def check_integrity(db: sqlite3.Connection) -> None:
+    """Read every page's structure: a truncated or damaged file is refused at start.
+
+    quick_check took 65 ms on a 93 MB database (warm cache): cheap next to a daemon that
+    would otherwise fail on the first call whose pages are missing.
+    """
+    rows = db.execute("PRAGMA quick_check(1)").fetchall()
+    if rows and str(rows[0][0]) != "ok":
+        raise sqlite3.DatabaseError(f"database disk image is malformed: {rows[0][0]}")
+
+
+def check_writable(db: sqlite3.Connection) -> None:
+    """Write page 1 back unchanged: SQLite opens a file it may not write read-only, silently,
+    and an empty transaction would not notice."""
+    try:
+        db.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        if getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY:
+            return  # another process writes: a transient lock, which the daemon rides out
+        raise
+    try:
+        version = int(db.execute("PRAGMA user_version").fetchone()[0])
+        db.execute(f"PRAGMA user_version={version}")
+        db.execute("COMMIT")
+    finally:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
