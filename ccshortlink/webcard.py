@@ -17,6 +17,7 @@ from ccshortlink.cardcache import AgentFigures
 from ccshortlink.cardview import MAX_COMMENT, build_card, clean_comment, tel_uri
 from ccshortlink.i18n import choose_language, strings
 from ccshortlink.linkcache import CachedLink
+from ccshortlink.logs import clip
 from ccshortlink.store import LinkView
 from ccshortlink.vcard import photo_type, render_vcard, vcard_filename
 from ccshortlink.webcontext import (DEPS, WebDeps, foreign_post, html_response, message_page,
@@ -57,7 +58,7 @@ async def _resolve(request: web.Request) -> tuple[CachedLink, Agent] | web.Respo
         if deps.misses.blocked(key):  # logged once, when the client crosses the line
             deps.log.warning("client_rate_limited", client=anonymise(visitor(request)),
                              reason="misses", limit=deps.misses.limit)
-        deps.log.info("card_missing", path=request.path[:80], status=404)
+        deps.log.info("card_missing", path=clip(request.path, 80), status=404)
         return message_page(deps, "missing", 404, _language(request, None))
     link, agent = entry.link, entry.agent
     if link.status != "live" or agent is None:
