@@ -9,7 +9,7 @@ from typing import Any
 
 from panoramisk.actions import Action
 
-from ccshortlink.amiprotocol import AmiProtocol, EventHandler
+from ccshortlink.amiprotocol import AmiEvent, AmiProtocol, EventHandler
 from ccshortlink.config import AmiConfig
 from ccshortlink.logs import Logger
 
@@ -27,7 +27,7 @@ _HANDSHAKE_TIMEOUT = 5.0
 _STOP_GRACE = 2.0
 
 
-__all__ = ["AmiAuthError", "AmiClient", "AmiProtocol"]
+__all__ = ["AmiAuthError", "AmiClient", "AmiEvent", "AmiProtocol"]
 
 
 class AmiAuthError(Exception):
@@ -47,6 +47,7 @@ class AmiClient:
         self._rng = rng or random.Random()
         self._protocol: AmiProtocol | None = None
         self._connected = False
+        self._sessions = 0  # numbers each connection's events (AmiEvent.session)
 
     @property
     def connected(self) -> bool:
@@ -98,7 +99,8 @@ class AmiClient:
             await asyncio.sleep(delay)
 
     def _make_protocol(self) -> AmiProtocol:
-        self._protocol = AmiProtocol(self._on_event, self._log)
+        self._sessions += 1
+        self._protocol = AmiProtocol(self._on_event, self._log, session=self._sessions)
         return self._protocol
 
     async def _open_session(self) -> str | None:

@@ -23,6 +23,16 @@ _MAX_FRAME = 1 << 20
 _MAX_HEADER_NAMES = 1024  # a PBX uses a few hundred; a garbling one must not grow the set
 
 
+class AmiEvent(dict[str, str]):
+    """An event's headers, plus the number of the AMI session it came in (not a header).
+
+    Equal to the plain dict of its headers; the session number lets the call tracker notice a
+    reconnect, after which the PBX may be a new Asterisk (see pbxinstance).
+    """
+
+    session: int = 0
+
+
 class AmiProtocol(AMIProtocol):  # type: ignore[misc]  # panoramisk ships no type hints
     """One AMI session's bytes -> frames -> event dicts, with a UTF-8 decoder that spans reads.
 
@@ -31,10 +41,11 @@ class AmiProtocol(AMIProtocol):  # type: ignore[misc]  # panoramisk ships no typ
     for instance) keeps all its values, joined with "\\n", in their order.
     """
 
-    def __init__(self, on_event: EventHandler, log: Logger) -> None:
+    def __init__(self, on_event: EventHandler, log: Logger, session: int = 0) -> None:
         super().__init__()
         self._on_event = on_event
         self._log = log
+        self.session = session
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self._buffer = ""  # an incomplete frame; never holds a terminator
         # True when _buffer has no bare LF and no CR without an LF after it (bar its last)
@@ -133,26 +144,26 @@ class AmiProtocol(AMIProtocol):  # type: ignore[misc]  # panoramisk ships no typ
         self.banner_received.set_result(self.banner)
         return True
 
-    def _parse_plain(self, frame: str) -> dict[str, str] | None:
+    def _parse_plain(self, frame: str) -> AmiEvent | None:
         """The usual frame at C speed; None when it needs _parse's closer look.
 
         Usual: every line "Name: value", no name twice, each name already checked.
         """
         lines = frame.split("\r\n")
         try:
-            headers = dict([line.split(": ", 1) for line in lines])
+            headers = AmiEvent([line.split(": ", 1) for line in lines])
         except ValueError:  # a line without ": " (or a blank frame)
             return None
         if len(headers) != len(lines) or not headers.keys() <= self._header_names:
             return None
         return headers
 
-    def _parse(self, frame: str) -> dict[str, str] | None:
+    def _parse(self, frame: str) -> AmiEvent | None:
         """Any frame, line by line; None for a blank one or (with a warning) a malformed one."""
         lines = [line.rstrip("\r") for line in frame.strip("\r\n").split("\n")]
         if lines == [""]:
             return None  # a stray blank line between frames
-        headers: dict[str, str] = {}
+        headers = AmiEvent()
         for line in lines:
             name, colon, value = line.partition(":")
             if not colon:
@@ -167,8 +178,9 @@ class AmiProtocol(AMIProtocol):  # type: ignore[misc]  # panoramisk ships no typ
             self._header_names.update(headers)
         return headers
 
-    def _deliver(self, event: dict[str, str]) -> None:
+    def _deliver(self, event: AmiEvent) -> None:
         # Called right here, on the loop, in stream order: never through panoramisk's dispatch.
+        event.session = self.session
         try:
             result = self._on_event(event)
         except Exception:

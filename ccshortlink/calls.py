@@ -5,12 +5,20 @@ tracked by BridgeUniqueid; the two halves of a Local channel (`;1`/`;2`) are a w
 bridges. A customer channel (not Local, not an agent) is "talking" with every agent channel in
 its bridge or in a bridge reached through Local wires. When the customer channel hangs up, the
 agent it last talked with (or every agent, when configured) gets exactly one CallEnded.
+
+What the events cannot tell is decided from what they do show, and said: a call whose start was
+not seen (it began before ccshortlink started) is decided from its `Cdr` event; the calls of an
+Asterisk that restarted (see pbxinstance) are closed; channels beyond `max_channels` and those
+whose Hangup never comes are let go. Each of these is a CallClosed with its reason.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+
+from ccshortlink.pbxinstance import InstanceWatch
 
 Event = Mapping[str, str]
 AgentLookup = Callable[[str, str], str | None]  # (channel name, caller id num) -> extension
@@ -26,6 +34,7 @@ class CallEnded:
     talk_seconds: float
     trigger: str = "hangup"
     card_already_sent: bool = False
+    decided_from: str = "events"  # "cdr" when the call began before ccshortlink was watching
 
 
 @dataclass(frozen=True)
@@ -39,7 +48,31 @@ class SendRequested:
     reason: str = ""
 
 
-Outcome = CallEnded | SendRequested
+@dataclass(frozen=True)
+class CallClosed:
+    """A call or channel let go of without a card decision, and why (logged, and traced)."""
+
+    linkedid: str
+    agent_extension: str  # "" when no agent was bridged with it
+    customer_number: str  # "" when it was not a customer's channel
+    talk_seconds: float | None
+    reason: str
+    trigger: str  # pbx_restart | no_cdr | not_answered | evicted | call_timeout
+
+
+Outcome = CallEnded | SendRequested | CallClosed
+
+RESTART_REASON = "the PBX restarted before the call ended"
+
+
+@dataclass(frozen=True)
+class _CdrFacts:
+    """What one Cdr event says about a call whose start was not seen."""
+
+    agent: str | None
+    answered: bool
+    billable: float
+    number: str
 
 
 @dataclass
@@ -60,6 +93,9 @@ class _Channel:
     last_agent: str | None = None
     dial_string: str = ""
     card_sent_by_agent: bool = False
+    whole: bool = False  # its Newchannel was seen: its whole life is known
+    cdrs: list[_CdrFacts] = field(default_factory=list)  # only while `whole` is False
+    cdr_deadline: float = 0.0  # hung up, start unseen: give up waiting for a Cdr then
 
     @property
     def is_customer(self) -> bool:
@@ -80,6 +116,15 @@ def clean_number(value: str) -> str:
     """'' for the placeholders Asterisk uses when there is no number."""
     value = value.strip()
     return "" if value.lower() in _UNKNOWN else value
+
+
+def _seconds(value: str) -> float:
+    """A duration header as seconds; 0 for anything that is not a finite, positive number."""
+    try:
+        seconds = float(value or 0)
+    except ValueError:
+        return 0.0
+    return seconds if math.isfinite(seconds) and seconds > 0 else 0.0
 
 
 def channel_endpoint(channel: str) -> tuple[str, str]:
@@ -115,11 +160,20 @@ class CallTracker:
     """Feed AMI events with `handle(event, now)`; it returns what each event concluded."""
 
     def __init__(self, agent_lookup: AgentLookup, *, card_on_transfer: str = "last",
-                 feature_code_window: float = 1800.0, call_timeout: float = 12 * 3600.0) -> None:
+                 feature_code_window: float = 1800.0, call_timeout: float = 12 * 3600.0,
+                 max_channels: int = 20000, cdr_wait: float = 60.0) -> None:
         self.agent_lookup = agent_lookup
         self.card_on_transfer = card_on_transfer
         self.feature_code_window = feature_code_window
         self.call_timeout = call_timeout
+        self.max_channels = max_channels
+        self.cdr_wait = cdr_wait
+        self._instance = InstanceWatch()
+        self._session: int | None = None
+        self._verifying = False  # the AMI session changed: same Asterisk, or a new one?
+        self._restarted_at: float | None = None
+        self._unknown: dict[str, _Channel] = {}  # hung-up channel name -> waiting for its Cdr
+        self._pending: list[Outcome] = []  # concluded by the side (evictions) of an event
         self._channels: dict[str, _Channel] = {}
         self._by_name: dict[str, str] = {}
         self._bridges: dict[str, set[str]] = {}
@@ -130,13 +184,73 @@ class CallTracker:
     def active_channels(self) -> int:
         return len(self._channels)
 
+    def session(self, number: int) -> None:
+        """The AMI session an event came in; a new one may be a new Asterisk behind it."""
+        if self._session is not None and number != self._session:
+            self._verifying = True
+        self._session = number
+
     def handle(self, event: Event, now: float) -> list[Outcome]:
         self.events_seen += 1
         name = event.get("Event", "")
+        out: list[Outcome] = []
+        if self._verifying:
+            out.extend(self._verify(name, event, now))
+        elif name == "Newchannel":  # keeps the highest Uniqueid counter current
+            self._instance.new_channel(event.get("Uniqueid", ""), after_reconnect=False)
+        if self._unknown:
+            out.extend(self._due(now))
         handler = self._handlers.get(name)
-        if handler is None:
-            return []
-        return handler(self, event, now)
+        if handler is not None:
+            out.extend(handler(self, event, now))
+        if self._pending:
+            out[:0], self._pending = self._pending, []
+        return out
+
+    # --- the Asterisk instance -----------------------------------------------------------
+
+    def _verify(self, name: str, event: Event, now: float) -> list[Outcome]:
+        """After a reconnect: the first clue says whether the old calls still exist."""
+        if name == "Newchannel":
+            verdict = self._instance.new_channel(event.get("Uniqueid", ""), after_reconnect=True)
+            if verdict is not None:
+                self._verifying = False
+            return self._close_instance(now) if verdict else []
+        if event.get("Uniqueid", "") in self._channels:  # an old channel still lives
+            self._verifying = False
+        return []
+
+    def _on_fully_booted(self, event: Event, now: float) -> list[Outcome]:
+        verdict = self._instance.fully_booted(event.get("Uptime", ""), now,
+                                              after_reconnect=self._verifying)
+        if verdict is not None:
+            self._verifying = False
+        return self._close_instance(now) if verdict else []
+
+    def _close_instance(self, now: float) -> list[Outcome]:
+        """The Asterisk that had these calls is gone: close each, forget all of its state."""
+        closing = [c for c in self._channels.values() if c.is_customer]
+        closing.extend(self._unknown.values())
+        out: list[Outcome] = [self._closed(c, now, RESTART_REASON, "pbx_restart")
+                              for c in closing]
+        self._channels.clear()
+        self._by_name.clear()
+        self._bridges.clear()
+        self._unknown.clear()
+        self._recent.clear()  # `*55` must never reach a call of the old instance
+        self._restarted_at = now
+        return out
+
+    def _closed(self, chan: _Channel, now: float, reason: str, trigger: str) -> CallClosed:
+        talk: float | None = None
+        if chan.last_agent is not None:
+            talk = chan.talk_total.get(chan.last_agent, 0.0)
+            since = chan.talking_since.get(chan.last_agent)
+            talk += now - since if since is not None else 0.0
+        return CallClosed(
+            linkedid=chan.linkedid, agent_extension=chan.last_agent or chan.agent or "",
+            customer_number=(chan.caller_num or chan.dial_string) if chan.is_customer else "",
+            talk_seconds=talk, reason=reason, trigger=trigger)
 
     # --- channels ------------------------------------------------------------------------
 
@@ -148,10 +262,13 @@ class CallTracker:
         chan = self._channels.get(uniqueid)
         if chan is None:
             # First sight (Newchannel, or we connected mid-call): create it lazily.
+            if len(self._channels) >= self.max_channels:
+                self._evict_oldest(now)
             tech, _ = channel_endpoint(name)
             chan = _Channel(uniqueid=uniqueid, name=name,
                             linkedid=event.get(prefix + "Linkedid", uniqueid),
-                            is_local=tech.lower() == "local")
+                            is_local=tech.lower() == "local",
+                            whole=not prefix and event.get("Event") == "Newchannel")
             self._channels[uniqueid] = chan
             self._by_name[name] = uniqueid
         chan.last_seen = now
@@ -300,20 +417,79 @@ class CallTracker:
         return []
 
     def _on_cdr(self, event: Event, now: float) -> list[Outcome]:
-        """A Cdr that arrives before the Hangup confirms the billable (talk) seconds."""
+        """A Cdr confirms the billable (talk) seconds, or decides a call whose start was unseen."""
         uniqueid = self._by_name.get(event.get("Channel", ""))
         dest_id = self._by_name.get(event.get("DestinationChannel", ""))
         chan = self._channels.get(uniqueid) if uniqueid else None
         dest = self._channels.get(dest_id) if dest_id else None
-        if (chan is None or dest is None or dest.agent is None
-                or event.get("Disposition") != "ANSWERED"):
+        billable = _seconds(event.get("BillableSeconds", ""))
+        answered = event.get("Disposition") == "ANSWERED"
+        if chan is not None and dest is not None and dest.agent is not None and answered:
+            chan.reported_talk[dest.agent] = max(chan.reported_talk.get(dest.agent, 0.0),
+                                                 billable)
+        return self._cdr_of_unseen_start(event, answered, billable)
+
+    def _cdr_of_unseen_start(self, event: Event, answered: bool,
+                             billable: float) -> list[Outcome]:
+        """Only calls whose Newchannel was not seen: a call seen whole is decided at its Hangup."""
+        channel, dest = event.get("Channel", ""), event.get("DestinationChannel", "")
+        # An incoming call's customer is the Channel; an agent's outgoing call's, the destination.
+        for customer_name, agent_name, number in ((channel, dest, "Source"),
+                                                  (dest, channel, "Destination")):
+            parked = self._unknown.get(customer_name)
+            target = parked or self._unseen_customer(customer_name)
+            if target is not None:
+                break
+        else:
             return []
-        try:
-            billable = float(event.get("BillableSeconds", "0") or 0)
-        except ValueError:
-            return []
-        chan.reported_talk[dest.agent] = max(chan.reported_talk.get(dest.agent, 0.0), billable)
-        return []
+        agent_id = self._by_name.get(agent_name)
+        agent_chan = self._channels.get(agent_id) if agent_id else None
+        agent = agent_chan.agent if agent_chan is not None else self.agent_lookup(agent_name, "")
+        target.cdrs.append(_CdrFacts(agent, answered, billable,
+                                     clean_number(event.get(number, ""))))
+        if parked is None:
+            return []  # still up: its Hangup decides, with this Cdr in hand
+        decided = self._decide_unseen(parked, final=False)
+        if decided is None:
+            return []  # a queue's unanswered members come first: wait for the answered one
+        del self._unknown[customer_name]
+        return decided
+
+    def _unseen_customer(self, name: str) -> _Channel | None:
+        uniqueid = self._by_name.get(name)
+        chan = self._channels.get(uniqueid) if uniqueid else None
+        return chan if chan is not None and chan.is_customer and not chan.whole else None
+
+    def _decide_unseen(self, chan: _Channel, *, final: bool) -> list[Outcome] | None:
+        """Decide a call that began before we watched, from its Cdrs; None: wait for more."""
+        number = chan.caller_num or chan.dial_string
+        answered = [c for c in chan.cdrs if c.answered and c.agent is not None]
+        if answered:
+            by_agent = {c.agent: c for c in answered if c.agent is not None}
+            last = answered[-1]
+            chosen = [last] if self.card_on_transfer == "last" else list(by_agent.values())
+            return [CallEnded(linkedid=chan.linkedid, agent_extension=str(c.agent),
+                              customer_number=number or c.number, talk_seconds=c.billable,
+                              decided_from="cdr") for c in chosen]
+        if not final:
+            return None
+        if chan.cdrs:
+            return [CallClosed(chan.linkedid, "", number or chan.cdrs[-1].number, None,
+                               "not answered by an agent (from its Cdr; it began before "
+                               "ccshortlink was watching)", "not_answered")]
+        return [CallClosed(chan.linkedid, "", number, None,
+                           f"it began before ccshortlink was watching and no Cdr came within "
+                           f"{self.cdr_wait:g} s of its Hangup (needs `cdr` in the AMI user's "
+                           f"read= and cdr_manager enabled)", "no_cdr")]
+
+    def _due(self, now: float) -> list[Outcome]:
+        """Calls that waited for a Cdr long enough: decided from what came, or closed."""
+        out: list[Outcome] = []
+        for name, chan in list(self._unknown.items()):
+            if now >= chan.cdr_deadline:
+                del self._unknown[name]
+                out.extend(self._decide_unseen(chan, final=True) or [])
+        return out
 
     # --- the end of a call ---------------------------------------------------------------
 
@@ -321,14 +497,32 @@ class CallTracker:
         chan = self._channel(event, now)
         if chan is None:
             return []
-        if chan.bridge is not None:
-            self._leave_bridge(chan, chan.bridge, now)
-        del self._channels[chan.uniqueid]
-        if self._by_name.get(chan.name) == chan.uniqueid:
-            del self._by_name[chan.name]
+        self._forget(chan, now)
         if not chan.is_customer:
             return []
+        if chan.last_agent is None and not chan.whole:
+            # Its start (and any bridge) came before we watched: its Cdr says what happened.
+            chan.cdr_deadline = now + self.cdr_wait
+            decided = self._decide_unseen(chan, final=False)
+            if decided is None:
+                self._unknown[chan.name] = chan
+            return decided or []
         return self._conclude(chan, now)
+
+    def _forget(self, chan: _Channel, now: float) -> None:
+        if chan.bridge is not None:
+            self._leave_bridge(chan, chan.bridge, now)
+        self._channels.pop(chan.uniqueid, None)
+        if self._by_name.get(chan.name) == chan.uniqueid:
+            del self._by_name[chan.name]
+
+    def _evict_oldest(self, now: float) -> None:
+        """Bounded memory: the channel made first goes (one that never hung up, most likely)."""
+        oldest = next(iter(self._channels.values()))
+        self._forget(oldest, now)
+        self._pending.append(self._closed(
+            oldest, now, f"more than max_live_channels ({self.max_channels}) live channels: "
+                         f"the oldest was let go", "evicted"))
 
     def _conclude(self, chan: _Channel, now: float) -> list[Outcome]:
         for agent, start in chan.talking_since.items():
@@ -369,23 +563,37 @@ class CallTracker:
         if recent is not None and (recent.ended_at is None
                                    or now - recent.ended_at <= self.feature_code_window):
             return [SendRequested(agent, recent.customer_number, recent.linkedid)]
-        return [SendRequested(agent, "", linkedid, reason="no recent call for this agent")]
+        restarted = (self._restarted_at is not None
+                     and now - self._restarted_at <= self.feature_code_window)
+        reason = ("no call for this agent since the PBX restarted" if restarted
+                  else "no recent call for this agent")
+        return [SendRequested(agent, "", linkedid, reason=reason)]
 
     # --- housekeeping --------------------------------------------------------------------
 
     def evict(self, now: float) -> list[str]:
         """Forget channels whose Hangup never came (lost events); returns their linkedids."""
+        return sorted({c.linkedid for c in self._drop_stale(now)})
+
+    def expire(self, now: float) -> list[Outcome]:
+        """Periodic: close calls whose Cdr or Hangup never came, one CallClosed per call."""
+        out = self._due(now)
+        calls: dict[str, _Channel] = {}
+        for chan in self._drop_stale(now):
+            if chan.is_customer or chan.linkedid not in calls:  # the customer's side tells most
+                calls[chan.linkedid] = chan
+        out.extend(self._closed(calls[linkedid], now, "no Hangup within call_timeout_hours",
+                                "call_timeout") for linkedid in sorted(calls))
+        return out
+
+    def _drop_stale(self, now: float) -> list[_Channel]:
         stale = [c for c in self._channels.values() if now - c.last_seen > self.call_timeout]
         for chan in stale:
-            if chan.bridge is not None:
-                self._leave_bridge(chan, chan.bridge, now)
-            self._channels.pop(chan.uniqueid, None)
-            if self._by_name.get(chan.name) == chan.uniqueid:
-                del self._by_name[chan.name]
+            self._forget(chan, now)
         for agent, recent in list(self._recent.items()):
             if recent.ended_at is not None and now - recent.ended_at > self.feature_code_window:
                 del self._recent[agent]
-        return sorted({c.linkedid for c in stale})
+        return stale
 
     _handlers: dict[str, Callable[[CallTracker, Event, float], list[Outcome]]] = {
         "Newchannel": _on_channel_event,
@@ -399,6 +607,7 @@ class CallTracker:
         "BridgeDestroy": _on_bridge_destroy,
         "AgentComplete": _on_agent_complete,
         "Cdr": _on_cdr,
+        "FullyBooted": _on_fully_booted,
         "Hangup": _on_hangup,
         "UserEvent": _on_user_event,
     }

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from functools import partial
 
 from ccshortlink.agents import Agent, AgentDirectory
-from ccshortlink.calls import CallEnded, SendRequested
+from ccshortlink.calls import CallClosed, CallEnded, Outcome, SendRequested
 from ccshortlink.config import Config
 from ccshortlink.links import SmsTemplates, link_url, new_code
 from ccshortlink.logs import Logger, mask_number
@@ -46,10 +46,10 @@ class CardService:
         self.on_queued = on_queued
         self.code_factory = code_factory
 
-    async def handle(self, outcome: CallEnded | SendRequested) -> CardOutcome:
+    async def handle(self, outcome: Outcome) -> CardOutcome:
         return _only(await self.handle_many([outcome]))
 
-    async def handle_many(self, outcomes: Sequence[CallEnded | SendRequested]
+    async def handle_many(self, outcomes: Sequence[Outcome]
                           ) -> list[CardOutcome | Exception]:
         """Decide a batch of finished calls in one transaction, in the order they came."""
         now = self.clock()  # one instant for the batch: the facts and the rows agree on it
@@ -62,13 +62,15 @@ class CardService:
             agent, raw_number, now, trigger=trigger, linkedid="", agent_extension="",
             talk_seconds=None, card_already_sent=False)], now))
 
-    def _request(self, outcome: CallEnded | SendRequested, now: float) -> CardRequest | Exception:
+    def _request(self, outcome: Outcome, now: float) -> CardRequest | Exception:
         try:
             return self._call_request(outcome, now)
         except Exception as exc:  # this call's error alone: the rest of the batch goes on
             return exc
 
-    def _call_request(self, outcome: CallEnded | SendRequested, now: float) -> CardRequest:
+    def _call_request(self, outcome: Outcome, now: float) -> CardRequest:
+        if isinstance(outcome, CallClosed):
+            return self._closed_request(outcome)
         agent = self.agents().by_extension(outcome.agent_extension)
         talk = outcome.talk_seconds if isinstance(outcome, CallEnded) else None
         already = outcome.card_already_sent if isinstance(outcome, CallEnded) else False
@@ -83,6 +85,15 @@ class CardService:
                                   linkedid=outcome.linkedid,
                                   agent_extension=outcome.agent_extension, talk_seconds=talk,
                                   card_already_sent=already)
+
+    def _closed_request(self, closed: CallClosed) -> CardRequest:
+        """A call closed without a decision (the PBX restarted, no Cdr...): kept for `trace`."""
+        agent = self.agents().by_extension(closed.agent_extension) \
+            if closed.agent_extension else None
+        customer = normalise_number(closed.customer_number, self.config.policy)
+        number = closed.customer_number if isinstance(customer, NumberRejected) else customer.e164
+        return _skip(closed.trigger, closed.linkedid, agent.id if agent else "",
+                     closed.agent_extension, number, closed.talk_seconds, closed.reason)
 
     def _card_request(self, agent: Agent, raw_number: str, now: float, *, trigger: str,
                       linkedid: str,

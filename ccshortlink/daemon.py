@@ -13,9 +13,16 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from ccshortlink.agents import AgentDirectory, AgentsError, load_agents
-from ccshortlink.ami import AmiAuthError, AmiClient
+from ccshortlink.ami import AmiAuthError, AmiClient, AmiEvent
 from ccshortlink.batching import GroupWriter
-from ccshortlink.calls import AgentLookup, CallEnded, CallTracker, Outcome, default_agent_lookup
+from ccshortlink.calls import (
+    AgentLookup,
+    CallClosed,
+    CallEnded,
+    CallTracker,
+    Outcome,
+    default_agent_lookup,
+)
 from ccshortlink.cards import CardService
 from ccshortlink.config import Config, ConfigError, load_config
 from ccshortlink.dbfaults import Outage, until_stored
@@ -89,7 +96,8 @@ class Daemon:
             self._agent_lookup(agents),
             card_on_transfer=policy.card_on_transfer,
             feature_code_window=policy.feature_code_window_minutes * 60,
-            call_timeout=policy.call_timeout_hours * 3600)
+            call_timeout=policy.call_timeout_hours * 3600,
+            max_channels=policy.max_live_channels)
 
     async def run(self) -> int:
         try:
@@ -200,17 +208,34 @@ class Daemon:
             return
         if event.get("Event") == "Newchannel" and event.get("Uniqueid") == event.get("Linkedid"):
             self.metrics.calls_seen.inc()
+        if isinstance(event, AmiEvent):  # a new session may be a restarted Asterisk
+            self.tracker.session(event.session)
         for outcome in self.tracker.handle(event, time.monotonic()):
-            self.metrics.calls_ended.inc()
-            if isinstance(outcome, CallEnded):
-                self.log.info("call_ended", linkedid=outcome.linkedid,
-                              agent_extension=outcome.agent_extension,
-                              customer=mask_number(outcome.customer_number),
-                              talk_seconds=round(outcome.talk_seconds, 1))
-            else:
-                self.log.info("card_requested", linkedid=outcome.linkedid,
-                              agent_extension=outcome.agent_extension, trigger=outcome.trigger)
-            self.live.outcomes.put_nowait(outcome)
+            self._report_outcome(outcome)
+
+    def _report_outcome(self, outcome: Outcome) -> None:
+        """One log line per ended call or request; each goes on to be decided or recorded."""
+        if isinstance(outcome, CallClosed):
+            # call_evicted is the name this has always had; the others are new
+            event = {"call_timeout": "call_evicted", "evicted": "channel_evicted"}.get(
+                outcome.trigger, "call_closed")
+            self.log.warning(event, linkedid=outcome.linkedid, trigger=outcome.trigger,
+                             agent_extension=outcome.agent_extension or None,
+                             customer=mask_number(outcome.customer_number) or None,
+                             reason=outcome.reason)
+            if not outcome.customer_number:
+                return  # nothing to trace it by: the log line is its record
+        elif isinstance(outcome, CallEnded):
+            self.log.info("call_ended", linkedid=outcome.linkedid,
+                          agent_extension=outcome.agent_extension,
+                          customer=mask_number(outcome.customer_number),
+                          talk_seconds=round(outcome.talk_seconds, 1),
+                          decided_from=outcome.decided_from)
+        else:
+            self.log.info("card_requested", linkedid=outcome.linkedid,
+                          agent_extension=outcome.agent_extension, trigger=outcome.trigger)
+        self.metrics.calls_ended.inc()
+        self.live.outcomes.put_nowait(outcome)
 
     def _on_ami_state(self, up: bool) -> None:
         self.live.ami_up = up
@@ -368,9 +393,8 @@ class Daemon:
             # disk and breaks no other process's lock, and it would lose the calls kept in
             # memory for the database (see Decider). /healthz says `db: failing` instead.
             self.notifier.watchdog()
-            for linkedid in self.tracker.evict(time.monotonic()):
-                self.log.warning("call_evicted", linkedid=linkedid,
-                                 reason="no Hangup within call_timeout_hours")
+            for outcome in self.tracker.expire(time.monotonic()):  # no Cdr or Hangup came
+                self._report_outcome(outcome)
             now = self.clock()
             if self.live.db_ok and retention.due(now):
                 retention.done(now)  # a failing run is retried tomorrow, not every tick
