@@ -15,12 +15,15 @@ from structlog.typing import EventDict, FilteringBoundLogger, Processor, Wrapped
 Logger = FilteringBoundLogger
 
 # What is never a phone number although it is a long run of digits, tried first at each
-# position so the number rule below never sees it: ISO dates and times, IPv4 addresses and
-# Asterisk's uniqueid/linkedid (epoch seconds, a dot, a sequence).
+# position so the number rule below never sees it: ISO dates and times, IPv4 addresses (each
+# octet 0-255 without leading zeros) and Asterisk's uniqueid/linkedid (epoch seconds, a dot,
+# a sequence). A number written exactly like one of these is shown; people do not.
+_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
 _KEEP = (
-    r"(?<!\d)\d{4}-\d\d-\d\d(?:[T ]\d\d:\d\d(?::\d\d(?:[.,]\d+)?)?)?(?![\d:])(?![-.]\d)"
-    r"|(?<!\d)(?:\d{1,3}\.){3}\d{1,3}(?!\.?\d)"
-    r"|(?<!\d)\d{9,10}\.\d{1,6}(?!\.?\d)"
+    r"(?<!\d)(?:19|20)\d\d-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])"
+    r"(?:[T ]\d\d:\d\d(?::\d\d(?:[.,]\d+)?)?)?(?![\d:])(?![-.]\d)"
+    rf"|(?<!\d)(?:{_OCTET}\.){{3}}{_OCTET}(?!\.?\d)"
+    r"|(?<!\d)1?\d{9}\.\d{1,6}(?!\.?\d)"
 )
 # A phone number as people write it: digit groups joined by one space, dash or dot, or by
 # brackets, with an optional leading "+" or "(+": 138 0013 8000, (+86) 138-0013-8000.
