@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
+from multidict import CIMultiDict
 
 from cardkit import (
     CODE, CUSTOMER, Client, DAY, IPHONE, Site, build_site, client, issue, png, site, store,
@@ -500,3 +501,24 @@ async def test_visits_are_anonymised_from_the_trusted_proxy_header_only(
         clients = [row[0] for row in db.execute("SELECT client FROM visits ORDER BY id")]
     # untrusted: the forged header ignored; trusted: the right-most untrusted address
     assert clients == ["127.0.0.0", "198.51.100.0"]
+
+
+async def test_an_oversized_rating_form_is_refused_not_a_crash(site: Site, client: Client) -> None:
+    await issue(site.store, site.clock, CODE)
+    response = await client.post(f"/{CODE}/rate", data={"stars": "5", "comment": "x" * 70_000},
+                                 allow_redirects=False)
+    assert response.status == 413
+    response = await client.post(f"/{CODE}/rate", data={"stars": "5"}, allow_redirects=False)
+    assert response.status == 303
+
+
+async def test_a_second_forwarded_for_line_cannot_hide_the_proxys(site: Site,
+                                                                 client: Client) -> None:
+    """A visitor's own X-Forwarded-For line comes first; the proxy's is added after it."""
+    trust(site, "127.0.0.1")
+    for n in range(20):
+        await page(client, f"/miss{n:05d}", **{"X-Forwarded-For": "198.51.100.7"})
+    headers = [("User-Agent", IPHONE), ("X-Forwarded-For", "203.0.113.1"),
+               ("X-Forwarded-For", "198.51.100.7")]
+    response = await client.get("/miss99999", headers=CIMultiDict(headers))
+    assert response.status == 429  # still the same client: the forged first line is ignored
