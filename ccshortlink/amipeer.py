@@ -125,6 +125,15 @@ class AmiPeer:
             writer.close()
         await self.wait_for(lambda: not self._writers, 5.0)
 
+    async def restart(self, frames: list[bytes]) -> None:
+        """Become a new Asterisk: every session drops, and the next one is sent `frames`.
+
+        As after a crash: what the old instance had not sent yet is never sent.
+        """
+        await self.disconnect_clients()  # first: an old session must not send the new frames
+        self.frames = list(frames)
+        self._position = 0
+
     async def wait_for(self, condition: Callable[[], bool], timeout: float = 10.0) -> None:
         """Wait until `condition()` holds (checked whenever the peer's state changes)."""
         async with asyncio.timeout(timeout):
