@@ -31,9 +31,10 @@ _CANDIDATE = r"(?:\+ ?|\(\+)?\d+(?:(?:\)[ .-]?|[ .-]\(?|\()\d+)*"
 _SCAN = re.compile(f"(?P<keep>{_KEEP})|{_CANDIDATE}")
 _DIGIT = re.compile(r"\d")
 MIN_DIGITS = 7  # fewer digits than this in one group run is a count, a port or a code
-# Identifiers we set ourselves; shown as they are when they look like one token.
-_ID_KEYS = frozenset({"timestamp", "level", "linkedid", "uniqueid", "code", "sms_id",
-                      "message_id", "message_ids", "sequence"})
+# Identifiers we or the SMSC mint (an SMSC's message ids are often long decimal numbers),
+# shown as they are when they look like one token. Timestamps and linkedids need no
+# exemption: the rules above keep them.
+_ID_KEYS = frozenset({"code", "sms_id", "message_id", "message_ids", "sequence"})
 _ID_TOKEN = re.compile(r"[\w.:+-]{1,64}")
 _SECRET_KEYS = frozenset({"secret", "password", "api_token", "token", "authorization"})
 
