@@ -4,10 +4,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import yaml
-
+from ccshortlink.agentsyaml import Map, Seq, YamlSyntaxError, read_yaml
+from ccshortlink.agentvalues import (
+    channel_key,
+    check_unknown,
+    count_of,
+    extensions_of,
+    file_of,
+    is_channel,
+    items_of,
+    kind,
+    score_of,
+    text_of,
+)
 from ccshortlink.problems import ProblemsError
 
 
@@ -68,11 +78,15 @@ class AgentDirectory:
     """Look agents up by CS ID or by PBX extension."""
 
     def __init__(self, agents: list[Agent], channel_map: dict[str, str] | None = None) -> None:
+        # Every index is built here, so a reload builds it off the event loop.
         self.agents: tuple[Agent, ...] = tuple(agents)
         self._by_id = {a.id: a for a in agents}
         self._by_extension = {ext: a for a in agents for ext in a.extensions}
-        # Unusual channel names (e.g. "SIP/trunk-agent7") mapped to an extension.
-        self.channel_map: dict[str, str] = dict(channel_map or {})
+        # Unusual channel names (e.g. "SIP/trunk-agent7") mapped to an extension; a channel
+        # name among an agent's extensions maps to that agent's first extension.
+        self.channel_map: dict[str, str] = {
+            channel_key(ext): a.extensions[0] for a in agents for ext in a.extensions if "/" in ext}
+        self.channel_map.update((channel_key(k), v) for k, v in (channel_map or {}).items())
 
     def __len__(self) -> int:
         return len(self.agents)
@@ -84,164 +98,130 @@ class AgentDirectory:
         return self._by_extension.get(extension)
 
 
-class _LineLoader(yaml.SafeLoader):
-    """SafeLoader that remembers the line of every mapping, for error messages."""
-
-
-def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[str, Any]:
-    mapping = loader.construct_mapping(node, deep=True)
-    mapping["__line__"] = node.start_mark.line + 1
-    return mapping
-
-
-_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
-
-_KNOWN = {
+_AGENT_FIELDS = (
     "id", "extensions", "name", "phone", "slogan", "avatar", "title", "language", "greeting",
     "satisfaction", "satisfaction_votes", "calls_handled", "customers_served",
-    "service_records", "reviews", "__line__",
-}
+    "service_records", "reviews",
+)
+_TOP_LEVEL = ("agents", "channel_map")
+_RECORD_FIELDS = ("title", "detail", "date")
+_REVIEW_FIELDS = ("stars", "text", "author", "date")
 
 
-def _text(entry: dict[str, Any], key: str, where: str, problems: list[str], *,
-          required: bool = False) -> str:
-    value = entry.get(key)
-    if value is None:
-        if required:
-            problems.append(f"{where}: agent is missing '{key}'")
-        return ""
-    if isinstance(value, bool) or not isinstance(value, (str, int, float)):
-        problems.append(f"{where}: '{key}' must be text, got {type(value).__name__}")
-        return ""
-    return str(value).strip()
-
-
-def _count(entry: dict[str, Any], key: str, where: str, problems: list[str]) -> int:
-    value = entry.get(key, 0)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        problems.append(f"{where}: '{key}' must be a whole number >= 0, got {value!r}")
-        return 0
-    return value
-
-
-def _file(base: Path, value: str, where: str, key: str, problems: list[str]) -> Path | None:
-    if not value:
-        return None
-    path = Path(value).expanduser()
-    path = path if path.is_absolute() else base / path
-    if not path.is_file():
-        problems.append(f"{where}: {key} file not found: {path}")
-        return None
-    return path
-
-
-def _records(entry: dict[str, Any], where: str, problems: list[str]) -> tuple[ServiceRecord, ...]:
-    raw = entry.get("service_records") or []
-    if not isinstance(raw, list):
-        problems.append(f"{where}: 'service_records' must be a list")
-        return ()
+def _records(entry: Map, where: str, file: str, problems: list[str]) -> tuple[ServiceRecord, ...]:
     records = []
-    for item in raw:
-        if isinstance(item, str):
-            records.append(ServiceRecord(title=item))
-        elif isinstance(item, dict) and item.get("title"):
-            records.append(ServiceRecord(title=str(item["title"]), detail=str(item.get("detail", "")),
-                                         date=str(item.get("date", ""))))
+    for item, line in items_of(entry, "service_records", where, problems):
+        at = f"{file}:{line}"
+        if isinstance(item, str) and item.strip():
+            records.append(ServiceRecord(title=item.strip()))
+        elif isinstance(item, Map) and isinstance(item.get("title"), str) and item["title"].strip():
+            check_unknown(item, _RECORD_FIELDS, "service record field", at, problems)
+            records.append(ServiceRecord(title=text_of(item, "title", at, problems),
+                                         detail=text_of(item, "detail", at, problems),
+                                         date=text_of(item, "date", at, problems)))
         else:
-            problems.append(f"{where}: each service record needs a 'title'")
+            problems.append(f"{at}: each service record needs a 'title'")
     return tuple(records)
 
 
-def _reviews(entry: dict[str, Any], where: str, problems: list[str]) -> tuple[Review, ...]:
-    raw = entry.get("reviews") or []
-    if not isinstance(raw, list):
-        problems.append(f"{where}: 'reviews' must be a list")
-        return ()
+def _reviews(entry: Map, where: str, file: str, problems: list[str]) -> tuple[Review, ...]:
     reviews = []
-    for item in raw:
-        line = item.get("__line__", "?") if isinstance(item, dict) else "?"
-        stars = item.get("stars") if isinstance(item, dict) else None
-        if not isinstance(stars, int) or isinstance(stars, bool) or not 1 <= stars <= 5:
-            problems.append(f"{where.rsplit(':', 1)[0]}:{line}: review 'stars' must be 1..5")
+    for item, line in items_of(entry, "reviews", where, problems):
+        at = f"{file}:{line}"
+        stars = item.get("stars") if isinstance(item, Map) else None
+        if not isinstance(item, Map) or not isinstance(stars, str) \
+                or stars.strip() not in ("1", "2", "3", "4", "5"):
+            problems.append(f"{at}: review 'stars' must be 1..5")
             continue
-        reviews.append(Review(stars=stars, text=str(item.get("text", "")),
-                              author=str(item.get("author", "")), date=str(item.get("date", ""))))
+        check_unknown(item, _REVIEW_FIELDS, "review field", at, problems)
+        reviews.append(Review(stars=int(stars), text=text_of(item, "text", at, problems),
+                              author=text_of(item, "author", at, problems),
+                              date=text_of(item, "date", at, problems)))
     return tuple(reviews)
+
+
+def _agent(entry: Map, base: Path, where: str, file: str, problems: list[str]) -> Agent:
+    check_unknown(entry, _AGENT_FIELDS, "field", where, problems)
+    return Agent(
+        id=text_of(entry, "id", where, problems, required=True),
+        extensions=extensions_of(entry, where, file, problems),
+        name=text_of(entry, "name", where, problems, required=True),
+        phone=text_of(entry, "phone", where, problems, required=True),
+        slogan=text_of(entry, "slogan", where, problems),
+        avatar=file_of(base, text_of(entry, "avatar", where, problems), where, "avatar", problems),
+        title=text_of(entry, "title", where, problems),
+        language=text_of(entry, "language", where, problems),
+        greeting=file_of(base, text_of(entry, "greeting", where, problems), where, "greeting",
+                         problems),
+        satisfaction=score_of(entry, where, problems),
+        satisfaction_votes=count_of(entry, "satisfaction_votes", where, problems),
+        calls_handled=count_of(entry, "calls_handled", where, problems),
+        customers_served=count_of(entry, "customers_served", where, problems),
+        service_records=_records(entry, where, file, problems),
+        reviews=_reviews(entry, where, file, problems),
+    )
+
+
+def _channel_map(document: Map, owners: dict[str, str], file: str,
+                 problems: list[str]) -> dict[str, str]:
+    raw = document.get("channel_map")
+    if raw is None:
+        return {}
+    if not isinstance(raw, Map):
+        problems.append(f"{file}:{document.lines['channel_map']}: 'channel_map' must map "
+                        "channel names to extensions")
+        return {}
+    mapped = {}
+    for channel, extension in raw.items():
+        at = f"{file}:{raw.lines[channel]}"
+        if not is_channel(channel.strip()):
+            problems.append(f"{at}: channel_map key '{channel}' must be a channel name such as "
+                            "'PJSIP/desk-ann'")
+        elif not isinstance(extension, str) or extension.strip() not in owners:
+            shown = f"'{extension}'" if isinstance(extension, str) else kind(extension)
+            problems.append(f"{at}: channel_map '{channel}' maps to {shown}, which is no "
+                            "agent's extension")
+        else:
+            mapped[channel.strip()] = extension.strip()
+    return mapped
 
 
 def parse_agents(text: str, source: Path) -> AgentDirectory:
     """Parse agents YAML text; `source` names the file and anchors relative paths."""
-    base = source.parent
+    file = str(source)
     try:
-        document = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - SafeLoader subclass
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"{source}:{mark.line + 1}" if mark else str(source)
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise AgentsError(str(source), [f"{where}: not valid YAML: {problem}"]) from None
-    if not isinstance(document, dict) or not isinstance(document.get("agents"), list):
-        raise AgentsError(str(source), [f"{source}:1: expected a top-level 'agents:' list"])
+        document, problems = read_yaml(text, file)
+    except YamlSyntaxError as exc:
+        raise AgentsError(file, [exc.problem]) from None
+    if not isinstance(document, Map) or not isinstance(document.get("agents"), Seq):
+        raise AgentsError(file, [*problems, f"{file}:1: expected a top-level 'agents:' list"])
+    check_unknown(document, _TOP_LEVEL, "top-level key", file, problems, file=file)
 
-    problems: list[str] = []
     agents: list[Agent] = []
     seen_ids: dict[str, str] = {}
-    seen_extensions: dict[str, str] = {}
-    for entry in document["agents"]:
-        if not isinstance(entry, dict):
-            problems.append(f"{source}: each item of 'agents' must be a mapping")
+    owners: dict[str, str] = {}  # extension -> agent id
+    entries: Seq = document["agents"]
+    for entry, line in zip(entries, entries.lines):
+        where = f"{file}:{line}"
+        if not isinstance(entry, Map):
+            problems.append(f"{where}: each item of 'agents' must be a mapping")
             continue
-        where = f"{source}:{entry.get('__line__', '?')}"
-        for key in sorted(set(entry) - _KNOWN):
-            problems.append(f"{where}: unknown field '{key}'")
-        agent_id = _text(entry, "id", where, problems, required=True)
-        if agent_id in seen_ids:
-            problems.append(f"{where}: duplicate id '{agent_id}' (first at {seen_ids[agent_id]})")
-        seen_ids.setdefault(agent_id, where)
-        raw_ext = entry.get("extensions")
-        if not isinstance(raw_ext, list) or not raw_ext:
-            problems.append(f"{where}: 'extensions' must be a non-empty list")
-            raw_ext = []
-        extensions = tuple(str(e).strip() for e in raw_ext if str(e).strip())
-        for ext in extensions:
-            if ext in seen_extensions and seen_extensions[ext] != agent_id:
-                problems.append(f"{where}: extension '{ext}' already belongs to '{seen_extensions[ext]}'")
-            seen_extensions.setdefault(ext, agent_id)
-        satisfaction = entry.get("satisfaction")
-        if satisfaction is not None and (
-            isinstance(satisfaction, bool) or not isinstance(satisfaction, (int, float))
-            or not 1 <= satisfaction <= 5
-        ):
-            problems.append(f"{where}: 'satisfaction' must be a score from 1 to 5")
-            satisfaction = None
-        agents.append(Agent(
-            id=agent_id,
-            extensions=extensions,
-            name=_text(entry, "name", where, problems, required=True),
-            phone=_text(entry, "phone", where, problems, required=True),
-            slogan=_text(entry, "slogan", where, problems),
-            avatar=_file(base, _text(entry, "avatar", where, problems), where, "avatar", problems),
-            title=_text(entry, "title", where, problems),
-            language=_text(entry, "language", where, problems),
-            greeting=_file(base, _text(entry, "greeting", where, problems), where, "greeting", problems),
-            satisfaction=float(satisfaction) if satisfaction is not None else None,
-            satisfaction_votes=_count(entry, "satisfaction_votes", where, problems),
-            calls_handled=_count(entry, "calls_handled", where, problems),
-            customers_served=_count(entry, "customers_served", where, problems),
-            service_records=_records(entry, where, problems),
-            reviews=_reviews(entry, where, problems),
-        ))
-    channel_map = document.get("channel_map") or {}
-    if not isinstance(channel_map, dict):
-        problems.append(f"{source}: 'channel_map' must map channel names to extensions")
-        channel_map = {}
-    channel_map.pop("__line__", None)
+        agent = _agent(entry, source.parent, where, file, problems)
+        if agent.id and agent.id in seen_ids:
+            problems.append(f"{where}: duplicate id '{agent.id}' (first at {seen_ids[agent.id]})")
+        seen_ids.setdefault(agent.id, where)
+        for ext in agent.extensions:
+            if owners.setdefault(ext, agent.id) != agent.id:
+                problems.append(f"{where}: extension '{ext}' already belongs to '{owners[ext]}'")
+        agents.append(agent)
+    channel_map = _channel_map(document, owners, file, problems)
     if problems:
-        raise AgentsError(str(source), problems)
-    return AgentDirectory(agents, {str(k): str(v) for k, v in channel_map.items()})
+        raise AgentsError(file, problems)
+    return AgentDirectory(agents, channel_map)
 
 
 def load_agents(path: Path) -> AgentDirectory:
-    """Read and validate the agents file at `path`."""
+    """Read and validate the agents file at `path`; safe to run in a worker thread."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
