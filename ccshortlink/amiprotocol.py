@@ -83,8 +83,10 @@ class AmiProtocol(AMIProtocol):  # type: ignore[misc]  # panoramisk ships no typ
                     continue
             if "Event" in headers:
                 self._deliver(headers)
-            elif "Response" in headers:
-                # completes the future of the action with this ActionID; others are ignored
+            elif "Response" in headers and not any(n.lower() == "event" for n in headers):
+                # completes the future of the action with this ActionID; others are ignored.
+                # (panoramisk reads headers case-blind: an `event` header would send the frame
+                # to its dispatcher, which this protocol does not have.)
                 self.handle_message(Message(headers))
             else:
                 self._malformed("neither Event nor Response", frame)

@@ -9,12 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
-from ccshortlink.amipeer import event_name, read_transcript
-
 from smsc_peer import SmscFactory
 from test_signals import ANSWERED_CALL, RunningDaemon, start_peers
 from transcripts import FIXTURES
+
+from ccshortlink.amipeer import event_name, read_transcript
 
 CUSTOMER = "+8613800138000"
 CUT_CALL = "1795460028.0"  # the recorded call's Linkedid
