@@ -18,7 +18,7 @@ from ccshortlink.metrics import Metrics
 from ccshortlink.store import Store
 from ccshortlink.visitbuffer import VisitBuffer
 from ccshortlink.webcontext import DEPS, Pages, SendCard, WebDeps
-from ccshortlink.webguard import SlidingLimiter
+from ccshortlink.webguard import SlidingLimiter, unusable_proxies
 
 MISSES_PER_MINUTE = 20
 WRITES_PER_MINUTE = 10
@@ -65,6 +65,8 @@ def make_app(*, store: Store, agents: Callable[[], AgentDirectory], web_config: 
         misses=SlidingLimiter(MISSES_PER_MINUTE, 60.0, clock),
         writes=SlidingLimiter(WRITES_PER_MINUTE, 60.0, clock),
     )
+    for entry in unusable_proxies(web_config.trusted_proxies):  # config checks say it first
+        log.warning("trusted_proxy_ignored", entry=entry, reason="not an address or network")
     app.on_response_prepare.append(_security_headers)
     app.cleanup_ctx.append(_lifecycle)
     webapi.add_routes(app)  # fixed paths before the /{code} catch-all

@@ -83,6 +83,17 @@ def trusted_networks(trusted: tuple[str, ...]) -> tuple[Network, ...]:
     return tuple(networks)
 
 
+def unusable_proxies(trusted: tuple[str, ...]) -> list[str]:
+    """The `trusted_proxies` entries that are neither an address nor a network."""
+    unusable = []
+    for entry in trusted:
+        try:
+            ipaddress.ip_network(entry.strip(), strict=False)
+        except ValueError:
+            unusable.append(entry)
+    return unusable
+
+
 def _trusted(address: ipaddress.IPv4Address | ipaddress.IPv6Address,
              networks: tuple[Network, ...]) -> bool:
     return any(address.version == net.version and address in net for net in networks)

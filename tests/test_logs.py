@@ -97,12 +97,14 @@ def test_every_string_in_an_event_is_masked_ids_and_secrets_kept_apart(
             "card_missing", path="/138-0013-8000", linkedid="1795460028.0",
             nested={"to": ["+86 138.0013.8000", 5, None], "+8613800138000": "key"},
             blob=b"13800138000", password="hunter2", code="Kd7mPq2xZ9",
-            when="2026-11-23 18:53:48")
+            when="2026-11-23 18:53:48", uniqueid="138 0013 8000", message_id="1234567890")
     [line] = lines(captured)
     text = json.dumps(line, ensure_ascii=False)
     assert "0013" not in text and "hunter2" not in text
     assert line["event"] == "card_missing" and line["linkedid"] == "1795460028.0"
     assert line["code"] == "Kd7mPq2xZ9" and line["when"] == "2026-11-23 18:53:48"
+    # an SMSC's message id is an identifier; a malformed AMI uniqueid is just text
+    assert line["message_id"] == "1234567890" and line["uniqueid"] == "138 **** 8000"
     assert line["nested"]["to"] == ["+86 138.****.8000", 5, None]
     assert "ValueError: no route to (+86) 138 **** 8000" in line["exception"]
 

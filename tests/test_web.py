@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+import structlog
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
 from multidict import CIMultiDict
@@ -20,8 +21,11 @@ from cardkit import (
     write_agents,
 )  # noqa: F401 (client, site, store are fixtures)
 from ccshortlink.agents import load_agents
+from ccshortlink.config import WebConfig
 from ccshortlink.logs import mask_number
+from ccshortlink.metrics import Metrics
 from ccshortlink.store import SmsDraft, Store
+from ccshortlink.web import make_app
 from ccshortlink.webcontext import DEPS
 
 
@@ -522,3 +526,16 @@ async def test_a_second_forwarded_for_line_cannot_hide_the_proxys(site: Site,
                ("X-Forwarded-For", "198.51.100.7")]
     response = await client.get("/miss99999", headers=CIMultiDict(headers))
     assert response.status == 429  # still the same client: the forged first line is ignored
+
+
+async def test_an_unusable_trusted_proxy_is_logged_and_trusted_for_nothing(
+        store: Store, tmp_path: Path) -> None:
+    config = WebConfig(host="127.0.0.1", port=0, public_url="https://c.example.com",
+                       trusted_proxies=("127.0.0.1", "proxy.example.com"))
+    with structlog.testing.capture_logs() as logged:
+        make_app(store=store, agents=lambda: load_agents(write_agents(tmp_path)),
+                 web_config=config, clock=lambda: 0.0, health=dict, metrics=Metrics(),
+                 send_card=None, log=structlog.get_logger())
+    assert [e for e in logged if e["event"] == "trusted_proxy_ignored"] == [
+        {"event": "trusted_proxy_ignored", "entry": "proxy.example.com",
+         "reason": "not an address or network", "log_level": "warning"}]

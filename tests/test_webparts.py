@@ -15,7 +15,7 @@ from ccshortlink.i18n import STRINGS, choose_language
 from ccshortlink.metrics import Metrics
 from ccshortlink.store import AgentLiveStats, RatingView
 from ccshortlink.webguard import (SlidingLimiter, anonymise, client_address, client_key, is_bot,
-                                  is_foreign_post)
+                                  is_foreign_post, unusable_proxies)
 
 
 def test_every_language_has_every_string() -> None:
@@ -103,6 +103,8 @@ def test_the_client_is_the_rightmost_address_that_is_not_a_trusted_proxy() -> No
     assert client_address("10.0.0.1", "203.0.113.5, junk, 10.1.2.3", chain) == "10.1.2.3"
     # a bad trusted_proxies entry trusts nothing rather than everything
     assert client_address("10.0.0.1", "203.0.113.5", ("not-a-network",)) == "10.0.0.1"
+    assert unusable_proxies(("10.0.0.0/8", "::1", "not-a-network", "10.0.0.0/33")) == [
+        "not-a-network", "10.0.0.0/33"]
 
 
 @pytest.mark.parametrize(("fetch_site", "origin", "host", "foreign"), [
