@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import Iterator
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
+from transcripts import FIXTURES
 
 from ccshortlink.amiprotocol import AmiProtocol
 from ccshortlink.logs import get_logger
-
-from transcripts import FIXTURES
 
 RECORDINGS = sorted(p.name for p in FIXTURES.glob("0*.txt"))
 BANNER = b"Asterisk Call Manager/9.0.0\r\n"
@@ -60,7 +60,7 @@ def events_of(runner: asyncio.Runner, chunks: list[bytes]) -> list[dict[str, str
 
 def cut(data: bytes, points: list[int]) -> list[bytes]:
     edges = sorted({p % (len(data) + 1) for p in points} | {0, len(data)})
-    return [data[a:b] for a, b in zip(edges, edges[1:])]
+    return [data[a:b] for a, b in itertools.pairwise(edges)]
 
 
 @pytest.mark.parametrize("name", RECORDINGS)
