@@ -116,10 +116,10 @@ class AmiProtocol(AMIProtocol):  # type: ignore[misc]  # panoramisk ships no typ
             if cut < 0:
                 self._buffer = buffer
                 return [], True
-            frames = buffer[cut + 4:].split("\r\n\r\n")
-            self._buffer = frames.pop()
-            frames.insert(0, buffer[:cut])
-            return frames, True
+            complete = buffer[cut + 4:].split("\r\n\r\n")
+            self._buffer = complete.pop()
+            complete.insert(0, buffer[:cut])
+            return complete, True
         frames: list[str] = []
         start = 0
         for match in _TERMINATOR.finditer(buffer, since):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from transcripts import events_of
 
 from ccshortlink.calls import (
@@ -30,8 +32,8 @@ class Clock:
     def __init__(self, t: CallTracker) -> None:
         self.t, self.now = t, 1000.0
 
-    def feed(self, events: list[dict[str, str]], session: int = 1) -> list[object]:
-        out: list[object] = []
+    def feed(self, events: list[dict[str, str]], session: int = 1) -> list[Any]:
+        out: list[Any] = []
         for event in events:
             self.now += 1.0
             self.t.session(session)
@@ -59,7 +61,8 @@ def new_instance(events: list[dict[str, str]], epoch: int, *, uptime: str | None
     return out
 
 
-def split(events: list[dict[str, str]], name: str, which: int = -1) -> tuple[list, list]:
+def split(events: list[dict[str, str]], name: str,
+          which: int = -1) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
     """Before and after the `which`-th event called `name` (that event in the first part)."""
     at = [i for i, e in enumerate(events) if e["Event"] == name][which]
     return events[:at + 1], events[at + 1:]
@@ -226,7 +229,7 @@ def test_live_channels_are_bounded_and_the_oldest_is_let_go() -> None:
     assert t.active_channels == 10
     assert [(o.linkedid, o.trigger) for o in out] == [("1795460000.0", "evicted"),
                                                       ("1795460000.1", "evicted")]
-    assert "max_live_channels (10)" in out[0].reason
+    assert isinstance(out[0], CallClosed) and "max_live_channels (10)" in out[0].reason
 
 
 def test_calls_whose_hangup_never_comes_are_closed_once_per_call() -> None:
