@@ -176,4 +176,5 @@ def _log_uncaught(kind: type[BaseException], exc: BaseException,
 
 def get_logger(**initial: Any) -> Logger:
     """A bound logger; pass it down through constructors."""
-    return structlog.get_logger(**initial)
+    logger: Logger = structlog.get_logger(**initial)
+    return logger

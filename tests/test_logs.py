@@ -193,18 +193,23 @@ async def test_the_running_daemon_writes_only_json_lines(tmp_path: Path,
         sys.executable, "-m", "ccshortlink", "run", "-c", str(peers.config(tmp_path)),
         stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE)
-    assert process.stderr is not None and process.stdout is not None
+    stderr = process.stderr
+    assert stderr is not None
     seen: list[str] = []
-    try:
+
+    async def read_until(*marks: str) -> None:
         async with asyncio.timeout(20):
-            while not any('"daemon_ready"' in line for line in seen):
-                seen.append((await process.stderr.readline()).decode())
+            while not all(any(mark in line for line in seen) for mark in marks):
+                seen.append((await stderr.readline()).decode())
                 assert seen[-1], "".join(seen)
+
+    try:
+        await read_until('"daemon_ready"', '"ami_frame_malformed"')
         port = next(json.loads(line)["port"] for line in seen if '"web_listening"' in line)
         answers = [await _poke(port, raw) for raw in RAW_REQUESTS]
         statuses = [answer.split(b"\r\n", 1)[0][9:12] for answer in answers]
         assert statuses[:2] == [b"400", b"404"], answers
-        await asyncio.sleep(0.5)  # let the daemon write what it logs about them
+        await read_until('"aiohttp.server"', '"card_missing"')
     finally:
         process.terminate()
         out, err = await asyncio.wait_for(process.communicate(), 20)
