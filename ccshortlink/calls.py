@@ -14,66 +14,30 @@ whose Hangup never comes are let go. Each of these is a CallClosed with its reas
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
+# The records live in callrecords; importing them from here keeps working.
+from ccshortlink.callrecords import (
+    RESTART_REASON,
+    AgentLookup,
+    CallClosed,
+    CallEnded,
+    Event,
+    Outcome,
+    SendRequested,
+    channel_endpoint,
+    clean_number,
+    default_agent_lookup,
+    seconds_of,
+)
 from ccshortlink.pbxinstance import InstanceWatch
+from ccshortlink.unseencalls import CdrFacts, UnseenCall, UnseenCalls
 
-Event = Mapping[str, str]
-AgentLookup = Callable[[str, str], str | None]  # (channel name, caller id num) -> extension
-
-
-@dataclass(frozen=True)
-class CallEnded:
-    """An agent and a customer were bridged and the customer's leg is gone."""
-
-    linkedid: str
-    agent_extension: str
-    customer_number: str  # raw, as Asterisk gave it; policy normalises it
-    talk_seconds: float
-    trigger: str = "hangup"
-    card_already_sent: bool = False
-    decided_from: str = "events"  # "cdr" when the call began before ccshortlink was watching
-
-
-@dataclass(frozen=True)
-class SendRequested:
-    """An agent asked for their card to go to a customer (feature code)."""
-
-    agent_extension: str
-    customer_number: str  # "" when no customer could be found
-    linkedid: str
-    trigger: str = "feature_code"
-    reason: str = ""
-
-
-@dataclass(frozen=True)
-class CallClosed:
-    """A call or channel let go of without a card decision, and why (logged, and traced)."""
-
-    linkedid: str
-    agent_extension: str  # "" when no agent was bridged with it
-    customer_number: str  # "" when it was not a customer's channel
-    talk_seconds: float | None
-    reason: str
-    trigger: str  # pbx_restart | no_cdr | not_answered | evicted | call_timeout
-
-
-Outcome = CallEnded | SendRequested | CallClosed
-
-RESTART_REASON = "the PBX restarted before the call ended"
-
-
-@dataclass(frozen=True)
-class _CdrFacts:
-    """What one Cdr event says about a call whose start was not seen."""
-
-    agent: str | None
-    answered: bool
-    billable: float
-    number: str
-
+__all__ = [
+    "RESTART_REASON", "AgentLookup", "CallClosed", "CallEnded", "CallTracker", "Event", "Outcome",
+    "SendRequested", "channel_endpoint", "clean_number", "default_agent_lookup",
+]
 
 @dataclass
 class _Channel:
@@ -94,8 +58,7 @@ class _Channel:
     dial_string: str = ""
     card_sent_by_agent: bool = False
     whole: bool = False  # its Newchannel was seen: its whole life is known
-    cdrs: list[_CdrFacts] = field(default_factory=list)  # only while `whole` is False
-    cdr_deadline: float = 0.0  # hung up, start unseen: give up waiting for a Cdr then
+    cdrs: list[CdrFacts] = field(default_factory=list)  # only while `whole` is False
 
     @property
     def is_customer(self) -> bool:
@@ -109,53 +72,6 @@ class _RecentCall:
     ended_at: float | None  # None while still talking
 
 
-_UNKNOWN = {"", "<unknown>", "unknown", "anonymous", "<anonymous>", "restricted", "private"}
-
-
-def clean_number(value: str) -> str:
-    """'' for the placeholders Asterisk uses when there is no number."""
-    value = value.strip()
-    return "" if value.lower() in _UNKNOWN else value
-
-
-def _seconds(value: str) -> float:
-    """A duration header as seconds; 0 for anything that is not a finite, positive number."""
-    try:
-        seconds = float(value or 0)
-    except ValueError:
-        return 0.0
-    return seconds if math.isfinite(seconds) and seconds > 0 else 0.0
-
-
-def channel_endpoint(channel: str) -> tuple[str, str]:
-    """('SIP', '1001') from 'SIP/1001-00000001'; ('Local', '1001') from 'Local/1001@q-00a;2'."""
-    tech, _, rest = channel.partition("/")
-    if tech.lower() == "local":
-        return tech, rest.split("@", 1)[0]
-    resource = rest.rsplit("-", 1)[0] if "-" in rest else rest
-    return tech, resource
-
-
-def default_agent_lookup(extensions: Callable[[str], bool],
-                         channel_map: Mapping[str, str] | None = None) -> AgentLookup:
-    """Build the function that says which channels belong to an agent."""
-    mapping = dict(channel_map or {})
-
-    def lookup(channel: str, caller_num: str) -> str | None:
-        tech, resource = channel_endpoint(channel)
-        prefix = f"{tech}/{resource}"
-        if prefix in mapping:
-            return mapping[prefix]
-        if extensions(resource):
-            return resource
-        # PJSIP endpoints are often named freely ("agent-ann"); their CallerID is the extension.
-        if tech.lower() != "local" and extensions(caller_num):
-            return caller_num
-        return None
-
-    return lookup
-
-
 class CallTracker:
     """Feed AMI events with `handle(event, now)`; it returns what each event concluded."""
 
@@ -167,12 +83,11 @@ class CallTracker:
         self.feature_code_window = feature_code_window
         self.call_timeout = call_timeout
         self.max_channels = max_channels
-        self.cdr_wait = cdr_wait
         self._instance = InstanceWatch()
         self._session: int | None = None
         self._verifying = False  # the AMI session changed: same Asterisk, or a new one?
         self._restarted_at: float | None = None
-        self._unknown: dict[str, _Channel] = {}  # hung-up channel name -> waiting for its Cdr
+        self._unseen = UnseenCalls(card_on_transfer=card_on_transfer, cdr_wait=cdr_wait)
         self._pending: list[Outcome] = []  # concluded by the side (evictions) of an event
         self._channels: dict[str, _Channel] = {}
         self._by_name: dict[str, str] = {}
@@ -198,8 +113,8 @@ class CallTracker:
             out.extend(self._verify(name, event, now))
         elif name == "Newchannel":  # keeps the highest Uniqueid counter current
             self._instance.new_channel(event.get("Uniqueid", ""), after_reconnect=False)
-        if self._unknown:
-            out.extend(self._due(now))
+        if self._unseen:
+            out.extend(self._unseen.due(now))
         handler = self._handlers.get(name)
         if handler is not None:
             out.extend(handler(self, event, now))
@@ -229,14 +144,12 @@ class CallTracker:
 
     def _close_instance(self, now: float) -> list[Outcome]:
         """The Asterisk that had these calls is gone: close each, forget all of its state."""
-        closing = [c for c in self._channels.values() if c.is_customer]
-        closing.extend(self._unknown.values())
         out: list[Outcome] = [self._closed(c, now, RESTART_REASON, "pbx_restart")
-                              for c in closing]
+                              for c in self._channels.values() if c.is_customer]
+        out.extend(self._unseen.close_all(RESTART_REASON, "pbx_restart"))
         self._channels.clear()
         self._by_name.clear()
         self._bridges.clear()
-        self._unknown.clear()
         self._recent.clear()  # `*55` must never reach a call of the old instance
         self._restarted_at = now
         return out
@@ -422,7 +335,7 @@ class CallTracker:
         dest_id = self._by_name.get(event.get("DestinationChannel", ""))
         chan = self._channels.get(uniqueid) if uniqueid else None
         dest = self._channels.get(dest_id) if dest_id else None
-        billable = _seconds(event.get("BillableSeconds", ""))
+        billable = seconds_of(event.get("BillableSeconds", ""))
         answered = event.get("Disposition") == "ANSWERED"
         if chan is not None and dest is not None and dest.agent is not None and answered:
             chan.reported_talk[dest.agent] = max(chan.reported_talk.get(dest.agent, 0.0),
@@ -436,60 +349,25 @@ class CallTracker:
         # An incoming call's customer is the Channel; an agent's outgoing call's, the destination.
         for customer_name, agent_name, number in ((channel, dest, "Source"),
                                                   (dest, channel, "Destination")):
-            parked = self._unknown.get(customer_name)
-            target = parked or self._unseen_customer(customer_name)
-            if target is not None:
+            waiting = customer_name in self._unseen
+            live = None if waiting else self._unseen_customer(customer_name)
+            if waiting or live is not None:
                 break
         else:
             return []
         agent_id = self._by_name.get(agent_name)
         agent_chan = self._channels.get(agent_id) if agent_id else None
         agent = agent_chan.agent if agent_chan is not None else self.agent_lookup(agent_name, "")
-        target.cdrs.append(_CdrFacts(agent, answered, billable,
-                                     clean_number(event.get(number, ""))))
-        if parked is None:
-            return []  # still up: its Hangup decides, with this Cdr in hand
-        decided = self._decide_unseen(parked, final=False)
-        if decided is None:
-            return []  # a queue's unanswered members come first: wait for the answered one
-        del self._unknown[customer_name]
-        return decided
+        facts = CdrFacts(agent, answered, billable, clean_number(event.get(number, "")))
+        if live is not None:
+            live.cdrs.append(facts)  # still up: its Hangup decides, with this Cdr in hand
+            return []
+        return self._unseen.cdr(customer_name, facts)
 
     def _unseen_customer(self, name: str) -> _Channel | None:
         uniqueid = self._by_name.get(name)
         chan = self._channels.get(uniqueid) if uniqueid else None
         return chan if chan is not None and chan.is_customer and not chan.whole else None
-
-    def _decide_unseen(self, chan: _Channel, *, final: bool) -> list[Outcome] | None:
-        """Decide a call that began before we watched, from its Cdrs; None: wait for more."""
-        number = chan.caller_num or chan.dial_string
-        answered = [c for c in chan.cdrs if c.answered and c.agent is not None]
-        if answered:
-            by_agent = {c.agent: c for c in answered if c.agent is not None}
-            last = answered[-1]
-            chosen = [last] if self.card_on_transfer == "last" else list(by_agent.values())
-            return [CallEnded(linkedid=chan.linkedid, agent_extension=str(c.agent),
-                              customer_number=number or c.number, talk_seconds=c.billable,
-                              decided_from="cdr") for c in chosen]
-        if not final:
-            return None
-        if chan.cdrs:
-            return [CallClosed(chan.linkedid, "", number or chan.cdrs[-1].number, None,
-                               "not answered by an agent (from its Cdr; it began before "
-                               "ccshortlink was watching)", "not_answered")]
-        return [CallClosed(chan.linkedid, "", number, None,
-                           f"it began before ccshortlink was watching and no Cdr came within "
-                           f"{self.cdr_wait:g} s of its Hangup (needs `cdr` in the AMI user's "
-                           f"read= and cdr_manager enabled)", "no_cdr")]
-
-    def _due(self, now: float) -> list[Outcome]:
-        """Calls that waited for a Cdr long enough: decided from what came, or closed."""
-        out: list[Outcome] = []
-        for name, chan in list(self._unknown.items()):
-            if now >= chan.cdr_deadline:
-                del self._unknown[name]
-                out.extend(self._decide_unseen(chan, final=True) or [])
-        return out
 
     # --- the end of a call ---------------------------------------------------------------
 
@@ -502,11 +380,8 @@ class CallTracker:
             return []
         if chan.last_agent is None and not chan.whole:
             # Its start (and any bridge) came before we watched: its Cdr says what happened.
-            chan.cdr_deadline = now + self.cdr_wait
-            decided = self._decide_unseen(chan, final=False)
-            if decided is None:
-                self._unknown[chan.name] = chan
-            return decided or []
+            return self._unseen.hung_up(chan.name, UnseenCall(
+                chan.linkedid, chan.caller_num or chan.dial_string, chan.cdrs), now)
         return self._conclude(chan, now)
 
     def _forget(self, chan: _Channel, now: float) -> None:
@@ -577,7 +452,7 @@ class CallTracker:
 
     def expire(self, now: float) -> list[Outcome]:
         """Periodic: close calls whose Cdr or Hangup never came, one CallClosed per call."""
-        out = self._due(now)
+        out = self._unseen.due(now)
         calls: dict[str, _Channel] = {}
         for chan in self._drop_stale(now):
             if chan.is_customer or chan.linkedid not in calls:  # the customer's side tells most
