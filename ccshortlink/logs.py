@@ -154,8 +154,8 @@ def configure_logging(level: str = "info", *, stream: TextIO | None = None,
                            structlog.stdlib.ExtraAdder(), _library_event],
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, *tail]))
     root = logging.getLogger()
-    for old in list(root.handlers):
-        root.removeHandler(old)
+    for old in [h for h in root.handlers if isinstance(h.formatter, _Formatter)]:
+        root.removeHandler(old)  # ours from an earlier call; others' handlers stay theirs
     root.addHandler(handler)
     root.setLevel(logging.WARNING)  # libraries stay quiet below a warning
     logging.captureWarnings(True)  # Python warnings too, instead of raw text

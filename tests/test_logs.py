@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import json
 import logging
 import os
 import sys
+import threading
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -73,15 +75,27 @@ class _Terminal(io.StringIO):
         return True
 
 
+@contextlib.contextmanager
+def configured(stream: io.StringIO, json: bool | None = None) -> Iterator[io.StringIO]:
+    """configure_logging for one test, then the process as pytest had it."""
+    hooks = sys.excepthook, threading.excepthook
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    configure_logging("info", stream=stream, json=json)
+    try:
+        yield stream
+    finally:
+        sys.excepthook, threading.excepthook = hooks
+        for handler in [h for h in root.handlers if h not in handlers]:
+            root.removeHandler(handler)
+        root.setLevel(level)
+        logging.captureWarnings(False)
+
+
 @pytest.fixture
 def captured() -> Iterator[io.StringIO]:
-    stream = io.StringIO()
-    hooks = sys.excepthook
-    configure_logging("info", stream=stream, json=True)
-    yield stream
-    sys.excepthook = hooks
-    logging.getLogger().handlers.clear()
-    logging.captureWarnings(False)
+    with configured(io.StringIO(), json=True) as stream:
+        yield stream
 
 
 def lines(stream: io.StringIO) -> list[dict[str, Any]]:
@@ -149,16 +163,9 @@ def test_an_uncaught_exception_is_one_json_line(captured: io.StringIO) -> None:
 
 
 def test_a_terminal_gets_the_console_renderer() -> None:
-    stream = _Terminal()
-    hooks = sys.excepthook
-    try:
-        configure_logging("info", stream=stream)
+    with configured(_Terminal()) as stream:
         get_logger().info("daemon_ready", to="138 0013 8000")
         logging.getLogger("aiohttp.server").warning("hello")
-    finally:
-        sys.excepthook = hooks
-        logging.getLogger().handlers.clear()
-        logging.captureWarnings(False)
     first, second = stream.getvalue().splitlines()
     assert "daemon_ready" in first and "138 **** 8000" in first and not first.startswith("{")
     assert "library_log" in second and "aiohttp.server" in second
