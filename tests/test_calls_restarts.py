@@ -240,3 +240,18 @@ def test_calls_whose_hangup_never_comes_are_closed_once_per_call() -> None:
     [closed] = t.expire(clock.now + 4000)
     assert closed.trigger == "call_timeout" and closed.customer_number == OLD_CUSTOMER
     assert closed.agent_extension == "1001" and t.active_channels == 0
+
+
+def test_a_restart_also_closes_calls_still_waiting_for_their_cdr() -> None:
+    _, after = answered_call()
+    t = tracker()
+    clock = Clock(t)
+    assert clock.feed([e for e in after if e["Event"] != "Cdr"]) == []  # waits for its Cdr
+    # a system name prefixes the ids (`systemname` in asterisk.conf), as a real PBX may
+    old = {"Event": "Newchannel", "Channel": "SIP/1002-00000009", "CallerIDNum": "1002",
+           "Uniqueid": "pbx-1795460030.7", "Linkedid": "pbx-1795460030.7"}
+    new = {**old, "Uniqueid": "pbx-1795460090.0", "Linkedid": "pbx-1795460090.0"}
+    assert clock.feed([old]) == []
+    [closed] = clock.feed([new], session=2)
+    assert closed.trigger == "pbx_restart" and closed.customer_number == OLD_CUSTOMER
+    assert t.expire(clock.now + 3600) == []  # closed once, not again when the wait ends
