@@ -163,13 +163,13 @@ def configure_logging(level: str = "info", *, stream: TextIO | None = None,
     logging.getLogger("smpplib").setLevel(logging.ERROR)
     sys.excepthook = _log_uncaught
     threading.excepthook = lambda args: _log_uncaught(
-        args.exc_type, args.exc_value or args.exc_type(), args.exc_traceback)
+        args.exc_type, args.exc_value, args.exc_traceback)
 
 
-def _log_uncaught(kind: type[BaseException], exc: BaseException,
+def _log_uncaught(kind: type[BaseException], exc: BaseException | None,
                   tb: TracebackType | None) -> None:
-    if issubclass(kind, KeyboardInterrupt):
-        sys.__excepthook__(kind, exc, tb)
+    if issubclass(kind, KeyboardInterrupt) and exc is not None:
+        sys.__excepthook__(kind, exc, tb)  # Ctrl-C at a terminal stays as Python shows it
         return
     structlog.get_logger().critical("uncaught_exception", exc_info=(kind, exc, tb))
 
