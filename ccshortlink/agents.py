@@ -25,7 +25,7 @@ class AgentsError(ProblemsError):
     """The agents file is unusable; `problems` lists every reason with file:line."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class ServiceRecord:
     """One line of an agent's service record, e.g. an award or a milestone."""
 
@@ -34,7 +34,7 @@ class ServiceRecord:
     date: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Review:
     """A review shown on the card, either static from YAML or left on the page."""
 
@@ -44,7 +44,7 @@ class Review:
     date: str = ""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Agent:
     """A customer-service agent: the CS ID and everything the card shows."""
 
@@ -189,23 +189,19 @@ def _channel_map(document: Map, owners: dict[str, str], file: str,
 def parse_agents(text: str, source: Path) -> AgentDirectory:
     """Parse agents YAML text; `source` names the file and anchors relative paths."""
     file = str(source)
-    try:
-        document, problems = read_yaml(text, file)
-    except YamlSyntaxError as exc:
-        raise AgentsError(file, [exc.problem]) from None
-    if not isinstance(document, Map) or not isinstance(document.get("agents"), Seq):
-        raise AgentsError(file, [*problems, f"{file}:1: expected a top-level 'agents:' list"])
-    check_unknown(document, _TOP_LEVEL, "top-level key", file, problems, file=file)
-
+    problems: list[str] = []
     agents: list[Agent] = []
     seen_ids: dict[str, str] = {}
     owners: dict[str, str] = {}  # extension -> agent id
-    entries: Seq = document["agents"]
-    for entry, line in zip(entries, entries.lines):
+
+    def take(key: str, entry: object, line: int) -> bool:
+        """Each agent checked as soon as it is read; only the Agent record is kept."""
+        if key != "agents":
+            return False
         where = f"{file}:{line}"
         if not isinstance(entry, Map):
             problems.append(f"{where}: each item of 'agents' must be a mapping")
-            continue
+            return True
         agent = _agent(entry, source.parent, where, file, problems)
         if agent.id and agent.id in seen_ids:
             problems.append(f"{where}: duplicate id '{agent.id}' (first at {seen_ids[agent.id]})")
@@ -214,9 +210,18 @@ def parse_agents(text: str, source: Path) -> AgentDirectory:
             if owners.setdefault(ext, agent.id) != agent.id:
                 problems.append(f"{where}: extension '{ext}' already belongs to '{owners[ext]}'")
         agents.append(agent)
+        return True
+
+    try:
+        document, syntax = read_yaml(text, file, take)
+    except YamlSyntaxError as exc:
+        raise AgentsError(file, [exc.problem]) from None
+    if not isinstance(document, Map) or not isinstance(document.get("agents"), Seq):
+        raise AgentsError(file, [*syntax, f"{file}:1: expected a top-level 'agents:' list"])
+    check_unknown(document, _TOP_LEVEL, "top-level key", file, syntax, file=file)
     channel_map = _channel_map(document, owners, file, problems)
-    if problems:
-        raise AgentsError(file, problems)
+    if syntax or problems:
+        raise AgentsError(file, syntax + problems)
     return AgentDirectory(agents, channel_map)
 
 

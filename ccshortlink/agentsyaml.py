@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import yaml
@@ -12,6 +13,11 @@ _PURE_PARSER: type = yaml.SafeLoader
 _NULLS = frozenset({"", "~", "null", "Null", "NULL"})
 _TEXT_TAGS = frozenset({None, "!", "tag:yaml.org,2002:str"})
 _COLLECTION_TAGS = frozenset({None, "!", "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"})
+
+# Given each item of a top-level list as it completes (key, item, line): True when it took the
+# item, so the list does not keep it. 20,000 agents then never sit in memory twice, which keeps
+# the collector's pauses (the GIL held, the event loop waiting) short.
+ItemTaker = Callable[[str, Any, int], bool]
 
 
 class YamlSyntaxError(Exception):
@@ -52,8 +58,9 @@ class _Mapping:
 class _Reader:
     """Turns the parser's events into Map, Seq, str and None, listing every problem."""
 
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, take: ItemTaker | None) -> None:
         self.source = source
+        self.take = take
         self.problems: list[str] = []
         self.stack: list[_Mapping | Seq] = []
         self.root: Any = None
@@ -108,6 +115,10 @@ class _Reader:
             return
         top = self.stack[-1]
         if isinstance(top, Seq):
+            root = self.stack[0]
+            if self.take is not None and len(self.stack) == 2 and isinstance(root, _Mapping) \
+                    and root.key is not None and self.take(root.key, value, line):
+                return
             top.append(value)
             top.lines.append(line)
             return
@@ -128,9 +139,9 @@ class _Reader:
         top.key, top.skip = None, False
 
 
-def read_yaml(text: str, source: str) -> tuple[Any, list[str]]:
+def read_yaml(text: str, source: str, take: ItemTaker | None = None) -> tuple[Any, list[str]]:
     """The document as Map/Seq/str/None, and every problem found, each as "file:line: ..."."""
-    reader = _Reader(source)
+    reader = _Reader(source, take)
     try:
         for event in yaml.parse(text, Loader=_PARSER):
             reader.feed(event)
