@@ -108,18 +108,18 @@ class CallTracker:
     def handle(self, event: Event, now: float) -> list[Outcome]:
         self.events_seen += 1
         name = event.get("Event", "")
-        out: list[Outcome] = []
+        before: list[Outcome] = []  # concluded by this event's arrival, before its own effect
         if self._verifying:
-            out.extend(self._verify(name, event, now))
+            before = self._verify(name, event, now)
         elif name == "Newchannel":  # keeps the highest Uniqueid counter current
             self._instance.new_channel(event.get("Uniqueid", ""), after_reconnect=False)
         if self._unseen:
-            out.extend(self._unseen.due(now))
+            before += self._unseen.due(now)
         handler = self._handlers.get(name)
-        if handler is not None:
-            out.extend(handler(self, event, now))
-        if self._pending:
-            out[:0], self._pending = self._pending, []
+        out = handler(self, event, now) if handler is not None else []
+        if before or self._pending:
+            out = [*before, *self._pending, *out]
+            self._pending = []
         return out
 
     # --- the Asterisk instance -----------------------------------------------------------
