@@ -99,6 +99,11 @@ class CallTracker:
     def active_channels(self) -> int:
         return len(self._channels)
 
+    def calls_in_progress(self) -> list[str]:
+        """Linkedids of the calls with a customer still on the line (for a line at stop)."""
+        return sorted({c.linkedid for c in self._channels.values() if c.is_customer}
+                      | set(self._unseen.linkedids()))
+
     def session(self, number: int) -> None:
         """The AMI session an event came in; a new one may be a new Asterisk behind it."""
         if self._session is not None and number != self._session:

@@ -49,6 +49,9 @@ class UnseenCalls:
     def __contains__(self, channel: str) -> bool:
         return channel in self._waiting
 
+    def linkedids(self) -> list[str]:
+        return [call.linkedid for call in self._waiting.values()]
+
     def hung_up(self, channel: str, call: UnseenCall, now: float) -> list[Outcome]:
         """The customer's Hangup: decided now if an answered Cdr came first, else it waits."""
         call.deadline = now + self.cdr_wait

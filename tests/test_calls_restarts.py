@@ -255,3 +255,15 @@ def test_a_restart_also_closes_calls_still_waiting_for_their_cdr() -> None:
     [closed] = clock.feed([new], session=2)
     assert closed.trigger == "pbx_restart" and closed.customer_number == OLD_CUSTOMER
     assert t.expire(clock.now + 3600) == []  # closed once, not again when the wait ends
+
+
+def test_calls_in_progress_names_live_and_waiting_calls() -> None:
+    before, after = answered_call()
+    t = tracker()
+    clock = Clock(t)
+    clock.feed(before)
+    assert t.calls_in_progress() == ["1795460028.0"]
+    waiting = tracker()
+    Clock(waiting).feed([e for e in after if e["Event"] != "Cdr"])
+    assert waiting.calls_in_progress() == ["1795460028.0"]
+    assert tracker().calls_in_progress() == []
