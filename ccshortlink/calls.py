@@ -1,4 +1,4 @@
-"""CallTracker: AMI event dicts in, CallEnded / SendRequested out; pure, no I/O.
+"""CallTracker: AMI event dicts in, CallEnded / SendRequested / CallClosed out; pure, no I/O.
 
 A call is followed from the customer's side. Every channel is tracked by Uniqueid; bridges are
 tracked by BridgeUniqueid; the two halves of a Local channel (`;1`/`;2`) are a wire joining two
