@@ -9,14 +9,16 @@ import sys
 import time
 from collections.abc import Sequence
 from datetime import datetime
-from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from ccshortlink import __version__
 from ccshortlink.agents import AgentsError, load_agents
 from ccshortlink.config import Config, ConfigError, load_config
+from ccshortlink.configwarnings import check_report
 from ccshortlink.links import check_templates
 from ccshortlink.logs import configure_logging, get_logger
+from ccshortlink.problems import ProblemsError
 from ccshortlink.store import StoreError
 
 EXIT_CONFIG = 78
@@ -26,7 +28,8 @@ DEFAULT_CONFIG = "/etc/ccshortlink/ccshortlink.toml"
 def _load(path: str) -> Config:
     """Config, agents file and templates all validated, every problem reported together."""
     config = load_config(path)
-    problems = list(check_templates(config.sms.templates, config.sms.default_language))
+    problems = list(check_templates(config.sms.templates, config.sms.default_language,
+                                    public_url=config.web.public_url))
     try:
         load_agents(config.agents_file)
     except AgentsError as exc:
@@ -39,7 +42,11 @@ def _load(path: str) -> Config:
 def _cmd_check_config(args: argparse.Namespace) -> int:
     config = _load(args.config)
     agents = load_agents(config.agents_file)
+    lines, warnings = check_report(config)
     print(f"{args.config}: OK ({len(agents)} agents from {config.agents_file})")
+    print("\n".join(lines))
+    for warning in warnings:  # exit 0 all the same: nothing here stops the daemon
+        print(f"warning: {warning}", file=sys.stderr)
     return 0
 
 
@@ -51,6 +58,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     configure_logging(config.log_level)
     log = get_logger()
     log.info("daemon_starting", version=__version__, config=str(config.path))
+    for warning in check_report(config)[1]:
+        log.warning("config_warning", warning=warning)
     daemon = Daemon(config, log, notifier=SystemdNotifier.from_environment())
     try:
         return asyncio.run(daemon.run())
@@ -192,26 +201,51 @@ def _json(value: object) -> str:
     return json.dumps(value, ensure_ascii=False, indent=2)
 
 
+class _CommandListFormatter(argparse.HelpFormatter):
+    """One line per command in `ccshortlink --help`, check-config's too.
+
+    argparse measures subcommand names two columns short of where it prints them, so the
+    longest name would push its summary onto a line of its own.
+    """
+
+    def __init__(self, prog: str) -> None:
+        super().__init__(prog)
+        self._action_max_length = len("    check-config")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="ccshortlink",
-        description="Text each contact-center caller a short link to the agent they spoke with.")
+        description="Text each contact-center caller a short link to the agent they spoke with.",
+        formatter_class=_CommandListFormatter)
     parser.add_argument("--version", action="version", version=f"ccshortlink {__version__}")
-    sub = parser.add_subparsers(dest="command", required=True)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(parent: Any, name: str, summary: str, detail: str = "") -> argparse.ArgumentParser:
+        """A subcommand: one line in the command list, that line and `detail` in its --help."""
+        text = f"{summary[0].upper()}{summary[1:]}. {detail}".strip()
+        made: argparse.ArgumentParser = parent.add_parser(name, help=summary, description=text)
+        return made
 
     def with_config(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
         p.add_argument("-c", "--config", default=DEFAULT_CONFIG,
                        help=f"configuration file (default {DEFAULT_CONFIG})")
         return p
 
-    with_config(sub.add_parser("run", help="run the daemon")).set_defaults(func=_cmd_run)
-    with_config(sub.add_parser("check-config", help="validate the configuration and agents file")
+    with_config(command(sub, "run", "run the daemon", "Watch calls on AMI, text each customer a link to "
+                       "the agent's card over SMPP, and serve the cards. Exits 78 when a file "
+                       "is unusable.")).set_defaults(func=_cmd_run)
+    with_config(command(sub, "check-config", "validate the configuration and agents file",
+                "Also renders each SMS template with a typical agent and link and shows its "
+                "parts and encoding; warns about example secrets, an unwritable database "
+                "folder and links that are not https. Exit 0 = usable, 78 = not.")
                 ).set_defaults(func=_cmd_check_config)
-    send = with_config(sub.add_parser("send", help="send an agent's card to a number now"))
+    send = with_config(command(sub, "send", "send an agent's card to a number now",
+                          "The running daemon's outbox sends it within a second."))
     send.add_argument("--agent", required=True, help="the agent's CS ID")
     send.add_argument("--to", required=True, help="the customer's number")
     send.set_defaults(func=_cmd_send)
-    demo = sub.add_parser("demo", help="the whole path on one machine, no PBX or SMSC needed")
+    demo = command(sub, "demo", "run the whole path on one machine, no PBX or SMSC needed")
     demo.add_argument("--port", type=int, default=8080, help="web port (default 8080)")
     demo.add_argument("--exit-after", type=float, default=None, metavar="SECONDS",
                       help="stop by itself after this many seconds")
@@ -221,20 +255,21 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true", help="JSON for tools instead of text")
         return with_config(p)
 
-    trace = with_json(sub.add_parser(
-        "trace", help="the story of a customer number, a link code or a call (linkedid)"))
+    trace = with_json(command(
+        sub, "trace", "show the story of a number, a link code or a call",
+        "Every decision, SMS, receipt and visit, oldest first."))
     trace.add_argument("query", metavar="NUMBER|CODE|LINKEDID")
     trace.set_defaults(func=_cmd_trace)
-    with_json(sub.add_parser("stats", help="today and the last 7 days, per agent")
+    with_json(command(sub, "stats", "show figures for today and the last 7 days, per agent")
               ).set_defaults(func=_cmd_stats)
-    with_json(sub.add_parser("agents", help="list the agents and validate the agents file")
+    with_json(command(sub, "agents", "list the agents and validate the agents file")
               ).set_defaults(func=_cmd_agents)
-    opt_out = sub.add_parser("opt-out", help="the do-not-send list")
+    opt_out = command(sub, "opt-out", "list, add or remove numbers on the do-not-send list")
     actions = opt_out.add_subparsers(dest="action", required=True)
-    with_json(actions.add_parser("list", help="numbers that are never texted")
+    with_json(command(actions, "list", "list the numbers that are never texted")
               ).set_defaults(func=_cmd_opt_out)
     for action, text in (("add", "never text NUMBER again"), ("remove", "text NUMBER again")):
-        change = with_config(actions.add_parser(action, help=text))
+        change = with_config(command(actions, action, text))
         change.add_argument("number", metavar="NUMBER")
         change.set_defaults(func=_cmd_opt_out)
     return parser
@@ -249,6 +284,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_CONFIG
     except StoreError as exc:
         print(f"ccshortlink: database error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    except ProblemsError as exc:  # the agents file, read by a command after the config
+        print(f"ccshortlink: {exc}", file=sys.stderr)
         return EXIT_CONFIG
     except KeyboardInterrupt:
         return 130

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from datetime import time
 from pathlib import Path
@@ -11,11 +10,11 @@ from urllib.parse import urlsplit
 
 import phonenumbers
 
-from ccshortlink.problems import ProblemsError
+from ccshortlink.configfile import ConfigError, read_toml
+from ccshortlink.configreader import Reader, report_unknown_sections
+from ccshortlink.configrules import check_networks, check_smpp_lengths, parse_listen
 
-
-class ConfigError(ProblemsError):
-    """The configuration is unusable; `problems` lists every reason."""
+__all__ = ["DEFAULT_TEMPLATES", "Config", "ConfigError", "load_config", "parse_config"]
 
 
 @dataclass(frozen=True)
@@ -112,91 +111,21 @@ class Config:
 
 
 DEFAULT_TEMPLATES = {
-    "zh-CN": "您好，刚才为您服务的是{{ agent.name }}（工号{{ agent.id }}）。"
-    "下次可直接联系TA：{{ url }} 回TD退订",
+    # One UCS-2 part (67 of 70 characters) with a 3-character name, CS1001 and a 9-character
+    # code on https://cs.example.com: a second part costs as much again for every call.
+    "zh-CN": "刚才为您服务的是{{ agent.name }}（工号{{ agent.id }}），再次联系TA：{{ url }} 回TD退订",
     "en": "Thanks for calling. You spoke with {{ agent.name }} (ID {{ agent.id }}). "
     "Reach them again: {{ url }} Reply STOP to opt out",
 }
 
 
-class _Reader:
-    """Pulls typed values out of one TOML table, collecting problems instead of raising."""
-
-    def __init__(self, data: dict[str, Any], section: str, problems: list[str]) -> None:
-        raw = data.get(section, {})
-        if not isinstance(raw, dict):
-            problems.append(f"[{section}] must be a table")
-            raw = {}
-        self.table: dict[str, Any] = raw
-        self.section = section
-        self.problems = problems
-
-    def _get(self, key: str, kinds: tuple[type, ...], default: Any, required: bool) -> Any:
-        if key not in self.table:
-            if required:
-                self.problems.append(f"[{self.section}] {key} is required")
-            return default
-        value = self.table[key]
-        # bool is an int subclass: never accept it where a number is wanted
-        if isinstance(value, bool) and bool not in kinds:
-            value = None
-        if not isinstance(value, kinds):
-            names = " or ".join(k.__name__ for k in kinds)
-            self.problems.append(f"[{self.section}] {key} must be {names}, got {self.table[key]!r}")
-            return default
-        return value
-
-    def text(self, key: str, default: str = "", *, required: bool = False) -> str:
-        value = self._get(key, (str,), default, required)
-        if required and isinstance(value, str) and not value.strip() and key in self.table:
-            self.problems.append(f"[{self.section}] {key} must not be empty")
-        return value
-
-    def number(self, key: str, default: float = 0.0, *, minimum: float | None = None) -> float:
-        value = float(self._get(key, (int, float), default, False))
-        if minimum is not None and value < minimum:
-            self.problems.append(f"[{self.section}] {key} must be >= {minimum:g}, got {value:g}")
-        return value
-
-    def integer(self, key: str, default: int = 0, *, minimum: int | None = None,
-                maximum: int | None = None, required: bool = False) -> int:
-        value = int(self._get(key, (int,), default, required))
-        if minimum is not None and value < minimum or maximum is not None and value > maximum:
-            self.problems.append(f"[{self.section}] {key} must be in {minimum}..{maximum}, got {value}")
-        return value
-
-    def flag(self, key: str, default: bool) -> bool:
-        return bool(self._get(key, (bool,), default, False))
-
-    def words(self, key: str, default: tuple[str, ...]) -> tuple[str, ...]:
-        value = self._get(key, (list,), list(default), False)
-        if not all(isinstance(v, str) for v in value):
-            self.problems.append(f"[{self.section}] {key} must be a list of strings")
-            return default
-        return tuple(value)
-
-    def clock(self, key: str) -> time | None:
-        value = self.text(key)
-        if not value:
-            return None
-        try:
-            return time.fromisoformat(value)
-        except ValueError:
-            self.problems.append(f"[{self.section}] {key} must be HH:MM, got {value!r}")
-            return None
-
-
-def _listen(value: str, problems: list[str]) -> tuple[str, int]:
-    host, sep, port = value.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
-        problems.append(f"[web] listen must be HOST:PORT, got {value!r}")
-        return "127.0.0.1", 8080
-    return host.strip("[]"), int(port)
-
-
 def _resolve(base: Path, value: str) -> Path:
     path = Path(value).expanduser()
     return path if path.is_absolute() else (base / path)
+
+
+HOUR, DAY = 3600.0, 86400.0
+SECTIONS = ["ami", "smpp", "web", "database", "agents", "policy", "sms", "log", "retention"]
 
 
 def parse_config(data: dict[str, Any], path: Path) -> Config:
@@ -206,20 +135,26 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
     for section in ("ami", "smpp", "web", "database", "agents"):
         if section not in data:
             problems.append(f"[{section}] section is missing")
+    report_unknown_sections(data, SECTIONS, problems)
+    readers: list[Reader] = []
 
-    ami = _Reader(data, "ami", problems)
+    def read(name: str) -> Reader:
+        readers.append(Reader(data, name, problems))
+        return readers[-1]
+
+    ami = read("ami")
     ami_cfg = AmiConfig(
         host=ami.text("host", "127.0.0.1", required=True),
         port=ami.integer("port", 5038, minimum=1, maximum=65535, required=True),
         username=ami.text("username", required=True),
         secret=ami.text("secret", required=True),
-        ping_interval=ami.number("ping_interval", 10.0, minimum=0.05),
-        ping_timeout=ami.number("ping_timeout", 5.0, minimum=0.05),
-        reconnect_max=ami.number("reconnect_max", 30.0, minimum=0.1),
-        events=ami.text("events", "call,agent,user,cdr"),
+        ping_interval=ami.number("ping_interval", 10.0, minimum=0.05, maximum=HOUR),
+        ping_timeout=ami.number("ping_timeout", 5.0, minimum=0.05, maximum=600),
+        reconnect_max=ami.number("reconnect_max", 30.0, minimum=0.1, maximum=HOUR),
+        events=ami.text("events", "call,agent,user,cdr", max_length=200),
     )
 
-    smpp = _Reader(data, "smpp", problems)
+    smpp = read("smpp")
     smpp_cfg = SmppConfig(
         host=smpp.text("host", "127.0.0.1", required=True),
         port=smpp.integer("port", 2775, minimum=1, maximum=65535, required=True),
@@ -230,15 +165,17 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
         source_addr_npi=smpp.integer("source_addr_npi", 0, minimum=0, maximum=18),
         system_type=smpp.text("system_type", ""),
         window=smpp.integer("window", 10, minimum=1, maximum=1000),
-        max_per_second=smpp.number("max_per_second", 100.0, minimum=0.1),
-        enquire_link_interval=smpp.number("enquire_link_interval", 30.0, minimum=0.05),
-        response_timeout=smpp.number("response_timeout", 10.0, minimum=0.05),
-        reconnect_max=smpp.number("reconnect_max", 60.0, minimum=0.1),
+        max_per_second=smpp.number("max_per_second", 100.0, minimum=0.1, maximum=10_000),
+        enquire_link_interval=smpp.number("enquire_link_interval", 30.0, minimum=0.05,
+                                          maximum=HOUR),
+        response_timeout=smpp.number("response_timeout", 10.0, minimum=0.05, maximum=600),
+        reconnect_max=smpp.number("reconnect_max", 60.0, minimum=0.1, maximum=HOUR),
         registered_delivery=smpp.flag("registered_delivery", True),
     )
+    check_smpp_lengths(smpp_cfg.__dict__, problems)
 
-    web = _Reader(data, "web", problems)
-    host, port = _listen(web.text("listen", "127.0.0.1:8080"), problems)
+    web = read("web")
+    host, port = parse_listen(web.text("listen", "127.0.0.1:8080"), problems)
     public_url = web.text("public_url", required=True).rstrip("/")
     parts = urlsplit(public_url)
     if public_url and (parts.scheme not in ("http", "https") or not parts.netloc):
@@ -249,14 +186,15 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
         company=web.text("company", ""),
         trusted_proxies=web.words("trusted_proxies", ()),
     )
+    check_networks(web_cfg.trusted_proxies, problems)
 
-    database = _Reader(data, "database", problems)
+    database = read("database")
     db_path = _resolve(base, database.text("path", "ccshortlink.db", required=True))
 
-    agents = _Reader(data, "agents", problems)
+    agents = read("agents")
     agents_file = _resolve(base, agents.text("file", "agents.yaml", required=True))
 
-    policy = _Reader(data, "policy", problems)
+    policy = read("policy")
     region = policy.text("default_region", "CN").upper()
     if region not in phonenumbers.SUPPORTED_REGIONS:
         problems.append(f"[policy] default_region must be an ISO region such as CN, got {region!r}")
@@ -264,18 +202,20 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
     if transfer not in ("last", "all"):
         problems.append(f"[policy] card_on_transfer must be 'last' or 'all', got {transfer!r}")
     policy_cfg = PolicyConfig(
-        min_talk_seconds=policy.number("min_talk_seconds", 5.0, minimum=0),
+        min_talk_seconds=policy.number("min_talk_seconds", 5.0, minimum=0, maximum=HOUR),
         default_region=region,
         mobile_only=policy.flag("mobile_only", True),
-        link_ttl_days=policy.number("link_ttl_days", 30.0, minimum=0.001),
-        resend_window_hours=policy.number("resend_window_hours", 24.0, minimum=0),
+        link_ttl_days=policy.number("link_ttl_days", 30.0, minimum=0.001, maximum=3650),
+        resend_window_hours=policy.number("resend_window_hours", 24.0, minimum=0,
+                                          maximum=24 * 366),
         daily_cap_per_number=policy.integer("daily_cap_per_number", 3, minimum=1, maximum=1000),
         quiet_start=policy.clock("quiet_start"),
         quiet_end=policy.clock("quiet_end"),
         timezone=policy.text("timezone", "Asia/Shanghai"),
         card_on_transfer=transfer,
-        call_timeout_hours=policy.number("call_timeout_hours", 12.0, minimum=0.01),
-        feature_code_window_minutes=policy.number("feature_code_window_minutes", 30.0, minimum=0),
+        call_timeout_hours=policy.number("call_timeout_hours", 12.0, minimum=0.01, maximum=720),
+        feature_code_window_minutes=policy.number("feature_code_window_minutes", 30.0,
+                                                  minimum=0, maximum=DAY / 60),
         max_live_channels=policy.integer("max_live_channels", 20000, minimum=10,
                                          maximum=10_000_000),
     )
@@ -288,9 +228,10 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
     except Exception:
         problems.append(f"[policy] timezone is not a known IANA zone: {policy_cfg.timezone!r}")
 
-    sms = _Reader(data, "sms", problems)
+    sms = read("sms")
+    default_language = sms.text("default_language", "zh-CN")
     templates = dict(DEFAULT_TEMPLATES)
-    raw_templates = sms.table.get("templates", {})
+    raw_templates = sms.raw("templates", {})
     if not isinstance(raw_templates, dict) or not all(
         isinstance(v, str) for v in raw_templates.values()
     ):
@@ -298,27 +239,26 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
     else:
         templates.update(raw_templates)
     if "template" in sms.table:  # a single template overrides the default language's one
-        templates[sms.text("default_language", "zh-CN")] = sms.text("template")
-    for language, text in templates.items():
-        if "{{ url }}" not in text and "{{url}}" not in text:
-            problems.append(f"[sms] template for {language!r} must contain {{{{ url }}}}")
+        templates[default_language] = sms.text("template")
     sms_cfg = SmsConfig(
         templates=templates,
-        default_language=sms.text("default_language", "zh-CN"),
+        default_language=default_language,
         max_attempts=sms.integer("max_attempts", 10, minimum=1, maximum=1000),
-        expire_hours=sms.number("expire_hours", 24.0, minimum=0.01),
+        expire_hours=sms.number("expire_hours", 24.0, minimum=0.01, maximum=720),
         opt_out_words=sms.words("opt_out_words", SmsConfig.opt_out_words),
         opt_in_words=sms.words("opt_in_words", SmsConfig.opt_in_words),
     )
     if sms_cfg.default_language not in templates:
         problems.append(f"[sms] no template for default_language {sms_cfg.default_language!r}")
 
-    log = _Reader(data, "log", problems)
+    log = read("log")
     level = log.text("level", "info").lower()
     if level not in ("debug", "info", "warning", "error"):
         problems.append(f"[log] level must be debug, info, warning or error, got {level!r}")
-    retention = _Reader(data, "retention", problems)
-    retention_days = retention.number("days", 365.0, minimum=1)
+    retention = read("retention")
+    retention_days = retention.number("days", 365.0, minimum=1, maximum=36500)
+    for reader in readers:
+        reader.report_unknown()
 
     if problems:
         raise ConfigError(str(path), problems)
@@ -330,13 +270,8 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
 
 
 def load_config(path: str | Path) -> Config:
-    """Read and validate the TOML file at `path`."""
+    """Read and validate the TOML file at `path`; any unusable file is one ConfigError."""
     path = Path(path)
-    try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
-    except FileNotFoundError:
-        raise ConfigError(str(path), ["file not found"]) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(str(path), [f"not valid TOML: {exc}"]) from None
-    return parse_config(data, path)
+    return parse_config(read_toml(path), path)
+
+

@@ -6,10 +6,10 @@ import math
 import secrets
 from collections.abc import Callable
 
-from jinja2 import StrictUndefined, TemplateError
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2 import TemplateError
 
 from ccshortlink.agents import Agent
+from ccshortlink.sandbox import BoundedEnvironment, render_bounded
 
 # No 0/O/o, 1/l/I/i: a code read aloud or retyped from a screenshot stays unambiguous.
 ALPHABET = "23456789abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ"
@@ -39,9 +39,9 @@ class SmsTemplates:
     """The configured SMS texts, compiled once; one per language."""
 
     def __init__(self, templates: dict[str, str], default_language: str) -> None:
-        # Sandboxed: the template comes from a config file, but it must never reach Python.
-        env = SandboxedEnvironment(autoescape=False, undefined=StrictUndefined,
-                                   keep_trailing_newline=False)
+        # Sandboxed and bounded: the template comes from a config file, but it must never reach
+        # Python, loop without end or grow without limit, at check time or at send time.
+        env = BoundedEnvironment()
         self._compiled = {lang: env.from_string(text) for lang, text in templates.items()}
         self.default_language = default_language
 
@@ -58,20 +58,50 @@ class SmsTemplates:
 
     def render(self, agent: Agent, url: str, code: str, customer_region: str = "") -> str:
         template = self._compiled[self.language_for(agent, customer_region)]
-        return " ".join(template.render(agent=agent, url=url, code=code).split())
+        text = render_bounded(template, agent=agent, url=url, code=code)
+        return " ".join(text.split())
+
+    def render_language(self, language: str, agent: Agent, url: str, code: str) -> str:
+        """One language's text, as `render` would send it."""
+        text = render_bounded(self._compiled[language], agent=agent, url=url, code=code)
+        return " ".join(text.split())
 
 
-def check_templates(templates: dict[str, str], default_language: str) -> list[str]:
-    """Problems a template would only show at the first SMS: found at start instead."""
+SAMPLE_PUBLIC_URL = "https://cs.example.com"
+SAMPLE_CODE = "a2B3c4D5e"[:CODE_LENGTH]
+
+
+def sample_agent(language: str) -> Agent:
+    """A typical agent for the language: a 3-character Chinese name or a short Latin one."""
+    name = "王小梅" if language.startswith("zh") else "Alex Chen"
+    return Agent(id="CS1001", extensions=("1001",), name=name, phone="+862088880000",
+                 language=language)
+
+
+def check_templates(templates: dict[str, str], default_language: str, *,
+                    public_url: str = SAMPLE_PUBLIC_URL) -> list[str]:
+    """Problems a template would only show at the first SMS: found at start instead.
+
+    Each template is rendered with a typical agent and link in the bounded sandbox; an error,
+    a bound reached, or a text without the link is a problem naming the template.
+    """
     problems = []
-    sample = Agent(id="CS0000", extensions=("1000",), name="Sample", phone="+861000000000")
-    try:
-        compiled = SmsTemplates(templates, default_language)
-    except TemplateError as exc:
-        return [f"[sms] template does not compile: {exc}"]
-    for lang in templates:
+    compiled: dict[str, SmsTemplates] = {}
+    for language, text in templates.items():
         try:
-            compiled._compiled[lang].render(agent=sample, url="https://x/abc", code="abc")
-        except TemplateError as exc:
-            problems.append(f"[sms] template for {lang!r} fails to render: {exc}")
+            compiled[language] = SmsTemplates({language: text}, language)
+        except (TemplateError, RecursionError, MemoryError) as exc:
+            problems.append(f"[sms] template for {language!r} does not compile: "
+                            f"{type(exc).__name__}: {exc}")
+    url = link_url(public_url or SAMPLE_PUBLIC_URL, SAMPLE_CODE)
+    for language, one in compiled.items():
+        try:
+            text = one.render_language(language, sample_agent(language), url, SAMPLE_CODE)
+        except Exception as exc:  # noqa: BLE001 - anything a template raises is a config problem
+            problems.append(f"[sms] template for {language!r} fails to render: "
+                            f"{type(exc).__name__}: {exc}")
+            continue
+        if url not in text:
+            problems.append(f"[sms] template for {language!r} renders without the link "
+                            f"({{{{ url }}}}): {text[:80]!r}")
     return problems

@@ -19,6 +19,7 @@ from ccshortlink.smpp import SubmitRejected
 from ccshortlink.store import Store, base
 
 from conftest import write_config
+from test_trace import TWO_PART_TEMPLATE
 
 CUSTOMER = "+8613800138000"
 
@@ -48,7 +49,8 @@ class RecordingGateway:
 
 @pytest.fixture
 async def env(tmp_path: Path):  # type: ignore[no-untyped-def]
-    config = load_config(write_config(tmp_path, policy={"min_talk_seconds": 5}))
+    config = load_config(write_config(tmp_path, policy={"min_talk_seconds": 5},
+                                      sms={"template": TWO_PART_TEMPLATE}))  # 2 receipts
     agents = load_agents(config.agents_file)
     clock = Clock()
     store = await Store.open(config.database_path)

@@ -84,7 +84,14 @@ class Desk:
         await task
 
 
+# The stories' SMS is two UCS-2 parts, so each part's message id and receipt is in them: the
+# longer text the default zh-CN template had before it was shortened to fit one part.
+TWO_PART_TEMPLATE = ("您好，刚才为您服务的是{{ agent.name }}（工号{{ agent.id }}）。"
+                     "下次可直接联系TA：{{ url }} 回TD退订")
+
+
 async def open_desk(folder: Path, start: float, **sections: dict[str, object]) -> Desk:
+    sections.setdefault("sms", {"template": TWO_PART_TEMPLATE})
     config_path = write_config(folder, **sections)
     config = load_config(config_path)
     agents = load_agents(config.agents_file)
