@@ -232,9 +232,10 @@ def build_parser() -> argparse.ArgumentParser:
                        help=f"configuration file (default {DEFAULT_CONFIG})")
         return p
 
-    with_config(command(sub, "run", "run the daemon", "Watch calls on AMI, text each customer a link to "
-                       "the agent's card over SMPP, and serve the cards. Exits 78 when a file "
-                       "is unusable.")).set_defaults(func=_cmd_run)
+    with_config(command(sub, "run", "run the daemon",
+                        "Watch calls on AMI, text each customer a link to the agent's card over "
+                        "SMPP, and serve the cards. Exits 78 when a file is unusable.")
+                ).set_defaults(func=_cmd_run)
     with_config(command(sub, "check-config", "validate the configuration and agents file",
                 "Also renders each SMS template with a typical agent and link and shows its "
                 "parts and encoding; warns about example secrets, an unwritable database "

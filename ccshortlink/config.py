@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import time
+from zoneinfo import ZoneInfo
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -113,7 +114,8 @@ class Config:
 DEFAULT_TEMPLATES = {
     # One UCS-2 part (67 of 70 characters) with a 3-character name, CS1001 and a 9-character
     # code on https://cs.example.com: a second part costs as much again for every call.
-    "zh-CN": "刚才为您服务的是{{ agent.name }}（工号{{ agent.id }}），再次联系TA：{{ url }} 回TD退订",
+    "zh-CN": "刚才为您服务的是{{ agent.name }}（工号{{ agent.id }}），"
+    "再次联系TA：{{ url }} 回TD退订",
     "en": "Thanks for calling. You spoke with {{ agent.name }} (ID {{ agent.id }}). "
     "Reach them again: {{ url }} Reply STOP to opt out",
 }
@@ -222,10 +224,8 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
     if (policy_cfg.quiet_start is None) != (policy_cfg.quiet_end is None):
         problems.append("[policy] quiet_start and quiet_end must be given together")
     try:
-        from zoneinfo import ZoneInfo
-
         ZoneInfo(policy_cfg.timezone)
-    except Exception:
+    except (KeyError, ValueError, OSError):  # ZoneInfoNotFoundError is a KeyError
         problems.append(f"[policy] timezone is not a known IANA zone: {policy_cfg.timezone!r}")
 
     sms = read("sms")

@@ -1,4 +1,4 @@
-"""A bounded Jinja sandbox for SMS templates: no Python reach, capped loops, text, numbers and time."""
+"""A bounded Jinja sandbox for SMS templates: no Python reach; loops, sizes and time capped."""
 
 from __future__ import annotations
 
@@ -85,10 +85,9 @@ def _bounded_loop(iterable: Any) -> Iterator[Any]:
 
 
 def _bounded_range(*args: int) -> range:
-    _check_arguments(args)
-    span = range(*args)
+    span = range(*args)  # lazy: even range(10**100) costs nothing until iterated
     if len(span) > MAX_ITERATIONS:
-        raise TemplateLimitError(f"range of more than {MAX_ITERATIONS} numbers")
+        raise TemplateLimitError(f"range of {len(span)} numbers, at most {MAX_ITERATIONS}")
     return span
 
 
@@ -143,8 +142,8 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
                          keep_trailing_newline=False)
         self.filters = {name: _guard_filter(name, f) for name, f in self.filters.items()}
         self.filters.update(_bounded_loop=_bounded_loop, _concat=_concat, _checked=_check_value)
-        self.globals = {"range": _bounded_range, "dict": dict, "namespace": self.globals["namespace"],
-                        "cycler": self.globals["cycler"], "joiner": self.globals["joiner"]}
+        kept = {name: self.globals[name] for name in ("namespace", "cycler", "joiner")}
+        self.globals = {"range": _bounded_range, "dict": dict, **kept}  # no lipsum
 
     def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
         tree = super()._parse(source, name, filename)
@@ -173,7 +172,8 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
         owner = getattr(method, "__self__", None)
         if isinstance(owner, (str, list, tuple)):  # ljust, zfill, center, format...: sizes
             _check_arguments(list(args) + list(kwargs.values()))
-            if isinstance(owner, str) and getattr(method, "__name__", "") in ("format", "format_map"):
+            name = getattr(method, "__name__", "")
+            if isinstance(owner, str) and name in ("format", "format_map"):
                 _check_format(owner.replace("%", ""))
         return _check_value(super().call(context, obj, *args, **kwargs))
 

@@ -98,3 +98,116 @@ def test_secrets_never_in_reprs(tmp_path: Path) -> None:
     config = load_config(write_config(tmp_path))
     assert "s3cret" not in repr(config)
     assert "pw" not in repr(config.smpp).replace("port", "")
+
+
+# --- strictness: every key known, every number finite and bounded ------------------------
+
+EVERY_KEY: dict[str, dict[str, object]] = {
+    "ami": {"ping_interval": 10, "ping_timeout": 5, "reconnect_max": 30,
+            "events": "call,agent,user,cdr"},
+    "smpp": {"source_addr_ton": 5, "source_addr_npi": 0, "system_type": "", "window": 10,
+             "max_per_second": 100, "enquire_link_interval": 30, "response_timeout": 10,
+             "reconnect_max": 60, "registered_delivery": True},
+    "web": {"hotline": "+86 400 800 8888", "api_token": "t0k3n-long-and-random",
+            "company": "Example Co.", "trusted_proxies": ["127.0.0.1", "10.0.0.1/8", "::1"]},
+    "policy": {"mobile_only": True, "link_ttl_days": 30, "resend_window_hours": 24,
+               "daily_cap_per_number": 3, "quiet_start": "21:00", "quiet_end": "08:00",
+               "timezone": "Asia/Shanghai", "card_on_transfer": "last",
+               "call_timeout_hours": 12, "feature_code_window_minutes": 30,
+               "max_live_channels": 20000},
+    "sms": {"default_language": "zh-CN", "template": "{{ agent.name }} {{ url }}",
+            "max_attempts": 10, "expire_hours": 24, "opt_out_words": ["TD"],
+            "opt_in_words": ["START"]},
+    "log": {"level": "info"},
+    "retention": {"days": 365},
+}
+
+
+def test_every_key_accepted_before_is_still_accepted(tmp_path: Path) -> None:
+    path = write_config(tmp_path, **EVERY_KEY)
+    path.write_text(path.read_text() + '\n[sms.templates]\nen = "Hi {{ url }}"\n')
+    config = load_config(path)
+    assert config.web.trusted_proxies == ("127.0.0.1", "10.0.0.1/8", "::1")
+    assert config.policy.max_live_channels == 20000 and config.ami.events == "call,agent,user,cdr"
+    assert config.sms.templates["en"] == "Hi {{ url }}"
+
+
+def problems_of(tmp_path: Path, extra: str = "", **sections: dict[str, object]) -> list[str]:
+    path = write_config(tmp_path, **sections)
+    path.write_text(path.read_text() + extra)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    return info.value.problems
+
+
+def test_unknown_keys_and_sections_are_named_with_a_suggestion(tmp_path: Path) -> None:
+    problems = problems_of(tmp_path, "\n[smsc]\nhost = 'x'\n[zzz]\n", web={"api_tokn": "x"},
+                           policy={"min_talk_second": 3, "colour": "red"})
+    assert "unknown key [web] api_tokn (did you mean api_token?)" in problems
+    assert "unknown key [policy] min_talk_second (did you mean min_talk_seconds?)" in problems
+    assert "unknown key [policy] colour" in problems  # nothing close: no guess
+    assert "unknown section [smsc] (did you mean sms?)" in problems
+    assert "unknown section [zzz]" in problems
+    assert len(problems) == 5
+
+
+def test_numbers_are_finite_and_in_range(tmp_path: Path) -> None:
+    path = write_config(tmp_path, ami={"ping_timeout": 1e9}, policy={"link_ttl_days": 99999},
+                        retention={"days": 0})
+    text = path.read_text().replace("min_talk_seconds = 1", "min_talk_seconds = inf")
+    path.write_text(text + "\n[sms]\nexpire_hours = nan\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert info.value.problems == [
+        "[ami] ping_timeout must be in 0.05..600, got 1e+09",
+        "[policy] min_talk_seconds must be a finite number, got inf",
+        "[policy] link_ttl_days must be in 0.001..3650, got 99999",
+        "[sms] expire_hours must be a finite number, got nan",
+        "[retention] days must be in 1..36500, got 0",
+    ]
+
+
+def test_smpp_fields_fit_smpp_3_4(tmp_path: Path) -> None:
+    problems = problems_of(tmp_path, smpp={"system_id": "s" * 16, "password": "123456789",
+                                           "system_type": "t" * 13, "source_addr": "ExampleBank1",
+                                           "host": ""})
+    assert problems == [
+        "[smpp] host must not be empty",
+        ("[smpp] system_id is 16 bytes, SMPP 3.4 allows at most 15 (the SMSC would see it "
+         "cut short)"),
+        "[smpp] password is 9 bytes, SMPP 3.4 allows at most 8 (the SMSC would see it cut short)",
+        ("[smpp] system_type is 13 bytes, SMPP 3.4 allows at most 12 (the SMSC would see it "
+         "cut short)"),
+        ("[smpp] source_addr is 12 characters: an alphanumeric sender (source_addr_ton = 5) "
+         "shows at most 11 on a phone")]
+    # a number sender may be 20 digits; the 11-character rule is for alphanumeric senders
+    config = load_config(write_config(tmp_path, smpp={"source_addr": "8" * 20,
+                                                      "source_addr_ton": 1, "password": "8" * 8}))
+    assert config.smpp.source_addr == "8" * 20
+
+
+def test_trusted_proxies_are_addresses_or_networks(tmp_path: Path) -> None:
+    problems = problems_of(tmp_path,
+                           web={"trusted_proxies": ["10.0.0.0/8", "nginx", "1.2.3.4/99"]})
+    assert problems == [
+        ("[web] trusted_proxies: 'nginx' is not an IP address or CIDR network (e.g. 127.0.0.1 "
+         "or 10.0.0.0/8)"),
+        ("[web] trusted_proxies: '1.2.3.4/99' is not an IP address or CIDR network (e.g. "
+         "127.0.0.1 or 10.0.0.0/8)")]
+
+
+def test_a_byte_order_mark_is_accepted(tmp_path: Path) -> None:
+    path = write_config(tmp_path)
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+    assert load_config(path).smpp.window == 10
+
+
+def test_database_folder_problems_are_found_without_creating_anything(tmp_path: Path) -> None:
+    from ccshortlink.configwarnings import database_folder_problem
+
+    assert database_folder_problem(tmp_path / "new" / "deeper" / "x.db") is None
+    assert not (tmp_path / "new").exists()
+    assert database_folder_problem(tmp_path) == "is a directory, not a database file"
+    (tmp_path / "file").write_text("")
+    blocked = database_folder_problem(tmp_path / "file" / "x.db")
+    assert blocked == f"{tmp_path / 'file'} is not a folder"
