@@ -167,7 +167,7 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
         source_addr_npi=smpp.integer("source_addr_npi", 0, minimum=0, maximum=18),
         system_type=smpp.text("system_type", ""),
         window=smpp.integer("window", 10, minimum=1, maximum=1000),
-        max_per_second=smpp.number("max_per_second", 100.0, minimum=0.1, maximum=10_000),
+        max_per_second=smpp.number("max_per_second", 100.0, minimum=0.1, maximum=1_000_000),
         enquire_link_interval=smpp.number("enquire_link_interval", 30.0, minimum=0.05,
                                           maximum=HOUR),
         response_timeout=smpp.number("response_timeout", 10.0, minimum=0.05, maximum=600),

@@ -48,7 +48,7 @@ def read_toml(path: Path) -> dict[str, Any]:
                      f"(save the file as UTF-8)") from None
     try:
         return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+    except (tomllib.TOMLDecodeError, ValueError) as exc:  # ValueError: a 5,000-digit number
         raise refuse(f"not valid TOML: {exc}") from None
     except RecursionError:
         raise refuse("not valid TOML: nested too deeply") from None

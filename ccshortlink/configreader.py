@@ -48,7 +48,9 @@ class Reader:
             value = None
         if not isinstance(value, kinds):
             names = " or ".join(k.__name__ for k in kinds)
-            self.problems.append(f"[{self.section}] {key} must be {names}, got {self.table[key]!r}")
+            shown = repr(self.table[key])
+            shown = shown if len(shown) <= 60 else shown[:57] + "..."
+            self.problems.append(f"[{self.section}] {key} must be {names}, got {shown}")
             return default
         return value
 
@@ -64,9 +66,11 @@ class Reader:
 
     def number(self, key: str, default: float = 0.0, *, minimum: float | None = None,
                maximum: float | None = None) -> float:
-        value = float(self._get(key, (int, float), default, False))
+        raw = self._get(key, (int, float), default, False)
+        value = float(raw) if not isinstance(raw, int) or abs(raw) < 2**64 else math.inf
         if not math.isfinite(value):
-            self.problems.append(f"[{self.section}] {key} must be a finite number, got {value}")
+            shown = value if isinstance(raw, float) else "a number too large"
+            self.problems.append(f"[{self.section}] {key} must be a finite number, got {shown}")
             return default
         if minimum is not None and value < minimum or maximum is not None and value > maximum:
             self.problems.append(f"[{self.section}] {key} must be in {_span(minimum, maximum)}, "
@@ -77,8 +81,9 @@ class Reader:
                 maximum: int | None = None, required: bool = False) -> int:
         value = int(self._get(key, (int,), default, required))
         if minimum is not None and value < minimum or maximum is not None and value > maximum:
+            shown = value if abs(value) < 10**18 else "a number too large"
             self.problems.append(f"[{self.section}] {key} must be in {_span(minimum, maximum)}, "
-                                 f"got {value}")
+                                 f"got {shown}")
         return value
 
     def flag(self, key: str, default: bool) -> bool:
@@ -120,6 +125,9 @@ def report_unknown_sections(data: dict[str, Any], known: list[str], problems: li
 
 
 def _span(minimum: float | None, maximum: float | None) -> str:
-    low = "-inf" if minimum is None else f"{minimum:g}"
-    high = "inf" if maximum is None else f"{maximum:g}"
+    def shown(bound: float) -> str:
+        return str(bound) if isinstance(bound, int) else f"{bound:g}"
+
+    low = "-inf" if minimum is None else shown(minimum)
+    high = "inf" if maximum is None else shown(maximum)
     return f"{low}..{high}"

@@ -211,3 +211,16 @@ def test_database_folder_problems_are_found_without_creating_anything(tmp_path: 
     (tmp_path / "file").write_text("")
     blocked = database_folder_problem(tmp_path / "file" / "x.db")
     assert blocked == f"{tmp_path / 'file'} is not a folder"
+
+
+def test_numbers_no_parser_can_hold_are_problems_not_crashes(tmp_path: Path) -> None:
+    path = write_config(tmp_path)
+    text = path.read_text()
+    for value, reason in (("1" + "0" * 400, "must be a finite number, got a number too large"),
+                          ("1e400", "must be a finite number, got inf"),
+                          ("1" + "0" * 5000, "not valid TOML: Exceeds the limit"),
+                          ("[" * 5000 + "]" * 5000, "not valid TOML: nested too deeply")):
+        path.write_text(text.replace("min_talk_seconds = 1", f"min_talk_seconds = {value}"))
+        with pytest.raises(ConfigError) as info:
+            load_config(path)
+        assert reason in info.value.problems[0], value[:10]
