@@ -20,9 +20,10 @@ def check_smpp_lengths(smpp: dict[str, Any], problems: list[str]) -> None:
                             f"{limit} (the SMSC would see it cut short)")
     sender = str(smpp["source_addr"])
     if smpp["source_addr_ton"] == 5 and len(sender) > ALPHANUMERIC_SENDER_MAX:
+        hint = " (a number: set source_addr_ton = 1 or 3)" if sender.isdigit() else ""
         problems.append(f"[smpp] source_addr is {len(sender)} characters: an "
                         f"alphanumeric sender (source_addr_ton = 5) shows at most "
-                        f"{ALPHANUMERIC_SENDER_MAX} on a phone")
+                        f"{ALPHANUMERIC_SENDER_MAX} on a phone{hint}")
 
 
 def check_networks(values: tuple[str, ...], problems: list[str]) -> None:

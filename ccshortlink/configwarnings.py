@@ -12,6 +12,7 @@ from ccshortlink.templatecheck import describe, template_costs
 # The placeholders shipped in etc/ and the first words people type; compared case-insensitively.
 EXAMPLE_SECRETS = frozenset(["change-me", "changeme", "change_me", "secret", "password",
                              "s3cret", "passw0rd", "admin", "example", "test", "123456"])
+MIN_TOKEN = 16  # the API sends SMS on the company's bill: a token must not be guessable
 
 
 def check_report(config: Config) -> tuple[list[str], list[str]]:
@@ -29,6 +30,10 @@ def config_warnings(config: Config) -> list[str]:
                         ("[web] api_token", config.web.api_token)):
         if value and value.strip().lower() in EXAMPLE_SECRETS:
             warnings.append(f"{name} is still an example value: set a real one")
+    token = config.web.api_token
+    if token and token.strip().lower() not in EXAMPLE_SECRETS and len(token) < MIN_TOKEN:
+        warnings.append(f"[web] api_token is {len(token)} characters: use {MIN_TOKEN} or more "
+                        "random ones (e.g. `openssl rand -hex 16`)")
     problem = database_folder_problem(config.database_path)
     if problem:
         warnings.append(f"[database] path {config.database_path}: {problem}")

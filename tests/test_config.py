@@ -224,3 +224,16 @@ def test_numbers_no_parser_can_hold_are_problems_not_crashes(tmp_path: Path) -> 
         with pytest.raises(ConfigError) as info:
             load_config(path)
         assert reason in info.value.problems[0], value[:10]
+
+
+def test_warnings_name_the_setting_never_the_secret(tmp_path: Path) -> None:
+    from ccshortlink.configwarnings import config_warnings
+
+    config = load_config(write_config(tmp_path, ami={"secret": "Change-Me"},
+                                      web={"api_token": "short-tok3n"}))
+    assert config_warnings(config) == [
+        "[ami] secret is still an example value: set a real one",
+        ("[web] api_token is 11 characters: use 16 or more random ones (e.g. `openssl rand "
+         "-hex 16`)")]
+    problems = problems_of(tmp_path, smpp={"source_addr": "106900000000"})
+    assert problems[0].endswith("(a number: set source_addr_ton = 1 or 3)")
