@@ -68,7 +68,7 @@ class SmsTemplates:
 
 
 SAMPLE_PUBLIC_URL = "https://cs.example.com"
-SAMPLE_CODE = "a2B3c4D5e"[:CODE_LENGTH]
+SAMPLE_CODE = "a2B3c4D5e"  # CODE_LENGTH characters of ALPHABET
 
 
 def sample_agent(language: str) -> Agent:
