@@ -358,7 +358,7 @@ class Daemon:
         states = {"ami": "up" if self.live.ami_up else "down",
                   "smpp": "up" if self.smpp.bound else "down",
                   "db": "up" if self.live.db_ok else "down"}
-        reason = self.db_watch.trouble()
+        reason = self.db_watch.check()  # a change seen here is logged as soon as it is seen
         if reason is not None:
             states["db"], states["db_reason"] = "failing", reason
         return states

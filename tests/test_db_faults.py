@@ -22,7 +22,7 @@ from smsc_peer import SmscFactory
 from test_signals import RunningDaemon, answered_call, assert_no_number_or_secret, start_peers
 
 CUSTOMERS = ["+8613900000101", "+8613900000102", "+8613900000103"]
-LOCK_SECONDS = 7.0
+LOCK_SECONDS = float(os.environ.get("CCSHORTLINK_TEST_LOCK_SECONDS", "7"))  # 20 in the issue
 LOCKER = """
 import sqlite3, sys, time
 db = sqlite3.connect(sys.argv[1], isolation_level=None)
@@ -125,7 +125,7 @@ def small_disk(folder: Path, size: str) -> Iterator[Path]:
 def fill(folder: Path) -> Path:
     """Write a file until the disk is full; the file, to delete to free it again."""
     filler = folder / "filler"
-    with filler.open("wb") as out:
+    with filler.open("ab") as out:
         chunk = b"\0" * 65536
         try:
             while True:
@@ -155,8 +155,14 @@ async def test_a_full_disk_keeps_the_calls_until_there_is_room_again(
             filler = fill(state)
             await peers.deliver(calls())
             await daemon.wait_event("decisions_db_failed")
+            # A failed write can give some pages back: take them too, for a few retries.
+            for _ in range(20):
+                fill(state)
+                await asyncio.sleep(0.1)
             body = await health_while(port, daemon, "failing", timeout=10)
             assert "full" in body["db_reason"], body
+            await daemon.wait_event("db_unavailable", timeout=5)
+            assert not peers.smsc.messages() and not daemon.named("card_queued")
             filler.unlink()
             await assert_each_customer_texted_once(peers, db)
             await health_while(port, daemon, "up", timeout=15)

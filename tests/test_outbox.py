@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -379,3 +380,40 @@ async def test_a_call_that_cannot_be_prepared_fails_alone_and_queued_sms_are_cou
     assert results[0].status == results[2].status == "queued"
     assert isinstance(results[1], Exception)
     assert counted == [2]  # one wake-up, both SMS counted
+
+
+async def test_calls_the_database_refuses_wait_in_order_and_only_a_full_backlog_drops(
+        env, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    from ccshortlink.calls import CallEnded
+    from ccshortlink.decider import Decider
+    from ccshortlink.metrics import Metrics
+    from ccshortlink.store import base
+
+    config, store, cards, clock = env
+    monkeypatch.setattr(base, "BUSY_WAIT", 0.1)  # give up on the lock quickly: a fault
+    metrics = Metrics()
+    decider = Decider(lambda: cards.handle_many, get_logger(), metrics, limit=2)
+    other = sqlite3.connect(config.database_path, isolation_level=None)
+    other.execute("BEGIN EXCLUSIVE")  # another process's transaction
+    queue: asyncio.Queue[CallEnded] = asyncio.Queue()
+    for i in range(3):
+        queue.put_nowait(CallEnded(f"1.{i}", "1001", f"+86138001380{i:02d}", talk_seconds=30))
+    stop = asyncio.Event()
+    task = asyncio.create_task(decider.run(queue, stop))
+    for _ in range(100):
+        await asyncio.sleep(0.05)
+        if decider.failing:
+            break
+    assert decider.failing and len(decider.backlog) == 2
+    assert metrics.registry.get_sample_value("ccshortlink_decisions_dropped_total") == 1
+    other.execute("ROLLBACK")
+    other.close()
+    for _ in range(200):
+        await asyncio.sleep(0.05)
+        if not decider.backlog:
+            break
+    stop.set()
+    await task
+    rows = await store._all("SELECT linkedid FROM decisions ORDER BY id")
+    assert [r[0] for r in rows] == ["1.0", "1.1"]  # in order, each once
+    assert (await store.sms_status_counts()) == {"queued": 2}
