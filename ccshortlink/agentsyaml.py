@@ -10,6 +10,7 @@ import yaml
 # libyaml's parser is ~20 times faster than PyYAML's; the events it yields are the same.
 _PARSER: type = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _PURE_PARSER: type = yaml.SafeLoader
+_REPARSE = 16 * 1024
 _NULLS = frozenset({"", "~", "null", "Null", "NULL"})
 _TEXT_TAGS = frozenset({None, "!", "tag:yaml.org,2002:str"})
 _COLLECTION_TAGS = frozenset({None, "!", "tag:yaml.org,2002:map", "tag:yaml.org,2002:seq"})
@@ -155,14 +156,20 @@ def read_yaml(text: str, source: str, take: ItemTaker | None = None) -> tuple[An
 
 
 def _syntax_problem(text: str, source: str, exc: yaml.YAMLError) -> str:
-    """PyYAML's own wording (clearer than libyaml's, and the same with or without it)."""
-    if _PARSER is not _PURE_PARSER:
-        try:
-            for _ in yaml.parse(text, Loader=_PURE_PARSER):
-                pass
-        except yaml.YAMLError as pure:
-            exc = pure
+    """PyYAML's own wording where it is quick to get (clearer than libyaml's), else libyaml's."""
     mark = getattr(exc, "problem_mark", None)
+    if _PARSER is not _PURE_PARSER and mark is not None \
+            and "nesting depth" not in str(getattr(exc, "problem", "")):
+        # Up to the end of the bad line: PyYAML's parser is ~20 times slower than libyaml's
+        # and quadratic in nesting, so it reads at most _REPARSE characters (under a second).
+        end = text.find("\n", mark.index)
+        prefix = text if end < 0 else text[:end + 1]
+        if len(prefix) <= _REPARSE:
+            try:
+                for _ in yaml.parse(prefix, Loader=_PURE_PARSER):
+                    pass
+            except yaml.YAMLError as pure:
+                exc, mark = pure, getattr(pure, "problem_mark", None)
     where = f"{source}:{mark.line + 1}" if mark else source
     problem = getattr(exc, "problem", None) or str(exc)
     return f"{where}: not valid YAML: {problem}"

@@ -135,6 +135,19 @@ def test_broken_yaml_reads_the_same_with_or_without_libyaml(tmp_path: Path) -> N
                        "but found '<block mapping start>'")
 
 
+@pytest.mark.parametrize("nesting", [
+    "[" * 100_000 + "]" * 100_000,  # beyond libyaml's nesting limit
+    "[" * 900 + "1, " * 5_000 + "}",  # short enough to be read again for PyYAML's wording
+    "[" * 900 + "1, " * 20_000 + "}",  # too long for that: libyaml's wording
+])
+def test_deep_nesting_is_refused_quickly(tmp_path: Path, nesting: str) -> None:
+    started = time.perf_counter()
+    [problem] = problems_of(agent(nesting), tmp_path)
+    # PyYAML's own parser, quadratic in nesting, took 110 s over the first of these
+    assert time.perf_counter() - started < 1.5
+    assert problem.startswith(f"{tmp_path / 'agents.yaml'}:3: not valid YAML: ")
+
+
 def big_agents_file(path: Path, count: int) -> Path:
     path.write_text("agents:\n" + "".join(
         f"  - id: CS{100000 + i}\n    extensions: [{100000 + i}]\n    name: Agent {i}\n"
