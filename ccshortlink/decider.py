@@ -86,7 +86,8 @@ class Decider:
         for outcome, result, retry in zip(batch, results, again):
             if isinstance(result, Exception) and not retry:
                 self.log.error("decision_failed", linkedid=outcome.linkedid, error=repr(result))
-        fault = next((r for r, retry in zip(results, again) if retry), None)
+        fault = next((r for r, retry in zip(results, again)
+                      if retry and isinstance(r, Exception)), None)
         if fault is None:
             self.outage.succeeded()
             return 0.0

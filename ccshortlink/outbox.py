@@ -10,8 +10,8 @@ from typing import Protocol, TypeVar
 from ccshortlink.batching import GroupWriter
 from ccshortlink.dbfaults import Outage, until_stored
 from ccshortlink.logs import Logger, mask_number
-from ccshortlink.sms import EncodedSms
 from ccshortlink.smpp import SmppClosed, SubmitRejected
+from ccshortlink.sms import EncodedSms
 from ccshortlink.store import OutboxSms, Store, SubmittedSms, is_db_fault
 
 # Backoff for SMS that failed for a temporary reason (capped so a long outage retries hourly).
@@ -145,9 +145,9 @@ class Outbox:
         try:
             message_ids = await self.gateway.submit(sms.destination, encoded)
         except SubmitRejected as exc:
-            at = self.clock()
+            at, status, error = self.clock(), exc.status, str(exc)
             await self._stored(lambda: self.store.mark_failed(
-                sms.id, at, status="failed", smpp_status=exc.status, error=str(exc)))
+                sms.id, at, status="failed", smpp_status=status, error=error))
             log.error("sms_failed", smpp_status=f"0x{exc.status:02X}", error=str(exc))
             self.on_status("failed")
         except (SmppClosed, asyncio.CancelledError):

@@ -16,10 +16,14 @@ from typing import Any
 
 import aiohttp
 import pytest
-
 from conftest import write_config
 from smsc_peer import SmscFactory
-from test_signals import RunningDaemon, answered_call, assert_no_number_or_secret, start_peers
+from test_signals import (
+    RunningDaemon,
+    answered_call,
+    assert_no_number_or_secret,
+    start_peers,
+)
 
 CUSTOMERS = ["+8613900000101", "+8613900000102", "+8613900000103"]
 LOCK_SECONDS = float(os.environ.get("CCSHORTLINK_TEST_LOCK_SECONDS", "7"))  # 20 in the issue
@@ -34,9 +38,9 @@ db.execute("ROLLBACK")
 
 
 async def healthz(port: int) -> tuple[int, dict[str, Any]]:
-    async with aiohttp.ClientSession() as session:
-        async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
-            return response.status, await response.json()
+    async with aiohttp.ClientSession() as session, \
+            session.get(f"http://127.0.0.1:{port}/healthz") as response:
+        return response.status, await response.json()
 
 
 async def health_while(port: int, daemon: RunningDaemon, wanted: str,
@@ -113,7 +117,7 @@ async def test_a_lock_held_by_another_process_delays_calls_but_loses_none(
 def small_disk(folder: Path, size: str) -> Iterator[Path]:
     folder.mkdir()
     mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs",
-                              str(folder)], capture_output=True, text=True)
+                              str(folder)], capture_output=True, text=True, check=False)
     if mounted.returncode != 0:
         pytest.skip(f"cannot mount a small tmpfs here: {mounted.stderr.strip()}")
     try:
@@ -216,7 +220,8 @@ def _chattr(flag: str, path: Path) -> None:
     # Root ignores permission bits; the immutable attribute holds for root as well.
     if shutil.which("chattr") is None:
         pytest.skip("chattr is not installed: a read-only file cannot be made for root")
-    done = subprocess.run(["chattr", flag, str(path)], capture_output=True, text=True)
+    done = subprocess.run(["chattr", flag, str(path)], capture_output=True, text=True,
+                          check=False)
     if done.returncode != 0:
         pytest.skip(f"chattr {flag} is not permitted here: {done.stderr.strip()}")
 
@@ -261,7 +266,8 @@ async def test_an_unusable_database_is_refused_before_anything_is_touched(
             assert "web_listening" not in text
     finally:
         for path in (db, db.parent):
-            subprocess.run(["chattr", "-i", str(path)], capture_output=True)
+            await asyncio.to_thread(subprocess.run, ["chattr", "-i", str(path)],
+                                    capture_output=True, check=False)
         ami.close()
         smsc.close()
     await asyncio.sleep(0.1)

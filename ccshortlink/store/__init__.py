@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
-from ccshortlink.store.base import (
-    SCHEMA_VERSION, AgentLiveStats, CardRequest, CardResult, DecisionRecord, IssuedLink,
-    LinkView, OutboxSms, RatingView, ReceiptRecord, SmsDraft, StoreError, SubmittedSms,
-    is_db_fault,
-)
+from ccshortlink.store.base import SCHEMA_VERSION, StoreError, is_db_fault
 from ccshortlink.store.card import CardStore
 from ccshortlink.store.links import LinkStore
 from ccshortlink.store.outbox import ClaimedSms, OutboxStore
+from ccshortlink.store.records import (
+    AgentLiveStats,
+    CardRequest,
+    CardResult,
+    DecisionRecord,
+    IssuedLink,
+    LinkView,
+    OutboxSms,
+    RatingView,
+    ReceiptRecord,
+    SmsDraft,
+    SubmittedSms,
+)
 from ccshortlink.store.retention import RetentionStore
 
 __all__ = [

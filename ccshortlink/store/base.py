@@ -1,4 +1,4 @@
-"""The store's connection, migrations, transactions and records (SQLite via aiosqlite)."""
+"""The store's connection and transactions (SQLite via aiosqlite)."""
 
 from __future__ import annotations
 
@@ -6,16 +6,15 @@ import asyncio
 import sqlite3
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from functools import partial
-from importlib import resources
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
 import aiosqlite
 
-from ccshortlink.policy import Decision, SendFacts
+from ccshortlink.store.migrate import migrate, migrations
+from ccshortlink.store.records import DecisionRecord
 
 
 class StoreError(Exception):
@@ -32,120 +31,6 @@ def is_db_fault(exc: BaseException) -> bool:
               sqlite3.NotSupportedError))
 
 
-@dataclass(frozen=True)
-class SmsDraft:
-    """An SMS ready for the outbox, already encoded into its parts."""
-
-    text: str
-    data_coding: int
-    esm_class: int
-    parts: tuple[bytes, ...]
-    not_before: float
-    expires_at: float
-
-
-@dataclass(frozen=True)
-class IssuedLink:
-    code: str
-    link_id: int
-    reused: bool
-    sms_id: int | None
-
-
-@dataclass(frozen=True)
-class LinkView:
-    """What the card page may know about a link: never the customer's number."""
-
-    code: str
-    agent_id: str
-    status: str  # live | expired | revoked
-    created_at: float
-    expires_at: float
-    customer_region: str
-    rating: int | None
-    comment: str
-
-
-@dataclass(frozen=True)
-class AgentLiveStats:
-    calls_handled: int
-    customers_served: int
-    rating_count: int
-    rating_sum: int
-
-
-@dataclass(frozen=True)
-class RatingView:
-    stars: int
-    comment: str
-    created_at: float
-
-
-@dataclass(frozen=True)
-class OutboxSms:
-    """A due SMS claimed for sending."""
-
-    id: int
-    destination: str
-    data_coding: int
-    esm_class: int
-    parts: tuple[bytes, ...]
-    attempts: int
-    expires_at: float
-    code: str
-
-
-@dataclass(frozen=True)
-class DecisionRecord:
-    linkedid: str
-    trigger: str
-    agent_id: str
-    agent_extension: str
-    customer_number: str
-    talk_seconds: float | None
-    outcome: str  # sent | deferred | skipped
-    reason: str
-
-
-@dataclass(frozen=True)
-class CardRequest:
-    """One decision for a batch: the facts are read inside the batch's transaction.
-
-    `judge` and `draft` run inside that transaction, so they must be pure and quick (policy,
-    render, encode). Without `judge` the record is already final (a skip known before any
-    facts).
-    """
-
-    record: DecisionRecord  # outcome and reason are filled in from `judge`
-    customer_region: str = ""
-    pair_since: float = 0.0
-    day_start: float = 0.0
-    ttl: float = 0.0
-    judge: Callable[[SendFacts], Decision] | None = None
-    draft: Callable[[str, float], SmsDraft] | None = None  # (code, not_before) -> the SMS
-
-
-@dataclass(frozen=True)
-class CardResult:
-    record: DecisionRecord  # as stored: sent | deferred | skipped, with the reason
-    issued: IssuedLink | None
-
-
-@dataclass(frozen=True)
-class SubmittedSms:
-    sms_id: int
-    message_ids: tuple[str, ...]
-    at: float
-
-
-@dataclass(frozen=True)
-class ReceiptRecord:
-    message_id: str
-    state: str
-    error_code: str
-    at: float
-
-
 SCHEMA_VERSION = 2
 T = TypeVar("T")
 I = TypeVar("I")
@@ -154,15 +39,6 @@ BUSY_WAIT = 10.0  # s: _read tries again, awaiting between tries, for this long 
 WAL_RESTART_PAGES = 4096  # ~16 MiB of WAL: copy the rest under the lock, start it over
 WAL_BACKSTOP_PAGES = 65536  # SQLite's own checkpoint, should the daemon's ever stop
 WAL_SIZE_LIMIT = 64 * 1024 * 1024  # bytes the WAL file is cut back to when started over
-
-
-def _migrations() -> list[tuple[int, str]]:
-    folder = resources.files("ccshortlink") / "migrations"
-    found = []
-    for entry in folder.iterdir():
-        if entry.name.endswith(".sql"):
-            found.append((int(entry.name.split("_", 1)[0]), entry.read_text(encoding="utf-8")))
-    return sorted(found)
 
 
 class StoreBase:
@@ -229,14 +105,14 @@ class StoreBase:
         # The WAL file is cut back to this size after a checkpoint that emptied it.
         await self._db.execute(f"PRAGMA journal_size_limit={WAL_SIZE_LIMIT}")
         row = await (await self._db.execute("PRAGMA user_version")).fetchone()
-        current = int(row[0])
+        current = int(row[0]) if row is not None else 0
         if current > SCHEMA_VERSION:
             raise StoreError(
                 f"{self.path}: database schema version {current} is newer than this "
                 f"ccshortlink ({SCHEMA_VERSION}); upgrade ccshortlink or restore a backup")
-        for version, sql in _migrations():
+        for version, sql in migrations():
             if version > current:
-                await self._write_in_thread(partial(_migrate, version, sql))
+                await self._write_in_thread(partial(migrate, version, sql))
 
     async def close(self) -> None:
         async with self._checkpoint_lock, self._lock:
@@ -404,12 +280,6 @@ def each_in_savepoint(db: sqlite3.Connection, work: Callable[[sqlite3.Connection
     return results
 
 
-def _migrate(version: int, sql: str, db: sqlite3.Connection) -> None:
-    for statement in _split_sql(sql):
-        db.execute(statement)
-    db.execute(f"PRAGMA user_version={version}")
-
-
 def _wal_checkpoint(db: sqlite3.Connection, mode: str) -> tuple[int, int]:
     row = db.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
     return (0, 0) if row is None else (int(row[1]), int(row[2]))
@@ -449,23 +319,3 @@ def _insert_decision(db: sqlite3.Connection, d: DecisionRecord, now: float,
 def _event(db: sqlite3.Connection, sms_id: int, now: float, kind: str, detail: str) -> None:
     db.execute("INSERT INTO sms_events (sms_id, at, kind, detail) VALUES (?, ?, ?, ?)",
                (sms_id, now, kind, detail))
-
-
-def _message_id_forms(message_id: str) -> list[str]:
-    """The id as given, then as hex or decimal: many SMSCs answer submit_sm with a hex id but
-    write the receipt text's id in decimal (SMPP 3.4 appendix B leaves it open)."""
-    text = message_id.strip()
-    forms = [message_id, text.lower(), text.upper()]
-    if text.isascii() and text.isdecimal():  # not "1²": str.isdigit says yes, int() no
-        forms += [format(int(text), "x"), format(int(text), "X")]
-    try:
-        forms.append(str(int(text, 16)))
-    except ValueError:
-        pass
-    return list(dict.fromkeys(forms))
-
-
-def _split_sql(script: str) -> list[str]:
-    """Split a migration into statements (our migrations hold no semicolons in literals)."""
-    lines = [ln for ln in script.splitlines() if not ln.strip().startswith("--")]
-    return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]

@@ -5,7 +5,8 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
-from ccshortlink.store.base import AgentLiveStats, LinkView, RatingView, StoreBase
+from ccshortlink.store.base import StoreBase
+from ccshortlink.store.records import AgentLiveStats, LinkView, RatingView
 
 
 class CardStore(StoreBase):

@@ -8,8 +8,18 @@ from dataclasses import replace
 
 from ccshortlink.policy import SendFacts
 from ccshortlink.store.base import (
-    CardRequest, CardResult, DecisionRecord, IssuedLink, SmsDraft, StoreBase, StoreError, _event,
-    _insert_decision, each_in_savepoint,
+    StoreBase,
+    StoreError,
+    _event,
+    _insert_decision,
+    each_in_savepoint,
+)
+from ccshortlink.store.records import (
+    CardRequest,
+    CardResult,
+    DecisionRecord,
+    IssuedLink,
+    SmsDraft,
 )
 
 

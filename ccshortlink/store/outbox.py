@@ -6,10 +6,8 @@ import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ccshortlink.store.base import (
-    OutboxSms, ReceiptRecord, StoreBase, SubmittedSms, _event, _message_id_forms,
-    each_in_savepoint,
-)
+from ccshortlink.store.base import StoreBase, _event, each_in_savepoint
+from ccshortlink.store.records import OutboxSms, ReceiptRecord, SubmittedSms
 
 
 @dataclass(frozen=True)
@@ -151,3 +149,17 @@ def _apply_receipt(db: sqlite3.Connection, receipt: ReceiptRecord) -> int | None
     _event(db, sms_id, receipt.at, "receipt",
            f"{receipt.message_id} {receipt.state} err:{receipt.error_code}")
     return sms_id
+
+
+def _message_id_forms(message_id: str) -> list[str]:
+    """The id as given, then as hex or decimal: many SMSCs answer submit_sm with a hex id but
+    write the receipt text's id in decimal (SMPP 3.4 appendix B leaves it open)."""
+    text = message_id.strip()
+    forms = [message_id, text.lower(), text.upper()]
+    if text.isascii() and text.isdecimal():  # not "1²": str.isdigit says yes, int() no
+        forms += [format(int(text), "x"), format(int(text), "X")]
+    try:
+        forms.append(str(int(text, 16)))
+    except ValueError:
+        pass
+    return list(dict.fromkeys(forms))

@@ -1,0 +1,122 @@
+"""What the store hands in and out: plain frozen records, no SQL."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ccshortlink.policy import Decision, SendFacts
+
+
+@dataclass(frozen=True)
+class SmsDraft:
+    """An SMS ready for the outbox, already encoded into its parts."""
+
+    text: str
+    data_coding: int
+    esm_class: int
+    parts: tuple[bytes, ...]
+    not_before: float
+    expires_at: float
+
+
+@dataclass(frozen=True)
+class IssuedLink:
+    code: str
+    link_id: int
+    reused: bool
+    sms_id: int | None
+
+
+@dataclass(frozen=True)
+class LinkView:
+    """What the card page may know about a link: never the customer's number."""
+
+    code: str
+    agent_id: str
+    status: str  # live | expired | revoked
+    created_at: float
+    expires_at: float
+    customer_region: str
+    rating: int | None
+    comment: str
+
+
+@dataclass(frozen=True)
+class AgentLiveStats:
+    calls_handled: int
+    customers_served: int
+    rating_count: int
+    rating_sum: int
+
+
+@dataclass(frozen=True)
+class RatingView:
+    stars: int
+    comment: str
+    created_at: float
+
+
+@dataclass(frozen=True)
+class OutboxSms:
+    """A due SMS claimed for sending."""
+
+    id: int
+    destination: str
+    data_coding: int
+    esm_class: int
+    parts: tuple[bytes, ...]
+    attempts: int
+    expires_at: float
+    code: str
+
+
+@dataclass(frozen=True)
+class DecisionRecord:
+    linkedid: str
+    trigger: str
+    agent_id: str
+    agent_extension: str
+    customer_number: str
+    talk_seconds: float | None
+    outcome: str  # sent | deferred | skipped
+    reason: str
+
+
+@dataclass(frozen=True)
+class CardRequest:
+    """One decision for a batch: the facts are read inside the batch's transaction.
+
+    `judge` and `draft` run inside that transaction, so they must be pure and quick (policy,
+    render, encode). Without `judge` the record is already final (a skip known before any
+    facts).
+    """
+
+    record: DecisionRecord  # outcome and reason are filled in from `judge`
+    customer_region: str = ""
+    pair_since: float = 0.0
+    day_start: float = 0.0
+    ttl: float = 0.0
+    judge: Callable[[SendFacts], Decision] | None = None
+    draft: Callable[[str, float], SmsDraft] | None = None  # (code, not_before) -> the SMS
+
+
+@dataclass(frozen=True)
+class CardResult:
+    record: DecisionRecord  # as stored: sent | deferred | skipped, with the reason
+    issued: IssuedLink | None
+
+
+@dataclass(frozen=True)
+class SubmittedSms:
+    sms_id: int
+    message_ids: tuple[str, ...]
+    at: float
+
+
+@dataclass(frozen=True)
+class ReceiptRecord:
+    message_id: str
+    state: str
+    error_code: str
+    at: float
