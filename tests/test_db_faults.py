@@ -111,6 +111,12 @@ async def test_a_lock_held_by_another_process_delays_calls_but_loses_none(
     assert code == 0, daemon.log[-3000:]
     assert not daemon.named("decision_failed") and not daemon.named("decision_dropped")
     assert_no_number_or_secret(daemon.log, CUSTOMERS)
+    for number in CUSTOMERS:  # what an admin asks afterwards
+        done = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "ccshortlink", "trace", number, "-c",
+            str(tmp_path / "ccshortlink.toml"), stdout=asyncio.subprocess.PIPE)
+        out, _ = await done.communicate()
+        assert out.decode().startswith(f"Customer {number}: 1 decision(s), 1 link(s), 1 SMS")
 
 
 @contextlib.contextmanager
@@ -252,9 +258,10 @@ async def test_an_unusable_database_is_refused_before_anything_is_touched(
     make, words = UNUSABLE[kind]
     await asyncio.to_thread(make, db)
     try:
-        for command in (["run"], ["trace", "+8613900000101"]):
-            if kind.startswith("read-only") and command[0] == "trace":
-                continue  # reading needs no write access: trace may well work
+        for command in (["run"], ["trace", "+8613900000101"], ["stats"],
+                        ["opt-out", "add", "+8613900000101"]):
+            if kind.startswith("read-only") and command[0] in ("trace", "stats"):
+                continue  # reading needs no write access: these may well work
             done = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "ccshortlink", *command, "-c", str(config),
                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
