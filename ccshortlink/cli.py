@@ -16,7 +16,6 @@ from ccshortlink import __version__
 from ccshortlink.agents import AgentsError, load_agents
 from ccshortlink.config import Config, ConfigError, load_config
 from ccshortlink.configwarnings import check_report
-from ccshortlink.links import check_templates
 from ccshortlink.logs import configure_logging, get_logger
 from ccshortlink.problems import ProblemsError
 from ccshortlink.store import StoreError
@@ -26,16 +25,12 @@ DEFAULT_CONFIG = "/etc/ccshortlink/ccshortlink.toml"
 
 
 def _load(path: str) -> Config:
-    """Config, agents file and templates all validated, every problem reported together."""
-    config = load_config(path)
-    problems = list(check_templates(config.sms.templates, config.sms.default_language,
-                                    public_url=config.web.public_url))
+    """Config and SMS templates validated together, then the agents file: exit 78 on any."""
+    config = load_config(path, render_templates=True)
     try:
         load_agents(config.agents_file)
     except AgentsError as exc:
-        problems.extend(exc.problems)
-    if problems:
-        raise ConfigError(path, problems)
+        raise ConfigError(path, exc.problems) from None
     return config
 
 

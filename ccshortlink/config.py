@@ -14,6 +14,7 @@ import phonenumbers
 from ccshortlink.configfile import ConfigError, read_toml
 from ccshortlink.configreader import Reader, report_unknown_sections
 from ccshortlink.configrules import check_networks, check_smpp_lengths, parse_listen
+from ccshortlink.links import check_templates
 
 __all__ = ["DEFAULT_TEMPLATES", "Config", "ConfigError", "load_config", "parse_config"]
 
@@ -130,8 +131,12 @@ HOUR, DAY = 3600.0, 86400.0
 SECTIONS = ["ami", "smpp", "web", "database", "agents", "policy", "sms", "log", "retention"]
 
 
-def parse_config(data: dict[str, Any], path: Path) -> Config:
-    """Build a Config from parsed TOML; raise ConfigError listing every problem."""
+def parse_config(data: dict[str, Any], path: Path, *, render_templates: bool = False) -> Config:
+    """Build a Config from parsed TOML; raise ConfigError listing every problem.
+
+    With `render_templates`, each SMS template is also rendered in the bounded sandbox, so its
+    problems come in the same list (trace and stats leave it off: a template never stops them).
+    """
     problems: list[str] = []
     base = path.parent.resolve()
     for section in ("ami", "smpp", "web", "database", "agents"):
@@ -260,6 +265,8 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
     for reader in readers:
         reader.report_unknown()
 
+    if render_templates:
+        problems += check_templates(templates, default_language, public_url=public_url)
     if problems:
         raise ConfigError(str(path), problems)
     return Config(
@@ -269,9 +276,9 @@ def parse_config(data: dict[str, Any], path: Path) -> Config:
     )
 
 
-def load_config(path: str | Path) -> Config:
+def load_config(path: str | Path, *, render_templates: bool = False) -> Config:
     """Read and validate the TOML file at `path`; any unusable file is one ConfigError."""
     path = Path(path)
-    return parse_config(read_toml(path), path)
+    return parse_config(read_toml(path), path, render_templates=render_templates)
 
 

@@ -237,3 +237,16 @@ def test_warnings_name_the_setting_never_the_secret(tmp_path: Path) -> None:
          "-hex 16`)")]
     problems = problems_of(tmp_path, smpp={"source_addr": "106900000000"})
     assert problems[0].endswith("(a number: set source_addr_ton = 1 or 3)")
+
+
+def test_template_problems_come_with_the_others_and_never_stop_trace(tmp_path: Path) -> None:
+    bad_template = {"template": "{% for i in range(99999) %}{% endfor %}{{ url }}"}
+    problems = problems_of(tmp_path, web={"api_tokn": "x"}, sms=bad_template)
+    assert problems == ["unknown key [web] api_tokn (did you mean api_token?)"]
+    with pytest.raises(ConfigError) as info:
+        load_config(write_config(tmp_path, web={"api_tokn": "x"}, sms=bad_template),
+                    render_templates=True)
+    assert len(info.value.problems) == 2
+    assert "range of 99999 numbers" in info.value.problems[1]
+    # trace and stats read the config without rendering: a broken template stops no inquiry
+    assert load_config(write_config(tmp_path, sms=bad_template)).sms.templates["zh-CN"]

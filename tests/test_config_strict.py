@@ -66,7 +66,7 @@ def test_unusable_files_are_one_clear_refusal(tmp_path: Path) -> None:
         assert f"configuration error in {path}: 1 problem(s)" in stderr, kind
         assert reason in stderr, (kind, stderr)
         assert "Traceback" not in stderr, kind
-        assert seconds < 10, kind  # all of them together, on a busy machine
+        assert seconds < 20, kind  # all 14 together on a busy machine: none blocks (a FIFO)
 
 
 def test_every_command_that_reads_the_config_refuses_the_same_way(tmp_path: Path) -> None:
@@ -106,16 +106,20 @@ def test_a_bad_template_is_a_config_problem_found_fast(tmp_path: Path) -> None:
     for number, (template, reason) in enumerate(BAD_TEMPLATES):
         folder = tmp_path / str(number)
         folder.mkdir()
-        path = write_config(folder, sms={"template": template})
-        cases += [(["check-config", "-c", str(path)], reason)]
-        if template in (BOMB, EXPONENTIAL):  # the daemon refuses it before touching anything
-            cases += [(["run", "-c", str(path)], reason)]
-    results = cli_many([command for command, _ in cases])
-    for (command, reason), (code, stderr, seconds, _) in zip(cases, results, strict=True):
-        assert code == 78, (command, stderr)
+        cases.append((write_config(folder, sms={"template": template}), reason))
+    results = cli_many([["check-config", "-c", str(path)] for path, _ in cases])
+    for (_, reason), (code, stderr, _, _) in zip(cases, results, strict=True):
+        assert code == 78, stderr
         assert "[sms] template for 'zh-CN'" in stderr and reason in stderr, stderr
         assert "Traceback" not in stderr
-        assert seconds < 5  # all of them together: a bomb is cut off, not waited out
+    # The bombs one at a time, timed: cut off, not waited out, and refused before `run`
+    # touches AMI, SMPP or the web port.
+    for path, reason in (cases[0], cases[2]):
+        for command in ("check-config", "run"):
+            started = time.monotonic()
+            result = cli(command, "-c", str(path))
+            assert time.monotonic() - started < 5
+            assert result.returncode == 78 and reason in result.stderr
 
 
 def test_strict_keys_numbers_and_smpp_lengths_through_the_cli(tmp_path: Path) -> None:
