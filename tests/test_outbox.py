@@ -417,3 +417,45 @@ async def test_calls_the_database_refuses_wait_in_order_and_only_a_full_backlog_
     rows = await store._all("SELECT linkedid FROM decisions ORDER BY id")
     assert [r[0] for r in rows] == ["1.0", "1.1"]  # in order, each once
     assert (await store.sms_status_counts()) == {"queued": 2}
+
+
+async def test_message_ids_the_database_refuses_are_kept_and_the_sms_is_not_sent_again(
+        env, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    from ccshortlink.store import base
+
+    config, store, cards, clock = env
+    monkeypatch.setattr(base, "BUSY_WAIT", 0.1)  # the lock below is a fault, not a wait
+    await cards.handle(CallEnded("1.0", "1001", "13800138000", talk_seconds=30))
+    other = sqlite3.connect(config.database_path, isolation_level=None)
+
+    class LockingGateway(RecordingGateway):
+        """The SMSC accepts; meanwhile another process takes the database for a while."""
+
+        async def submit(self, destination: str, sms: EncodedSms) -> list[str]:
+            other.execute("BEGIN EXCLUSIVE")
+            asyncio.get_running_loop().call_later(1.5, other.execute, "ROLLBACK")
+            return await super().submit(destination, sms)
+
+    gateway = LockingGateway()
+    outbox = Outbox(store=store, gateway=gateway, clock=clock, log=get_logger(),
+                    max_attempts=3, concurrency=4)
+    stop = asyncio.Event()
+    task = asyncio.create_task(outbox.run(stop))
+    for _ in range(100):
+        await asyncio.sleep(0.05)
+        if await _status_or_none(store) == {"submitted": 1}:
+            break
+    stop.set()
+    await task
+    other.close()
+    assert len(gateway.submitted) == 1
+    assert await store.sms_status_counts() == {"submitted": 1}
+    rows = await store._all("SELECT message_id FROM sms_parts WHERE message_id IS NOT NULL")
+    assert [r[0] for r in rows] == ["m1-0", "m1-1"]
+
+
+async def _status_or_none(store: Store) -> dict[str, int] | None:
+    try:
+        return await store.sms_status_counts()
+    except sqlite3.OperationalError:
+        return None
