@@ -389,7 +389,7 @@ async def test_calls_the_database_refuses_wait_in_order_and_only_a_full_backlog_
     from ccshortlink.metrics import Metrics
     from ccshortlink.store import base
 
-    config, store, cards, clock = env
+    config, store, cards, _ = env
     monkeypatch.setattr(base, "BUSY_WAIT", 0.1)  # give up on the lock quickly: a fault
     metrics = Metrics()
     decider = Decider(lambda: cards.handle_many, get_logger(), metrics, limit=2)
