@@ -28,7 +28,7 @@ from ccshortlink.config import Config, ConfigError, load_config
 from ccshortlink.dbfaults import Outage, until_stored
 from ccshortlink.dbwatch import DbWatch
 from ccshortlink.decider import Decider
-from ccshortlink.links import SmsTemplates, check_templates
+from ccshortlink.links import SmsTemplates
 from ccshortlink.logs import Logger, mask_number
 from ccshortlink.metrics import Metrics
 from ccshortlink.notify import SystemdNotifier
@@ -345,10 +345,8 @@ class Daemon:
 
     def _read_reloadable(self) -> tuple[AgentDirectory, SmsTemplates, list[str], AgentLookup]:
         """Runs in a worker thread: everything a reload needs, built and checked."""
-        config = load_config(self.config.path)
-        problems = check_templates(config.sms.templates, config.sms.default_language)
-        if problems:
-            raise ConfigError(str(config.path), problems)
+        # Templates rendered in the bounded sandbox with the configured public_url, as at start.
+        config = load_config(self.config.path, render_templates=True)
         agents = load_agents(config.agents_file)
         templates = SmsTemplates(config.sms.templates, config.sms.default_language)
         return agents, templates, sorted(config.sms.templates), self._agent_lookup(agents)
