@@ -111,7 +111,7 @@ class Reports:
         try:
             db.execute("PRAGMA busy_timeout=5000")
             version = int(db.execute("PRAGMA user_version").fetchone()[0])
-            opening.check_integrity(db)
+            opening.check_length(path)
         except sqlite3.Error as exc:
             db.close()
             raise opening.explain(path, exc) from None

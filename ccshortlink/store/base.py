@@ -84,9 +84,8 @@ class StoreBase:
         db.row_factory = sqlite3.Row
         store = cls(db, path)
         try:
+            opening.check_length(path)
             await store._prepare()
-            # Both on aiosqlite's thread: a large file is read without holding up the loop.
-            await db._execute(opening.check_integrity, db._conn)
             await db._execute(opening.check_writable, db._conn)
         except BaseException as exc:
             await db.close()
