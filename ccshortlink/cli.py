@@ -18,9 +18,10 @@ from ccshortlink.config import Config, ConfigError, load_config
 from ccshortlink.configwarnings import check_report
 from ccshortlink.logs import configure_logging, get_logger
 from ccshortlink.problems import ProblemsError
-from ccshortlink.store import StoreError
+from ccshortlink.store import StoreError, is_db_fault
 
 EXIT_CONFIG = 78
+EXIT_TEMPFAIL = 75  # EX_TEMPFAIL: a database fault that may pass (a lock, a full disk)
 DEFAULT_CONFIG = "/etc/ccshortlink/ccshortlink.toml"
 
 
@@ -288,6 +289,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except Exception as exc:
+        if not is_db_fault(exc):
+            raise
+        # Locked by another process or a full disk: nothing was changed, try again later.
+        print(f"ccshortlink: database unavailable ({exc}): nothing was changed, try again",
+              file=sys.stderr)
+        return EXIT_TEMPFAIL
 
 
 if __name__ == "__main__":
