@@ -180,6 +180,9 @@ class Daemon:
                 loop.remove_signal_handler(signum)
             if self._reload_task is not None:  # a reload still parsing is simply abandoned
                 self._reload_task.cancel()
+        left = self.tracker.calls_in_progress()
+        if left:  # the next start decides them from their Cdr, or records why not
+            self.log.info("calls_in_progress_at_stop", count=len(left), linkedids=left[:100])
         self.log.info("daemon_stopped")
         return EXIT_OK
 

@@ -20,7 +20,12 @@ LABELS = {
     "vcard_downloaded": "vCard saved", "rated": "rated", "opted_out": "opted out",
 }
 TRIGGERS = {"hangup": "call ended", "agent_complete": "queue call ended",
-            "feature_code": "agent feature code", "api": "API request", "cli": "CLI send"}
+            "feature_code": "agent feature code", "api": "API request", "cli": "CLI send",
+            "pbx_restart": "call cut by a PBX restart",
+            "no_cdr": "call begun before ccshortlink started, no Cdr",
+            "not_answered": "call begun before ccshortlink started, not answered",
+            "evicted": "channel let go (max_live_channels)",
+            "call_timeout": "no Hangup within call_timeout_hours"}
 SUBJECTS = {"customer": "Customer", "link": "Link", "call": "Call"}
 _NEXT_TRY = re.compile(r"next try at (\d+(?:\.\d+)?)")  # the store writes Unix times
 COLUMNS = (("calls", "calls_decided"), ("skipped", "skipped"), ("sent", "sms_sent"),
