@@ -3,7 +3,7 @@
 Run: .venv/bin/python -m bench footprint [--links 1000000] [--repeats 3]
 The 1 M links are written straight into SQLite with executemany (not through the daemon:
 minting them one call at a time would take hours); every link gets the rows that a sent and
-delivered card leaves behind (decision, SMS, two UCS-2 parts, three SMS events).
+delivered card leaves behind (decision, SMS, its UCS-2 part, three SMS events).
 """
 
 from __future__ import annotations
