@@ -12,7 +12,7 @@ from typing import Any
 from panoramisk.ami_protocol import AMIProtocol
 from panoramisk.message import Message
 
-from ccshortlink.logs import Logger
+from ccshortlink.logs import Logger, clip
 
 EventHandler = Callable[[dict[str, str]], Any]
 
@@ -137,11 +137,11 @@ class AmiProtocol(AMIProtocol):  # type: ignore[misc]  # panoramisk ships no typ
         line, sep, rest = self._buffer.partition("\n")
         if not sep:
             if len(self._buffer) > _MAX_FRAME:
-                self.abort(f"not an AMI server: {self._buffer[:40]!r}")
+                self.abort(f"not an AMI server: {clip(self._buffer, 40)!r}")
             return False
         self.banner, self._buffer = line.rstrip("\r"), rest
         if not self.banner.startswith(_BANNER_PREFIX):
-            self.abort(f"not an AMI server: {self.banner[:40]!r}")
+            self.abort(f"not an AMI server: {clip(self.banner, 40)!r}")
             return False
         self.banner_received.set_result(self.banner)
         return True
@@ -195,7 +195,7 @@ class AmiProtocol(AMIProtocol):  # type: ignore[misc]  # panoramisk ships no typ
                             reason="on_event returned an awaitable; it must be synchronous")
 
     def _malformed(self, reason: str, frame: str) -> None:
-        self._log.warning("ami_frame_malformed", reason=reason, head=frame[:60])
+        self._log.warning("ami_frame_malformed", reason=reason, head=clip(frame, 60))
 
     def abort(self, reason: str) -> None:
         """End the session now, discarding unsent bytes (a half-open peer will not read them)."""

@@ -61,7 +61,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
         return asyncio.run(daemon.run())
     except StartupError as exc:
         log.error("startup_failed", reason=str(exc))
-        print(f"ccshortlink: {exc}", file=sys.stderr)
+        if sys.stderr.isatty():  # off a terminal the JSON line above already says it
+            print(f"ccshortlink: {exc}", file=sys.stderr)
         return EXIT_CONFIG
 
 

@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from ccshortlink.logs import mask_number
+from ccshortlink.store import is_db_fault
 from ccshortlink.webbody import BodyProblem, parse_json, read_capped
 from ccshortlink.webcontext import DEPS, visitor
 from ccshortlink.webguard import anonymise, client_key
@@ -78,6 +79,8 @@ async def send(request: web.Request) -> web.Response:
     except Exception as exc:  # one failed request must not look like a crash
         deps.log.error("api_send_failed", agent=agent_id, to=mask_number(number),
                        error=type(exc).__name__)
+        if is_db_fault(exc):  # nothing was queued: the CRM should simply try again
+            return _problem(503, "database unavailable, try again", **{"Retry-After": "10"})
         return _problem(500, "internal error")
     refused = result.get("status") == "refused"
     deps.log.info("api_send", agent=agent_id, to=mask_number(number),

@@ -154,7 +154,8 @@ async def test_a_full_disk_keeps_the_calls_until_there_is_room_again(
         tmp_path: Path, smsc_factory: SmscFactory) -> None:
     with small_disk(tmp_path / "state", "8m") as state:
         peers = await start_peers(smsc_factory, [])
-        daemon = await RunningDaemon.start(peers.config(tmp_path))
+        token = "a-long-enough-api-token"
+        daemon = await RunningDaemon.start(peers.config(tmp_path, web={"api_token": token}))
         db = state / "ccshortlink.db"
         try:
             port = (await daemon.wait_event("web_listening"))["port"]
@@ -173,6 +174,13 @@ async def test_a_full_disk_keeps_the_calls_until_there_is_room_again(
             assert "full" in body["db_reason"], body
             await daemon.wait_event("db_unavailable", timeout=5)
             assert not peers.smsc.messages() and not daemon.named("card_queued")
+            async with aiohttp.ClientSession() as session, session.post(
+                    f"http://127.0.0.1:{port}/api/v1/send",
+                    json={"agent": "CS1001", "to": "13900000199"},
+                    headers={"Authorization": f"Bearer {token}"}) as api:
+                assert api.status == 503, await api.text()  # nothing queued: the CRM retries
+                assert api.headers["Retry-After"] == "10"
+                assert "database unavailable" in (await api.json())["error"]
             filler.unlink()
             await assert_each_customer_texted_once(peers, db)
             await health_while(port, daemon, "up", timeout=15)
