@@ -35,12 +35,12 @@ from pathlib import Path
 import aiohttp
 from aiohttp import web
 
-from ccshortlink.agents import load_agents
-from ccshortlink.config import WebConfig
-from ccshortlink.logs import configure_logging, get_logger
-from ccshortlink.metrics import Metrics
+from ccshortlink.config.agents import load_agents
+from ccshortlink.config.settings import WebConfig
+from ccshortlink.ops.logs import configure_logging, get_logger
+from ccshortlink.ops.metrics import Metrics
 from ccshortlink.store import Store
-from ccshortlink.web import make_app
+from ccshortlink.web.app import make_app
 
 CONNECTIONS = 64
 CODE = "BenchCard23"

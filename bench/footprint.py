@@ -19,8 +19,8 @@ from pathlib import Path
 
 import aiohttp
 
-from ccshortlink.links import new_code
-from ccshortlink.sms import encode_sms
+from ccshortlink.core.links import new_code
+from ccshortlink.core.sms import encode_sms
 from ccshortlink.store import Store
 
 from bench.daemon_process import NORMAL_SMPP, DaemonProcess, rss_kib, running_daemon

@@ -21,9 +21,9 @@ from typing import Any
 
 from panoramisk.ami_protocol import AMIProtocol
 
-from ccshortlink.ami import AmiProtocol
-from ccshortlink.calls import CallEnded, CallTracker, default_agent_lookup
-from ccshortlink.logs import get_logger
+from ccshortlink.ami.client import AmiProtocol
+from ccshortlink.core.calls import CallEnded, CallTracker, default_agent_lookup
+from ccshortlink.ops.logs import get_logger
 
 from bench.daemon_process import OPEN_SMPP, cpu_seconds, running_daemon
 from bench.peers import SmscProcess

@@ -9,7 +9,7 @@ import signal
 import sys
 import time
 
-from ccshortlink.smssink import SinkSms, SmsSink
+from ccshortlink.peers.smssink import SinkSms, SmsSink
 
 
 def _print(line: dict[str, object]) -> None:

@@ -14,12 +14,11 @@ from pathlib import Path
 import structlog
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "tests"))  # the SMSC harness lives with the tests
 
-from ccshortlink.config import SmppConfig  # noqa: E402
-from ccshortlink.sms import encode_sms  # noqa: E402
-from ccshortlink.smpp import SmppClient  # noqa: E402
-from smsc_peer import Smsc  # noqa: E402
+from ccshortlink.config.settings import SmppConfig
+from ccshortlink.core.sms import encode_sms
+from ccshortlink.smpp.client import SmppClient
+from tests.support.smsc_peer import Smsc
 
 TEXT = "Thanks for calling. Reach your agent again: https://cc.example.com/k7Hq2mXp"
 

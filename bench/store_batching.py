@@ -43,9 +43,9 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Self, TypeVar
 
-from ccshortlink.config import PolicyConfig
-from ccshortlink.policy import CustomerNumber, Decision, SendFacts, day_start, decide
-from ccshortlink.sms import encode_sms
+from ccshortlink.config.settings import PolicyConfig
+from ccshortlink.core.policy import CustomerNumber, Decision, SendFacts, day_start, decide
+from ccshortlink.core.sms import encode_sms
 from ccshortlink.store import (
     CardRequest, DecisionRecord, OutboxSms, ReceiptRecord, SmsDraft, Store, SubmittedSms,
 )

@@ -9,7 +9,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ccshortlink.amipeer import AmiPeer, event_name, read_transcript, rewrite_call
+from ccshortlink.peers.amipeer import AmiPeer, event_name, read_transcript, rewrite_call
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = ROOT / "tests" / "fixtures"

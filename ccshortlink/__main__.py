@@ -1,5 +1,5 @@
 """Run the ccshortlink command line: python -m ccshortlink."""
 
-from ccshortlink.cli import main
+from ccshortlink.cli.main import main
 
 raise SystemExit(main())

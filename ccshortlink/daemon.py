@@ -12,10 +12,10 @@ from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from ccshortlink.agents import AgentDirectory, AgentsError, load_agents
-from ccshortlink.ami import AmiAuthError, AmiClient, AmiEvent
-from ccshortlink.batching import GroupWriter
-from ccshortlink.calls import (
+from ccshortlink.config.agents import AgentDirectory, AgentsError, load_agents
+from ccshortlink.ami.client import AmiAuthError, AmiClient, AmiEvent
+from ccshortlink.app.batching import GroupWriter
+from ccshortlink.core.calls import (
     AgentLookup,
     CallClosed,
     CallEnded,
@@ -23,21 +23,21 @@ from ccshortlink.calls import (
     Outcome,
     default_agent_lookup,
 )
-from ccshortlink.cards import CardService
-from ccshortlink.config import Config, ConfigError, load_config
-from ccshortlink.dbfaults import Outage, until_stored
-from ccshortlink.dbwatch import DbWatch
-from ccshortlink.decider import Decider
-from ccshortlink.links import SmsTemplates
-from ccshortlink.logs import Logger, mask_number
-from ccshortlink.metrics import Metrics
-from ccshortlink.notify import SystemdNotifier
-from ccshortlink.outbox import Outbox
-from ccshortlink.policy import NumberRejected, normalise_number
-from ccshortlink.retention import RetentionSchedule, anonymise_number
-from ccshortlink.smpp import DeliveryReceipt, MobileOriginated, SmppAuthError, SmppClient
+from ccshortlink.app.sending import CardService
+from ccshortlink.config.settings import Config, ConfigError, load_config
+from ccshortlink.app.dbfaults import Outage, until_stored
+from ccshortlink.app.dbwatch import DbWatch
+from ccshortlink.app.decider import Decider
+from ccshortlink.core.links import SmsTemplates
+from ccshortlink.ops.logs import Logger, mask_number
+from ccshortlink.ops.metrics import Metrics
+from ccshortlink.ops.notify import SystemdNotifier
+from ccshortlink.app.outbox import Outbox
+from ccshortlink.core.policy import NumberRejected, normalise_number
+from ccshortlink.core.retention import RetentionSchedule, anonymise_number
+from ccshortlink.smpp.client import DeliveryReceipt, MobileOriginated, SmppAuthError, SmppClient
 from ccshortlink.store import ReceiptRecord, Store
-from ccshortlink.web import make_app
+from ccshortlink.web.app import make_app
 
 EXIT_OK = 0
 EXIT_CONFIG = 78  # EX_CONFIG: systemd's RestartPreventExitStatus keeps it from looping

@@ -9,9 +9,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(Path(__file__).parent))  # tests import their helpers by module name
 
-pytest_plugins = ["smsc_peer"]  # the smsc_factory fixture: a real SMSC process per test
+pytest_plugins = ["tests.support.smsc_peer"]  # the smsc_factory fixture: a real SMSC process per test
 
 
 def write_config(folder: Path, **sections: dict[str, object]) -> Path:

@@ -6,7 +6,7 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
-from ccshortlink.policy import SendFacts
+from ccshortlink.core.policy import SendFacts
 from ccshortlink.store.base import (
     StoreBase,
     StoreError,

@@ -7,7 +7,7 @@ from importlib import resources
 
 
 def migrations() -> list[tuple[int, str]]:
-    folder = resources.files("ccshortlink") / "migrations"
+    folder = resources.files("ccshortlink.store") / "migrations"
     found = []
     for entry in folder.iterdir():
         if entry.name.endswith(".sql"):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ccshortlink.policy import Decision, SendFacts
+from ccshortlink.core.policy import Decision, SendFacts
 
 
 @dataclass(frozen=True)

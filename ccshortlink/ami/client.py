@@ -1,0 +1,205 @@
+"""AMI adapter: connect, log in, keep alive, reconnect; framing lives in amiprotocol."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+from typing import Any
+
+from panoramisk.actions import Action
+
+from ccshortlink.ami.protocol import AmiEvent, AmiProtocol, EventHandler
+from ccshortlink.config.settings import AmiConfig
+from ccshortlink.ops.logs import Logger
+
+# What is used from panoramisk, and why not its Manager: the protocol's action bookkeeping
+# (Action serialisation, ActionIDs, one future per action, response matching) is kept.
+# Manager is not: every job it does is one we must do differently. It reconnects on its own
+# every 2 s forever, never reports a rejected login (the future just holds success=False),
+# pings with no deadline (a half-open connection is never noticed, and it truncates the
+# interval to whole seconds), and runs callbacks fire-and-forget. What would be left of it
+# after overriding connect, connection_made, connection_lost, ping, login and dispatch is
+# nothing, so this module drives the connection itself.
+
+_FIRST_RETRY = 0.5
+_HANDSHAKE_TIMEOUT = 5.0
+_STOP_GRACE = 2.0
+
+
+__all__ = ["AmiAuthError", "AmiClient", "AmiEvent", "AmiProtocol"]
+
+
+class AmiAuthError(Exception):
+    """The PBX rejected the username/secret; retrying cannot help (the daemon exits 78)."""
+
+
+class AmiClient:
+    """Keeps one logged-in AMI session open and feeds its events to `on_event`."""
+
+    def __init__(self, config: AmiConfig, on_event: EventHandler, log: Logger, *,
+                 on_state: Callable[[bool], None] | None = None,
+                 rng: random.Random | None = None) -> None:
+        self._config = config
+        self._on_event = on_event
+        self._log = log
+        self._on_state = on_state
+        self._rng = rng or random.Random()
+        self._protocol: AmiProtocol | None = None
+        self._connected = False
+        self._sessions = 0  # numbers each connection's events (AmiEvent.session)
+
+    @property
+    def connected(self) -> bool:
+        """Logged in and answering pings."""
+        return self._connected
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Stay connected until `stop` is set; raise AmiAuthError if the login is refused.
+
+        Events keep arriving until run() has returned (at most 2 s after `stop`).
+        """
+        supervisor = asyncio.create_task(self._supervise())
+        stopped = asyncio.create_task(stop.wait())
+        try:
+            await asyncio.wait({supervisor, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            if supervisor.done():
+                supervisor.result()  # AmiAuthError, or a bug: either way the caller must see it
+        finally:
+            for task in (supervisor, stopped):
+                task.cancel()
+            await asyncio.gather(supervisor, stopped, return_exceptions=True)
+            await self._close()
+
+    async def _supervise(self) -> None:
+        failures = 0
+        down_logged = False
+        while True:
+            try:
+                reason = await self._open_session()
+            except AmiAuthError:
+                raise
+            except (OSError, TimeoutError) as exc:
+                reason = _describe(exc)
+            if reason is None:  # logged in: serve until the session ends
+                down_logged = False
+                started = asyncio.get_running_loop().time()
+                reason = await self._serve()
+                if asyncio.get_running_loop().time() - started >= self._config.ping_interval:
+                    failures = 0  # it was healthy; a PBX that drops every login keeps backing off
+            if not down_logged:  # once per outage, not once per attempt
+                self._log.warning("ami_disconnected", host=self._config.host,
+                                  port=self._config.port, reason=reason)
+                down_logged = True
+            delay = min(self._config.reconnect_max, _FIRST_RETRY * 2 ** failures)
+            delay *= self._rng.uniform(0.5, 1.0)  # jitter: daemons restarted together spread out
+            failures += 1
+            self._log.debug("ami_retry_scheduled", delay=round(delay, 3), attempt=failures,
+                            reason=reason)
+            await asyncio.sleep(delay)
+
+    def _make_protocol(self) -> AmiProtocol:
+        self._sessions += 1
+        self._protocol = AmiProtocol(self._on_event, self._log, session=self._sessions)
+        return self._protocol
+
+    async def _open_session(self) -> str | None:
+        """Connect and log in; None when logged in, else why not."""
+        self._protocol = None
+        try:
+            return await self._handshake()
+        except (OSError, TimeoutError):
+            protocol = self._protocol
+            if protocol is not None and getattr(protocol, "transport", None) is not None \
+                    and not protocol.closed:
+                protocol.abort("handshake failed")  # e.g. a port that never says a word
+            raise
+
+    async def _handshake(self) -> str | None:
+        loop = asyncio.get_running_loop()
+        timeout = max(_HANDSHAKE_TIMEOUT, self._config.ping_timeout)
+        async with asyncio.timeout(timeout):
+            _, protocol = await loop.create_connection(
+                self._make_protocol, self._config.host, self._config.port)
+            greeting: set[asyncio.Future[Any]] = {protocol.banner_received, protocol.finished}
+            await asyncio.wait(greeting, return_when=asyncio.FIRST_COMPLETED)
+            if not protocol.banner_received.done():
+                return protocol.reason or "closed before the banner"
+            login: asyncio.Future[Any] = protocol.send(Action({
+                "Action": "Login", "Username": self._config.username,
+                "Secret": self._config.secret, "Events": self._config.events}))
+            ending: set[asyncio.Future[Any]] = {login, protocol.finished}
+            await asyncio.wait(ending, return_when=asyncio.FIRST_COMPLETED)
+        if not login.done():
+            return f"closed during login ({protocol.reason})"
+        response = login.result()
+        if not response.success:
+            message = response.get("Message", "") or "login rejected"
+            self._log.error("ami_login_failed", host=self._config.host, port=self._config.port,
+                            username=self._config.username, message=message)
+            protocol.abort("login rejected")
+            raise AmiAuthError(f"AMI login as {self._config.username!r} rejected: {message}")
+        self._set_connected(True)
+        self._log.info("ami_connected", host=self._config.host, port=self._config.port,
+                       banner=protocol.banner, events=self._config.events)
+        return None
+
+    async def _serve(self) -> str:
+        """Ping the logged-in session until it ends; why it ended."""
+        protocol = self._protocol
+        assert protocol is not None
+        while True:
+            await asyncio.wait({protocol.finished}, timeout=self._config.ping_interval)
+            if protocol.finished.done():
+                break
+            pong = protocol.send(Action({"Action": "Ping"}))
+            await asyncio.wait({pong, protocol.finished}, timeout=self._config.ping_timeout,
+                               return_when=asyncio.FIRST_COMPLETED)
+            if protocol.finished.done():
+                break
+            if not pong.done():  # TCP says connected, but nobody is answering
+                self._log.warning("ami_ping_timeout", host=self._config.host,
+                                  port=self._config.port, timeout=self._config.ping_timeout)
+                protocol.abort(f"no Ping response within {self._config.ping_timeout:g} s")
+                break
+        # Not in a `finally`: when run() is stopping, _close() still needs to know to log off.
+        self._set_connected(False)
+        return protocol.reason or "connection closed"
+
+    async def _close(self) -> None:
+        """Log off politely if logged in, then make sure the socket is gone within 2 s."""
+        protocol, self._protocol = self._protocol, None
+        if protocol is None or getattr(protocol, "transport", None) is None or protocol.closed:
+            self._set_connected(False)
+            return
+        try:
+            async with asyncio.timeout(_STOP_GRACE):
+                if self._connected:
+                    goodbye = protocol.send(Action({"Action": "Logoff"}))
+                    await asyncio.wait({goodbye, protocol.finished}, timeout=_STOP_GRACE / 2,
+                                       return_when=asyncio.FIRST_COMPLETED)
+                protocol.transport.close()
+                await protocol.finished
+        except TimeoutError:
+            protocol.abort("stopping")
+        finally:
+            self._set_connected(False)
+        self._log.info("ami_closed", host=self._config.host, port=self._config.port)
+
+    def _set_connected(self, connected: bool) -> None:
+        if connected == self._connected:
+            return
+        self._connected = connected
+        if self._on_state is not None:
+            try:
+                self._on_state(connected)
+            except Exception:
+                self._log.exception("ami_state_handler_failed", connected=connected)
+
+
+def _describe(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "no answer to connect/login in time"
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

@@ -1,0 +1,194 @@
+"""Claims due SMS from the durable outbox, submits them over SMPP, retries with backoff."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import Protocol, TypeVar
+
+from ccshortlink.app.batching import GroupWriter
+from ccshortlink.app.dbfaults import Outage, until_stored
+from ccshortlink.ops.logs import Logger, mask_number
+from ccshortlink.smpp.client import SmppClosed, SubmitRejected
+from ccshortlink.core.sms import EncodedSms
+from ccshortlink.store import OutboxSms, Store, SubmittedSms, is_db_fault
+
+# Backoff for SMS that failed for a temporary reason (capped so a long outage retries hourly).
+RETRY_BASE = 30.0
+RETRY_CAP = 3600.0
+
+
+T = TypeVar("T")
+
+
+class SmsGateway(Protocol):
+    async def submit(self, destination: str, sms: EncodedSms) -> list[str]: ...
+
+
+class Outbox:
+    """Keeps up to `concurrency` SMS in flight; the gateway owns the SMPP window itself."""
+
+    def __init__(self, *, store: Store, gateway: SmsGateway, clock: Callable[[], float],
+                 log: Logger, max_attempts: int, concurrency: int,
+                 on_status: Callable[[str], None] = lambda status: None) -> None:
+        self.store = store
+        self.gateway = gateway
+        self.clock = clock
+        self.log = log
+        self.max_attempts = max_attempts
+        self.concurrency = max(1, concurrency)
+        self.on_status = on_status
+        self._wake = asyncio.Event()
+        self._in_flight: set[asyncio.Task[None]] = set()
+        # Under load many submits finish per loop turn: their message ids share one commit.
+        self._submitted = GroupWriter(store.mark_submitted_many)
+        # The database failing (locked, disk full) pauses the outbox; it never stops it.
+        self._claims = Outage(log, "outbox")
+        self._writes = Outage(log, "sms_status")
+        self._stop = asyncio.Event()
+
+    def wake(self) -> None:
+        """A new SMS was queued: look at the outbox now rather than at the next tick."""
+        self._wake.set()
+
+    async def ids_stored(self) -> None:
+        """Wait until the message ids of every submit answered so far are in the database."""
+        await self._submitted.idle()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    async def run(self, stop: asyncio.Event, *, drain_timeout: float = 10.0) -> None:
+        self._stop = stop
+        try:
+            recovered = await until_stored(
+                lambda: self.store.recover_interrupted(self.clock()), self._claims, stop)
+        except Exception as exc:
+            if not is_db_fault(exc):
+                raise
+            return  # stopped before the database took a write: nothing was claimed either
+        if recovered:
+            self.log.warning("sms_recovered", count=recovered,
+                             reason="left mid-submit by the previous run; resending")
+        while not stop.is_set():
+            self._wake.clear()
+            free = self.concurrency - len(self._in_flight)
+            next_due = None
+            if free > 0:
+                try:
+                    claimed = await self.store.claim_due_sms(self.clock(), free)
+                except Exception as exc:
+                    if not is_db_fault(exc):
+                        raise
+                    # Nothing was claimed (the transaction rolled back): try again later.
+                    await self._wait(stop, self.clock() + self._claims.failed(exc), wake=False)
+                    continue
+                self._claims.succeeded()
+                next_due = claimed.next_due_at
+                for sms in claimed.sms:
+                    task = asyncio.create_task(self._send(sms), name=f"sms-{sms.id}")
+                    self._in_flight.add(task)
+                    task.add_done_callback(self._done)
+            # Either nothing more is due or every slot is busy: a freed slot or a newly
+            # queued SMS sets the wake event, so nothing waits longer than it must.
+            await self._wait(stop, next_due)
+        await self._drain(drain_timeout)
+        await self._submitted.idle()  # a cancelled submit's message ids are still stored
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        self._wake.set()
+        if not task.cancelled() and task.exception() is not None:
+            self.log.error("sms_task_failed", error=repr(task.exception()))
+
+    async def _wait(self, stop: asyncio.Event, due: float | None, *, wake: bool = True) -> None:
+        if wake:
+            timeout = 1.0 if due is None else min(1.0, max(0.0, due - self.clock()))
+        else:  # backing off: a newly queued SMS does not make the database work again
+            timeout = max(0.0, (due or 0.0) - self.clock())
+        waiters = [asyncio.ensure_future(stop.wait())]
+        if wake:
+            waiters.append(asyncio.ensure_future(self._wake.wait()))
+        try:
+            await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+
+    async def _drain(self, timeout: float) -> None:
+        """Graceful stop: let in-flight submits finish, for a bounded time."""
+        if not self._in_flight:
+            return
+        self.log.info("outbox_draining", in_flight=len(self._in_flight))
+        _, pending = await asyncio.wait(set(self._in_flight), timeout=timeout)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=2.0)
+            self.log.warning("outbox_drain_timeout", abandoned=len(pending),
+                             reason="left as submitting; resent on next start")
+
+    async def _send(self, sms: OutboxSms) -> None:
+        now = self.clock()
+        log = self.log.bind(sms_id=sms.id, code=sms.code, customer=mask_number(sms.destination),
+                            attempt=sms.attempts)
+        if now >= sms.expires_at:
+            await self._stored(lambda: self.store.mark_failed(
+                sms.id, now, status="expired", smpp_status=None,
+                error="not submitted before it expired"))
+            log.warning("sms_expired")
+            self.on_status("expired")
+            return
+        encoded = EncodedSms(data_coding=sms.data_coding, esm_class=sms.esm_class, parts=sms.parts)
+        try:
+            message_ids = await self.gateway.submit(sms.destination, encoded)
+        except SubmitRejected as exc:
+            at, status, error = self.clock(), exc.status, str(exc)
+            await self._stored(lambda: self.store.mark_failed(
+                sms.id, at, status="failed", smpp_status=status, error=error))
+            log.error("sms_failed", smpp_status=f"0x{exc.status:02X}", error=str(exc))
+            self.on_status("failed")
+        except (SmppClosed, asyncio.CancelledError):
+            # Shutting down: back to the queue now, so the next start sends it at once. If
+            # the database refuses, it stays 'submitting' and the next start requeues it.
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.store.retry_later(sms.id, self.clock(), self.clock(),
+                                                            "interrupted by shutdown"))
+            raise
+        except Exception as exc:  # anything else is temporary: retry with backoff
+            await self._retry(sms, log, repr(exc))
+        else:
+            record = SubmittedSms(sms.id, tuple(message_ids), self.clock())
+            try:
+                # Kept in flight until stored: while 'submitting' in the database, a restart
+                # would send it again, so the ids are retried for as long as the daemon runs.
+                await self._stored(lambda: self._submitted.write(record))
+            except Exception as exc:
+                if not is_db_fault(exc):
+                    raise
+                log.error("sms_submitted_unrecorded", message_ids=message_ids,
+                          error=f"{type(exc).__name__}: {exc}",
+                          reason="stopped before the database took the message ids: the next"
+                                 " start sends this SMS again")
+                return
+            log.info("sms_submitted", message_ids=message_ids, parts=len(sms.parts))
+            self.on_status("submitted")
+
+    async def _retry(self, sms: OutboxSms, log: Logger, error: str) -> None:
+        now = self.clock()
+        if sms.attempts >= self.max_attempts:
+            await self._stored(lambda: self.store.mark_failed(
+                sms.id, now, status="failed", smpp_status=None,
+                error=f"gave up after {sms.attempts} attempts: {error}"))
+            log.error("sms_failed", error=error, reason="too many attempts")
+            self.on_status("failed")
+            return
+        delay = min(RETRY_CAP, RETRY_BASE * 2 ** (sms.attempts - 1))
+        await self._stored(lambda: self.store.retry_later(sms.id, now, now + delay, error))
+        log.warning("sms_retry_scheduled", error=error, retry_in=delay)
+
+    async def _stored(self, write: Callable[[], Awaitable[T]]) -> T:
+        """`write()`, tried again with backoff while the database fails, until the stop."""
+        return await until_stored(write, self._writes, self._stop)

@@ -1,0 +1,236 @@
+"""Read the agents YAML into Agent records, with file:line for every problem."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from ccshortlink.config.agentsyaml import Map, Seq, YamlSyntaxError, read_yaml
+from ccshortlink.config.agentvalues import (
+    channel_key,
+    check_unknown,
+    count_of,
+    extensions_of,
+    file_of,
+    is_channel,
+    items_of,
+    kind,
+    score_of,
+    text_of,
+)
+from ccshortlink.config.problems import ProblemsError
+
+
+class AgentsError(ProblemsError):
+    """The agents file is unusable; `problems` lists every reason with file:line."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceRecord:
+    """One line of an agent's service record, e.g. an award or a milestone."""
+
+    title: str
+    detail: str = ""
+    date: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Review:
+    """A review shown on the card, either static from YAML or left on the page."""
+
+    stars: int
+    text: str
+    author: str = ""
+    date: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Agent:
+    """A customer-service agent: the CS ID and everything the card shows."""
+
+    id: str
+    extensions: tuple[str, ...]
+    name: str
+    phone: str
+    slogan: str = ""
+    avatar: Path | None = None
+    title: str = ""
+    language: str = ""
+    greeting: Path | None = None
+    # Static figures from other systems, merged with what the daemon measures itself.
+    satisfaction: float | None = None
+    satisfaction_votes: int = 0
+    calls_handled: int = 0
+    customers_served: int = 0
+    service_records: tuple[ServiceRecord, ...] = ()
+    reviews: tuple[Review, ...] = ()
+
+    @property
+    def initials(self) -> str:
+        words = self.name.split()
+        if len(words) > 1:
+            return (words[0][0] + words[-1][0]).upper()
+        # CJK names: the family name is the first character
+        return self.name[:1].upper()
+
+
+class AgentDirectory:
+    """Look agents up by CS ID or by PBX extension."""
+
+    def __init__(self, agents: list[Agent], channel_map: dict[str, str] | None = None) -> None:
+        # Every index is built here, so a reload builds it off the event loop.
+        self.agents: tuple[Agent, ...] = tuple(agents)
+        self._by_id = {a.id: a for a in agents}
+        self._by_extension = {ext: a for a in agents for ext in a.extensions}
+        # Unusual channel names (e.g. "SIP/trunk-agent7") mapped to an extension; a channel
+        # name among an agent's extensions maps to that agent's first extension.
+        self.channel_map: dict[str, str] = {
+            channel_key(ext): a.extensions[0] for a in agents for ext in a.extensions if "/" in ext}
+        self.channel_map.update((channel_key(k), v) for k, v in (channel_map or {}).items())
+
+    def __len__(self) -> int:
+        return len(self.agents)
+
+    def by_id(self, agent_id: str) -> Agent | None:
+        return self._by_id.get(agent_id)
+
+    def by_extension(self, extension: str) -> Agent | None:
+        return self._by_extension.get(extension)
+
+
+_AGENT_FIELDS = (
+    "id", "extensions", "name", "phone", "slogan", "avatar", "title", "language", "greeting",
+    "satisfaction", "satisfaction_votes", "calls_handled", "customers_served",
+    "service_records", "reviews",
+)
+_TOP_LEVEL = ("agents", "channel_map")
+_RECORD_FIELDS = ("title", "detail", "date")
+_REVIEW_FIELDS = ("stars", "text", "author", "date")
+
+
+def _records(entry: Map, where: str, file: str, problems: list[str]) -> tuple[ServiceRecord, ...]:
+    records = []
+    for item, line in items_of(entry, "service_records", where, problems):
+        at = f"{file}:{line}"
+        if isinstance(item, str) and item.strip():
+            records.append(ServiceRecord(title=item.strip()))
+        elif isinstance(item, Map) and isinstance(item.get("title"), str) and item["title"].strip():
+            check_unknown(item, _RECORD_FIELDS, "service record field", at, problems)
+            records.append(ServiceRecord(title=text_of(item, "title", at, problems),
+                                         detail=text_of(item, "detail", at, problems),
+                                         date=text_of(item, "date", at, problems)))
+        else:
+            problems.append(f"{at}: each service record needs a 'title'")
+    return tuple(records)
+
+
+def _reviews(entry: Map, where: str, file: str, problems: list[str]) -> tuple[Review, ...]:
+    reviews = []
+    for item, line in items_of(entry, "reviews", where, problems):
+        at = f"{file}:{line}"
+        stars = item.get("stars") if isinstance(item, Map) else None
+        if not isinstance(item, Map) or not isinstance(stars, str) \
+                or stars.strip() not in ("1", "2", "3", "4", "5"):
+            problems.append(f"{at}: review 'stars' must be 1..5")
+            continue
+        check_unknown(item, _REVIEW_FIELDS, "review field", at, problems)
+        reviews.append(Review(stars=int(stars), text=text_of(item, "text", at, problems),
+                              author=text_of(item, "author", at, problems),
+                              date=text_of(item, "date", at, problems)))
+    return tuple(reviews)
+
+
+def _agent(entry: Map, base: Path, where: str, file: str, problems: list[str]) -> Agent:
+    check_unknown(entry, _AGENT_FIELDS, "field", where, problems)
+    return Agent(
+        id=text_of(entry, "id", where, problems, required=True),
+        extensions=extensions_of(entry, where, file, problems),
+        name=text_of(entry, "name", where, problems, required=True),
+        phone=text_of(entry, "phone", where, problems, required=True),
+        slogan=text_of(entry, "slogan", where, problems),
+        avatar=file_of(base, text_of(entry, "avatar", where, problems), where, "avatar", problems),
+        title=text_of(entry, "title", where, problems),
+        language=text_of(entry, "language", where, problems),
+        greeting=file_of(base, text_of(entry, "greeting", where, problems), where, "greeting",
+                         problems),
+        satisfaction=score_of(entry, where, problems),
+        satisfaction_votes=count_of(entry, "satisfaction_votes", where, problems),
+        calls_handled=count_of(entry, "calls_handled", where, problems),
+        customers_served=count_of(entry, "customers_served", where, problems),
+        service_records=_records(entry, where, file, problems),
+        reviews=_reviews(entry, where, file, problems),
+    )
+
+
+def _channel_map(document: Map, owners: dict[str, str], file: str,
+                 problems: list[str]) -> dict[str, str]:
+    raw = document.get("channel_map")
+    if raw is None:
+        return {}
+    if not isinstance(raw, Map):
+        problems.append(f"{file}:{document.lines['channel_map']}: 'channel_map' must map "
+                        "channel names to extensions")
+        return {}
+    mapped = {}
+    for channel, extension in raw.items():
+        at = f"{file}:{raw.lines[channel]}"
+        if not is_channel(channel.strip()):
+            problems.append(f"{at}: channel_map key '{channel}' must be a channel name such as "
+                            "'PJSIP/desk-ann'")
+        elif not isinstance(extension, str) or extension.strip() not in owners:
+            shown = f"'{extension}'" if isinstance(extension, str) else kind(extension)
+            problems.append(f"{at}: channel_map '{channel}' maps to {shown}, which is no "
+                            "agent's extension")
+        else:
+            mapped[channel.strip()] = extension.strip()
+    return mapped
+
+
+def parse_agents(text: str, source: Path) -> AgentDirectory:
+    """Parse agents YAML text; `source` names the file and anchors relative paths."""
+    file = str(source)
+    problems: list[str] = []
+    agents: list[Agent] = []
+    seen_ids: dict[str, str] = {}
+    owners: dict[str, str] = {}  # extension -> agent id
+
+    def take(key: str, entry: object, line: int) -> bool:
+        """Each agent checked as soon as it is read; only the Agent record is kept."""
+        if key != "agents":
+            return False
+        where = f"{file}:{line}"
+        if not isinstance(entry, Map):
+            problems.append(f"{where}: each item of 'agents' must be a mapping")
+            return True
+        agent = _agent(entry, source.parent, where, file, problems)
+        if agent.id and agent.id in seen_ids:
+            problems.append(f"{where}: duplicate id '{agent.id}' (first at {seen_ids[agent.id]})")
+        seen_ids.setdefault(agent.id, where)
+        for ext in agent.extensions:
+            if owners.setdefault(ext, agent.id) != agent.id:
+                problems.append(f"{where}: extension '{ext}' already belongs to '{owners[ext]}'")
+        agents.append(agent)
+        return True
+
+    try:
+        document, syntax = read_yaml(text, file, take)
+    except YamlSyntaxError as exc:
+        raise AgentsError(file, [exc.problem]) from None
+    if not isinstance(document, Map) or not isinstance(document.get("agents"), Seq):
+        raise AgentsError(file, [*syntax, f"{file}:1: expected a top-level 'agents:' list"])
+    check_unknown(document, _TOP_LEVEL, "top-level key", file, syntax, file=file)
+    channel_map = _channel_map(document, owners, file, problems)
+    if syntax or problems:
+        raise AgentsError(file, syntax + problems)
+    return AgentDirectory(agents, channel_map)
+
+
+def load_agents(path: Path) -> AgentDirectory:
+    """Read and validate the agents file at `path`; safe to run in a worker thread."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise AgentsError(str(path), [f"{path}: file not found"]) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AgentsError(str(path), [f"{path}: cannot read: {exc}"]) from None
+    return parse_agents(text, path)

@@ -1,0 +1,121 @@
+"""Check one value of the agents file as written: text, counts, scores, files, extensions."""
+
+from __future__ import annotations
+
+import difflib
+import re
+from pathlib import Path
+
+from ccshortlink.config.agentsyaml import Map, Seq
+
+# What a dialled extension can be in Asterisk: digits with * and #, E.164 numbers with a +.
+_EXTENSION = re.compile(r"\+?[0-9*#]{0,79}[0-9][0-9*#]{0,79}")
+# A channel without its unique suffix: TECH/resource, e.g. PJSIP/desk-ann, Local/1001@queue.
+_CHANNEL = re.compile(r"[A-Za-z][A-Za-z0-9_]{0,15}/[A-Za-z0-9_.@:+*#/-]{1,80}")
+_COUNT = re.compile(r"[0-9]{1,15}")
+_SCORE = re.compile(r"[0-9]{1,3}(\.[0-9]{1,6})?")
+
+
+def is_channel(text: str) -> bool:
+    """TECH/resource, as a channel name without its unique suffix."""
+    return _CHANNEL.fullmatch(text) is not None
+
+
+def channel_key(channel: str) -> str:
+    """How the call tracker sees a channel: a Local channel without its @context."""
+    tech, _, resource = channel.partition("/")
+    return f"{tech}/{resource.split('@', 1)[0]}" if tech.lower() == "local" else channel
+
+
+def check_unknown(entry: Map, known: tuple[str, ...], what: str, where: str,
+                  problems: list[str], *, file: str = "") -> None:
+    """A problem for each key not in `known`, with the closest known one as a hint.
+
+    At `where`, or at the key's own line when `file` is given.
+    """
+    for key in entry:
+        if key not in known:
+            close = difflib.get_close_matches(key, known, n=1)
+            hint = f" (did you mean '{close[0]}'?)" if close else ""
+            at = f"{file}:{entry.lines[key]}" if file else where
+            problems.append(f"{at}: unknown {what} '{key}'{hint}")
+
+
+def kind(value: object) -> str:
+    """What a value that is not text is, for a message."""
+    return "a list" if isinstance(value, list) else "a mapping" if isinstance(value, dict) else "null"
+
+
+def text_of(entry: Map, key: str, where: str, problems: list[str], *,
+            required: bool = False) -> str:
+    """The text at `key`, stripped; "" when absent or null."""
+    value = entry.get(key)
+    if value is None:
+        if required:
+            problems.append(f"{where}: agent is missing '{key}'")
+        return ""
+    if not isinstance(value, str):
+        problems.append(f"{where}: '{key}' must be text, got {kind(value)}")
+        return ""
+    return value.strip()
+
+
+def count_of(entry: Map, key: str, where: str, problems: list[str]) -> int:
+    """A whole number written in digits; 0 when absent."""
+    value = entry.get(key)
+    if value is None:
+        return 0
+    if not isinstance(value, str) or not _COUNT.fullmatch(value.strip()):
+        shown = repr(value) if isinstance(value, str) else kind(value)
+        problems.append(f"{where}: '{key}' must be a whole number >= 0, got {shown}")
+        return 0
+    return int(value)
+
+
+def score_of(entry: Map, where: str, problems: list[str]) -> float | None:
+    """The 'satisfaction' score, 1 to 5 in plain decimals (no nan, inf or 1e0)."""
+    value = entry.get("satisfaction")
+    if value is None:
+        return None
+    if isinstance(value, str) and _SCORE.fullmatch(value.strip()) and 1 <= float(value) <= 5:
+        return float(value)
+    problems.append(f"{where}: 'satisfaction' must be a score from 1 to 5")
+    return None
+
+
+def file_of(base: Path, value: str, where: str, key: str, problems: list[str]) -> Path | None:
+    """An existing file, relative paths taken from the agents file's folder."""
+    if not value:
+        return None
+    path = Path(value).expanduser()
+    path = path if path.is_absolute() else base / path
+    if not path.is_file():
+        problems.append(f"{where}: {key} file not found: {path}")
+        return None
+    return path
+
+
+def extensions_of(entry: Map, where: str, file: str, problems: list[str]) -> tuple[str, ...]:
+    """The 'extensions' list: each a dialled number or a channel name, as written."""
+    raw = entry.get("extensions")
+    if not isinstance(raw, Seq) or not raw:
+        problems.append(f"{where}: 'extensions' must be a non-empty list")
+        return ()
+    extensions = []
+    for item, line in zip(raw, raw.lines):
+        text = item.strip() if isinstance(item, str) else ""
+        if _EXTENSION.fullmatch(text) or _CHANNEL.fullmatch(text):
+            extensions.append(text)
+            continue
+        shown = f"'{item}'" if isinstance(item, str) else kind(item)
+        problems.append(f"{file}:{line}: extension {shown} is neither digits (e.g. '01001', "
+                        "'*55', '+862088880000') nor a channel name (e.g. 'PJSIP/desk-ann')")
+    return tuple(extensions)
+
+
+def items_of(entry: Map, key: str, where: str, problems: list[str]) -> zip[tuple[object, int]]:
+    """The items of the list at `key` with their lines; none when absent."""
+    raw = entry.get(key)
+    if raw is not None and not isinstance(raw, Seq):
+        problems.append(f"{where}: '{key}' must be a list")
+    return zip(raw, raw.lines) if isinstance(raw, Seq) else zip((), ())

@@ -1,0 +1,107 @@
+"""Short-code minting, link URLs and SMS text rendering; pure, no I/O."""
+
+from __future__ import annotations
+
+import math
+import secrets
+from collections.abc import Callable
+
+from jinja2 import TemplateError
+
+from ccshortlink.config.agents import Agent
+from ccshortlink.core.sandbox import BoundedEnvironment, render_bounded
+
+# No 0/O/o, 1/l/I/i: a code read aloud or retyped from a screenshot stays unambiguous.
+ALPHABET = "23456789abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ"
+CODE_LENGTH = 9
+CODE_BITS = CODE_LENGTH * math.log2(len(ALPHABET))  # ~52 bits: unguessable, not enumerable
+
+
+def new_code(choice: Callable[[str], str] = secrets.choice) -> str:
+    """A fresh random code; `choice` is injectable so tests can fix it."""
+    return "".join(choice(ALPHABET) for _ in range(CODE_LENGTH))
+
+
+def is_code(text: str) -> bool:
+    """Cheap syntactic check before touching the database."""
+    return len(text) == CODE_LENGTH and all(c in ALPHABET for c in text)
+
+
+_REGION_LANGUAGE = {"CN": "zh-CN", "HK": "zh-HK", "MO": "zh-HK", "TW": "zh-TW", "SG": "zh-CN",
+                    "US": "en", "GB": "en", "AU": "en", "CA": "en", "NZ": "en", "IE": "en"}
+
+
+def link_url(public_url: str, code: str) -> str:
+    return f"{public_url.rstrip('/')}/{code}"
+
+
+class SmsTemplates:
+    """The configured SMS texts, compiled once; one per language."""
+
+    def __init__(self, templates: dict[str, str], default_language: str) -> None:
+        # Sandboxed and bounded: the template comes from a config file, but it must never reach
+        # Python, loop without end or grow without limit, at check time or at send time.
+        env = BoundedEnvironment()
+        self._compiled = {lang: env.from_string(text) for lang, text in templates.items()}
+        self.default_language = default_language
+
+    def language_for(self, agent: Agent, customer_region: str = "") -> str:
+        """The agent's language if configured, else the customer's country's, else the default."""
+        wanted = agent.language or _REGION_LANGUAGE.get(customer_region, "")
+        if wanted in self._compiled:
+            return wanted
+        base = wanted.split("-", 1)[0]
+        for lang in self._compiled:
+            if base and lang.split("-", 1)[0] == base:
+                return lang
+        return self.default_language
+
+    def render(self, agent: Agent, url: str, code: str, customer_region: str = "") -> str:
+        template = self._compiled[self.language_for(agent, customer_region)]
+        text = render_bounded(template, agent=agent, url=url, code=code)
+        return " ".join(text.split())
+
+    def render_language(self, language: str, agent: Agent, url: str, code: str) -> str:
+        """One language's text, as `render` would send it."""
+        text = render_bounded(self._compiled[language], agent=agent, url=url, code=code)
+        return " ".join(text.split())
+
+
+SAMPLE_PUBLIC_URL = "https://cs.example.com"
+SAMPLE_CODE = "a2B3c4D5e"  # CODE_LENGTH characters of ALPHABET
+
+
+def sample_agent(language: str) -> Agent:
+    """A typical agent for the language: a 3-character Chinese name or a short Latin one."""
+    name = "王小梅" if language.startswith("zh") else "Alex Chen"
+    return Agent(id="CS1001", extensions=("1001",), name=name, phone="+862088880000",
+                 language=language)
+
+
+def check_templates(templates: dict[str, str], default_language: str, *,
+                    public_url: str = SAMPLE_PUBLIC_URL) -> list[str]:
+    """Problems a template would only show at the first SMS: found at start instead.
+
+    Each template is rendered with a typical agent and link in the bounded sandbox; an error,
+    a bound reached, or a text without the link is a problem naming the template.
+    """
+    problems = []
+    compiled: dict[str, SmsTemplates] = {}
+    for language, text in templates.items():
+        try:
+            compiled[language] = SmsTemplates({language: text}, language)
+        except (TemplateError, RecursionError, MemoryError) as exc:
+            problems.append(f"[sms] template for {language!r} does not compile: "
+                            f"{type(exc).__name__}: {exc}")
+    url = link_url(public_url or SAMPLE_PUBLIC_URL, SAMPLE_CODE)
+    for language, one in compiled.items():
+        try:
+            text = one.render_language(language, sample_agent(language), url, SAMPLE_CODE)
+        except Exception as exc:  # noqa: BLE001 - anything a template raises is a config problem
+            problems.append(f"[sms] template for {language!r} fails to render: "
+                            f"{type(exc).__name__}: {exc}")
+            continue
+        if url not in text:
+            problems.append(f"[sms] template for {language!r} renders without the link "
+                            f"({{{{ url }}}}): {text[:80]!r}")
+    return problems

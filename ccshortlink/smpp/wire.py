@@ -1,0 +1,193 @@
+"""Plumbing of the SMPP I/O thread: its mailbox from the loop, one blocking smpplib connection."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import queue
+import select
+import socket
+import struct
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import smpplib.client
+import smpplib.consts
+import smpplib.exceptions
+import smpplib.smpp
+
+from ccshortlink.config.settings import SmppConfig
+from ccshortlink.ops.logs import Logger
+
+_READ_SIZE = 1 << 16
+_MIN_PDU = 16  # the header alone
+_MAX_PDU = 1 << 20  # far above any real PDU (a 64 KiB message_payload): a garbled length
+
+# Whatever a peer can send that smpplib fails to parse; the stream stays in step (read whole).
+_UNPARSABLE = (smpplib.exceptions.UnknownCommandError, smpplib.exceptions.PDUError, KeyError,
+               ValueError, IndexError, TypeError, struct.error)
+
+
+class LinkDown(Exception):
+    """The current connection is unusable; the message says why."""
+
+
+def describe(exc: BaseException) -> str:
+    cause = exc.__context__ if str(exc) in ("", "Connection refused") and exc.__context__ else exc
+    return f"{type(cause).__name__}: {cause}" if str(cause) else type(cause).__name__
+
+
+def settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
+    """Complete `future` with `error` or `result` unless it is done already (on the loop)."""
+    if future.done():
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(result)
+
+
+class Mailbox:
+    """Requests from the loop to the I/O thread: a queue, and a pipe whose byte wakes select()."""
+
+    def __init__(self) -> None:
+        self._requests: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
+        self.wake_fd, self._wake_w = os.pipe()
+        os.set_blocking(self.wake_fd, False)
+        os.set_blocking(self._wake_w, False)
+
+    def put(self, *request: Any) -> None:
+        """Queue a request and wake the I/O thread (any thread)."""
+        self._requests.put(request)
+        try:
+            os.write(self._wake_w, b"\0")
+        except (BlockingIOError, OSError):
+            pass  # the pipe is full (already awake) or closed (thread gone)
+
+    def take(self) -> tuple[Any, ...] | None:
+        try:
+            return self._requests.get_nowait()
+        except queue.Empty:
+            return None
+
+    def clear_wakeups(self) -> None:
+        try:
+            while os.read(self.wake_fd, 4096):
+                pass
+        except BlockingIOError:
+            pass
+
+    def close(self) -> None:
+        for fd in (self.wake_fd, self._wake_w):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.wake_fd = self._wake_w = -1
+
+
+class SmscConnection:
+    """One smpplib client: blocking connect, send, read and select; any failure is LinkDown."""
+
+    def __init__(self, config: SmppConfig, mailbox: Mailbox, *, log: Logger,
+                 clock: Callable[[], float]) -> None:
+        self._mailbox = mailbox
+        self._log = log
+        self._clock = clock
+        self._client = smpplib.client.Client(config.host, config.port,
+                                             timeout=config.response_timeout,
+                                             allow_unknown_opt_params=True)
+        self.last_heard = 0.0  # when bytes last arrived
+        self._inbox = bytearray()  # the start of a PDU not yet whole
+        self._parsed: deque[Any] = deque()  # PDUs read but not yet taken
+        self._broken: str | None = None  # the stream is out of step: why, once _parsed is empty
+
+    def connect(self) -> None:
+        try:
+            self._client.connect()
+        except smpplib.exceptions.ConnectionError as exc:
+            raise LinkDown(f"connect failed: {describe(exc)}") from None
+        # A window of small PDUs must not wait on Nagle's algorithm for the previous one's ACK.
+        self._client._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def make(self, command: str, **fields: Any) -> Any:
+        """A new PDU with the next sequence number."""
+        return smpplib.smpp.make_pdu(command, client=self._client, **fields)
+
+    def wait(self, timeout: float) -> tuple[bool, bool]:
+        """Wait for the SMSC or the mailbox: (a PDU is ready to read, the mailbox was woken)."""
+        if self._parsed or self._broken:
+            return True, False  # already read: the mailbox is looked at on the next turn
+        sock = self._client._socket  # smpplib has no public accessor; needed for select()
+        wake_fd = self._mailbox.wake_fd
+        readable, _, _ = select.select([sock, wake_fd], [], [], max(0.0, timeout))
+        return sock in readable, wake_fd in readable
+
+    def send(self, pdu: Any) -> None:
+        self.send_many([pdu])
+
+    def send_many(self, pdus: Sequence[Any]) -> None:
+        """Write PDUs with one system call (a window's worth of submit_sm goes out together)."""
+        # smpplib's send_pdu formats a hex dump of every PDU for its debug log even when that
+        # is off; the bytes are the same, so write them here.
+        data = b"".join(pdu.generate() for pdu in pdus)
+        try:
+            self._client._socket.sendall(data)
+        except (OSError, smpplib.exceptions.PDUError) as exc:
+            raise LinkDown(f"send failed: {describe(exc)}") from None
+
+    def respond(self, command: str, sequence: int, status: int = 0) -> None:
+        pdu = self.make(command, status=status)
+        pdu.sequence = sequence
+        self.send(pdu)
+
+    def read(self) -> Any:
+        """The next PDU, or None when none is whole yet or it cannot be parsed (logged).
+
+        One recv takes whatever the SMSC has sent, however many PDUs that is, instead of two
+        reads per PDU: each system call lets go of the interpreter lock, and getting it back
+        from a busy event loop costs far more than the read.
+        """
+        if not self._parsed:
+            if self._broken:
+                # Only now: the answers read before the garbage are handed out first, so
+                # their parts are not resent as if unanswered.
+                raise LinkDown(self._broken)
+            self._fill()
+        return self._parsed.popleft() if self._parsed else None
+
+    def _fill(self) -> None:
+        try:
+            data = self._client._socket.recv(_READ_SIZE)
+        except TimeoutError:
+            raise LinkDown("the SMSC stopped sending mid-PDU") from None
+        except OSError as exc:
+            raise LinkDown(f"read failed: {describe(exc)}") from None
+        if not data:
+            raise LinkDown("connection closed by the SMSC")
+        self.last_heard = self._clock()
+        self._inbox += data
+        while len(self._inbox) >= 4:
+            (length,) = struct.unpack_from(">L", self._inbox)
+            if not _MIN_PDU <= length <= _MAX_PDU:
+                self._broken = f"malformed PDU: length {length}"
+                break
+            if len(self._inbox) < length:
+                break
+            raw = bytes(self._inbox[:length])
+            del self._inbox[:length]
+            try:
+                pdu = smpplib.smpp.parse_pdu(raw, client=self._client,
+                                             allow_unknown_opt_params=True)
+            except _UNPARSABLE as exc:  # the stream stays in step: the PDU was read whole
+                self._log.warning("smpp_unparsable_pdu", error=str(exc))
+                continue
+            if not pdu.is_error() and pdu.command in smpplib.consts.STATE_SETTERS:
+                self._client.state = smpplib.consts.STATE_SETTERS[pdu.command]
+            self._parsed.append(pdu)
+
+    def hang_up(self) -> None:
+        # smpplib warns when closing from any state but OPEN; a dead link is routine here.
+        self._client.state = smpplib.consts.SMPP_CLIENT_STATE_OPEN
+        self._client.disconnect()

@@ -1,0 +1,1 @@
+"""ccshortlink's test suite, in folders that mirror the layers."""

@@ -1,0 +1,1 @@
+"""Helpers the tests share: real peers, recorded calls, sites on disk."""
