@@ -10,7 +10,7 @@ from typing import Protocol, TypeVar
 from ccshortlink.app.batching import GroupWriter
 from ccshortlink.app.dbfaults import Outage, until_stored
 from ccshortlink.ops.logs import Logger, mask_number
-from ccshortlink.smpp.client import SmppClosed, SubmitRejected
+from ccshortlink.app.ports import GatewayClosed, SubmitRejected
 from ccshortlink.core.sms import EncodedSms
 from ccshortlink.store import OutboxSms, Store, SubmittedSms, is_db_fault
 
@@ -150,7 +150,7 @@ class Outbox:
                 sms.id, at, status="failed", smpp_status=status, error=error))
             log.error("sms_failed", smpp_status=f"0x{exc.status:02X}", error=str(exc))
             self.on_status("failed")
-        except (SmppClosed, asyncio.CancelledError):
+        except (GatewayClosed, asyncio.CancelledError):
             # Shutting down: back to the queue now, so the next start sends it at once. If
             # the database refuses, it stays 'submitting' and the next start requeues it.
             with contextlib.suppress(Exception):

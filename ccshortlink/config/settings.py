@@ -110,6 +110,8 @@ class Config:
     sms: SmsConfig
     log_level: str = "info"
     retention_days: float = 365.0
+    # The whole stop, every part's bound derived from it: inside systemd's TimeoutStopSec=30.
+    stop_timeout: float = 25.0
 
 
 DEFAULT_TEMPLATES = {
@@ -128,7 +130,8 @@ def _resolve(base: Path, value: str) -> Path:
 
 
 HOUR, DAY = 3600.0, 86400.0
-SECTIONS = ["ami", "smpp", "web", "database", "agents", "policy", "sms", "log", "retention"]
+SECTIONS = ["ami", "smpp", "web", "database", "agents", "policy", "sms", "log", "retention",
+            "daemon"]
 
 
 def parse_config(data: dict[str, Any], path: Path, *, render_templates: bool = False) -> Config:
@@ -262,6 +265,7 @@ def parse_config(data: dict[str, Any], path: Path, *, render_templates: bool = F
         problems.append(f"[log] level must be debug, info, warning or error, got {level!r}")
     retention = read("retention")
     retention_days = retention.number("days", 365.0, minimum=1, maximum=36500)
+    stop_timeout = read("daemon").number("stop_timeout", 25.0, minimum=1, maximum=600)
     for reader in readers:
         reader.report_unknown()
 
@@ -272,7 +276,7 @@ def parse_config(data: dict[str, Any], path: Path, *, render_templates: bool = F
     return Config(
         path=path, ami=ami_cfg, smpp=smpp_cfg, web=web_cfg, database_path=db_path,
         agents_file=agents_file, policy=policy_cfg, sms=sms_cfg, log_level=level,
-        retention_days=retention_days,
+        retention_days=retention_days, stop_timeout=stop_timeout,
     )
 
 

@@ -6,7 +6,12 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from ccshortlink.app.ports import GatewayClosed, SubmitRejected
 from ccshortlink.core.sms import decode_parts
+
+__all__ = ["GatewayClosed", "SmppClosed", "SubmitRejected"]
+
+SmppClosed = GatewayClosed  # the gateway's closed error, as this adapter has always named it
 
 AUTH_FAILURES = frozenset({0x0D, 0x0E, 0x0F})  # bind failed, invalid password, invalid system_id
 RETRY_LATER = frozenset({0x58, 0x14})  # throttled, message queue full: resend the same part
@@ -29,18 +34,6 @@ class SmppAuthError(Exception):
     def __init__(self, status: int) -> None:
         self.status = status
         super().__init__(f"SMSC refused the bind (status 0x{status:02X}): check system_id/password")
-
-
-class SubmitRejected(Exception):
-    """The SMSC permanently refused a part of the message."""
-
-    def __init__(self, status: int) -> None:
-        self.status = status
-        super().__init__(f"SMSC rejected submit_sm with status 0x{status:02X}")
-
-
-class SmppClosed(Exception):
-    """The client is closed (or closing); the message was not fully submitted."""
 
 
 @dataclass(frozen=True)
