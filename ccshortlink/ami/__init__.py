@@ -1,1 +1,1 @@
-"""ami"""
+"""The Asterisk Manager Interface adapter: the only panoramisk user; login, keepalive, events."""

@@ -11,6 +11,7 @@ from panoramisk.actions import Action
 
 from ccshortlink.ami.protocol import AmiEvent, AmiProtocol, EventHandler
 from ccshortlink.config.settings import AmiConfig
+from ccshortlink.core.describe import describe
 from ccshortlink.ops.logs import Logger
 
 # What is used from panoramisk, and why not its Manager: the protocol's action bookkeeping
@@ -202,4 +203,4 @@ def _describe(exc: BaseException) -> str:
         return "no answer to connect/login in time"
     if isinstance(exc, ConnectionRefusedError):
         return "connection refused"
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    return describe(exc)

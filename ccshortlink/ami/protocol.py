@@ -12,7 +12,8 @@ from typing import Any
 from panoramisk.ami_protocol import AMIProtocol
 from panoramisk.message import Message
 
-from ccshortlink.ops.logs import Logger, clip
+from ccshortlink.core.privacy import clip
+from ccshortlink.ops.logs import Logger
 
 EventHandler = Callable[[dict[str, str]], Any]
 

@@ -8,9 +8,10 @@ import time
 from collections.abc import Awaitable, Callable
 
 from ccshortlink.config.settings import SmppConfig
-from ccshortlink.ops.logs import Logger
 from ccshortlink.core.sms import EncodedSms
+from ccshortlink.ops.logs import Logger
 from ccshortlink.smpp.link import SmppLink
+from ccshortlink.smpp.mailbox import Close, Mailbox, Submit, settle
 from ccshortlink.smpp.vocab import (
     DeliveryReceipt,
     MobileOriginated,
@@ -20,7 +21,6 @@ from ccshortlink.smpp.vocab import (
     parse_receipt,
 )
 from ccshortlink.smpp.window import Submission
-from ccshortlink.smpp.wire import Mailbox, settle
 
 __all__ = [
     "DeliveryReceipt", "MobileOriginated", "SmppAuthError", "SmppClient", "SmppClosed",
@@ -81,7 +81,7 @@ class SmppClient:
             raise ValueError("an SMS has at least one part")
         future: asyncio.Future[list[str]] = self._loop.create_future()
         submission = Submission(destination, sms, future, [None] * len(sms.parts))
-        self._mailbox.put("submit", submission)
+        self._mailbox.put(Submit(submission))
         try:
             return await future
         except asyncio.CancelledError:
@@ -95,7 +95,7 @@ class SmppClient:
             self._mailbox.close()
             return
         if not self._stopped.done():
-            self._mailbox.put("close", self._clock() + timeout)
+            self._mailbox.put(Close(self._clock() + timeout))
             # A blocked connect/send/read gives up after response_timeout at worst.
             grace = timeout + self._config.response_timeout + 1.0
             try:
@@ -112,8 +112,8 @@ class SmppClient:
         assert self._stopped is not None
         # submit() runs on this loop too, so nothing can be queued after this drain.
         while (request := self._mailbox.take()) is not None:
-            if request[0] == "submit":
-                settle(request[1].future, None, SmppClosed("SMPP client stopped"))
+            if isinstance(request, Submit):
+                settle(request.submission.future, None, SmppClosed("SMPP client stopped"))
         settle(self._stopped, None, None)
         if self._first_outcome is not None:
             settle(self._first_outcome, None, None)

@@ -3,27 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import select
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from ccshortlink.config.settings import SmppConfig
-from ccshortlink.ops.logs import Logger, mask_number
+from ccshortlink.core.privacy import mask_number
+from ccshortlink.ops.logs import Logger
+from ccshortlink.smpp.delivery import Deliveries
+from ccshortlink.smpp.mailbox import AnswerDeliver, Close, Mailbox, Submit, settle
 from ccshortlink.smpp.vocab import (
     AUTH_FAILURES,
     RETRY_LATER,
     STATUS_INVALID_COMMAND,
-    STATUS_SYSTEM_ERROR,
     DeliveryReceipt,
     MobileOriginated,
     SmppAuthError,
     SmppClosed,
     SubmitRejected,
     pdu_text,
-    read_deliver_sm,
 )
 from ccshortlink.smpp.window import Part, Submission, SubmitWindow
-from ccshortlink.smpp.wire import LinkDown, Mailbox, SmscConnection, settle
+from ccshortlink.smpp.wire import LinkDown, SmscConnection
 
 RECONNECT_FIRST_DELAY = 0.1
 
@@ -42,8 +44,8 @@ class SmppLink:
         self._loop = loop
         self._started = started
         self._on_stopped = on_stopped
-        self._on_receipt = on_receipt
-        self._on_mobile_originated = on_mobile_originated
+        self._deliveries = Deliveries(mailbox, loop=loop, on_receipt=on_receipt,
+                                      on_mobile_originated=on_mobile_originated, log=log)
         self._log = log
         self._clock = clock
         self.bound = False  # read on the loop
@@ -68,10 +70,8 @@ class SmppLink:
 
     def _post(self, callback: Callable[..., None], *args: Any) -> None:
         """Run `callback(*args)` on the event loop."""
-        try:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody is waiting now
             self._loop.call_soon_threadsafe(callback, *args)
-        except RuntimeError:
-            pass  # the loop is closed: nobody is waiting any more
 
     def _finish(self, submission: Submission, result: list[str] | None,
                 error: BaseException | None) -> None:
@@ -154,11 +154,10 @@ class SmppLink:
         except LinkDown:
             self._hang_up(connection)
             raise
-        if response.status in AUTH_FAILURES:
-            self._hang_up(connection)
-            raise SmppAuthError(response.status)
         if response.status != 0:
             self._hang_up(connection)
+            if response.status in AUTH_FAILURES:
+                raise SmppAuthError(response.status)
             raise LinkDown(f"bind refused: status 0x{response.status:02X}")
         self._connection = connection
         self.bound = True
@@ -184,15 +183,15 @@ class SmppLink:
     def _drain_requests(self) -> None:
         self._mailbox.clear_wakeups()
         while (request := self._mailbox.take()) is not None:
-            if request[0] == "submit":
-                self._window.add(request[1])
-            elif request[0] == "close":
-                self._close_deadline = request[1]
-            elif request[0] == "deliver_resp":
-                _, generation, sequence, status = request
-                # An answer owed on a dropped connection is moot: the SMSC will redeliver.
-                if self._connection is not None and generation == self._generation:
-                    self._connection.respond("deliver_sm_resp", sequence, status)
+            match request:
+                case Submit(submission):
+                    self._window.add(submission)
+                case Close(deadline):
+                    self._close_deadline = deadline
+                case AnswerDeliver(generation, sequence, status):
+                    # An answer owed on a dropped connection is moot: the SMSC will redeliver.
+                    if self._connection is not None and generation == self._generation:
+                        self._connection.respond("deliver_sm_resp", sequence, status)
 
     def _serve(self, connection: SmscConnection) -> None:
         """Run one bound session until closed on request (returns) or the link dies (raises)."""
@@ -210,19 +209,10 @@ class SmppLink:
             self._check_deadlines(connection, self._clock())
 
     def _send_due(self, connection: SmscConnection, now: float) -> None:
-        config = self._config
         pdus = []
         while (part := self._window.next_due(now)) is not None:
-            submission = part.submission
-            pdu = connection.make(
-                "submit_sm",
-                source_addr_ton=config.source_addr_ton, source_addr_npi=config.source_addr_npi,
-                source_addr=config.source_addr,
-                dest_addr_ton=1, dest_addr_npi=1,  # international, E.164
-                destination_addr=submission.destination.lstrip("+"),
-                esm_class=submission.sms.esm_class, data_coding=submission.sms.data_coding,
-                registered_delivery=1 if config.registered_delivery else 0,
-                short_message=submission.sms.parts[part.index])
+            pdu = connection.make_submit_sm(part.submission.destination, part.submission.sms,
+                                            part.index)
             self._window.sent(pdu.sequence, part, now)  # before sending: no lost answer
             pdus.append(pdu)
         if pdus:
@@ -261,7 +251,7 @@ class SmppLink:
         if command in ("submit_sm_resp", "generic_nack") and self._window.awaits(pdu.sequence):
             self._submit_answered(self._window.answered(pdu.sequence), pdu)
         elif command == "deliver_sm":
-            self._deliver(connection, pdu)
+            self._deliveries.deliver(connection, pdu, self._generation)
         elif command == "enquire_link":
             connection.respond("enquire_link_resp", pdu.sequence)
         elif command in ("enquire_link_resp", "generic_nack") and (
@@ -293,35 +283,6 @@ class SmppLink:
                               customer_number=mask_number(submission.destination),
                               part=part.index + 1, parts=len(submission.sms.parts))
             self._finish(submission, None, SubmitRejected(status))
-
-    def _deliver(self, connection: SmscConnection, pdu: Any) -> None:
-        """Hand a receipt or MO to its handler on the loop; answer once the handler is done."""
-        item = read_deliver_sm(pdu)
-        handler: Callable[[Any], Awaitable[None]]
-        if isinstance(item, DeliveryReceipt):
-            handler, kind = self._on_receipt, "receipt"
-        elif isinstance(item, MobileOriginated):
-            handler, kind = self._on_mobile_originated, "mobile_originated"
-        else:  # SME acknowledgements: nothing here asks for them
-            connection.respond("deliver_sm_resp", pdu.sequence)
-            return
-        generation, sequence = self._generation, pdu.sequence
-        try:
-            done = asyncio.run_coroutine_threadsafe(handler(item), self._loop)
-        except Exception:
-            self._log.exception("smpp_handler_failed", kind=kind)
-            connection.respond("deliver_sm_resp", sequence, STATUS_SYSTEM_ERROR)
-            return
-        done.add_done_callback(lambda d: self._handled(d, generation, sequence, kind))
-
-    def _handled(self, done: Any, generation: int, sequence: int, kind: str) -> None:
-        """Done-callback of a receipt/MO handler, on the loop: answer deliver_sm afterwards."""
-        status = 0
-        error = None if done.cancelled() else done.exception()
-        if done.cancelled() or error is not None:
-            status = STATUS_SYSTEM_ERROR
-            self._log.error("smpp_handler_failed", kind=kind, exc_info=error)
-        self._mailbox.put("deliver_resp", generation, sequence, status)
 
     def _unbind(self, connection: SmscConnection) -> None:
         """Say goodbye politely, but never wait long for an answer."""

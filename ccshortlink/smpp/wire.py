@@ -1,10 +1,7 @@
-"""Plumbing of the SMPP I/O thread: its mailbox from the loop, one blocking smpplib connection."""
+"""The one smpplib user: a blocking SMPP connection for the I/O thread; any failure is LinkDown."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import queue
 import select
 import socket
 import struct
@@ -18,7 +15,12 @@ import smpplib.exceptions
 import smpplib.smpp
 
 from ccshortlink.config.settings import SmppConfig
+from ccshortlink.core.describe import describe as describe_exception
+from ccshortlink.core.sms import EncodedSms
 from ccshortlink.ops.logs import Logger
+from ccshortlink.smpp.mailbox import Mailbox
+
+__all__ = ["LinkDown", "Mailbox", "SmscConnection", "describe"]
 
 _READ_SIZE = 1 << 16
 _MIN_PDU = 16  # the header alone
@@ -34,57 +36,9 @@ class LinkDown(Exception):
 
 
 def describe(exc: BaseException) -> str:
+    """The exception, or what caused it when smpplib wrapped it with no detail of its own."""
     cause = exc.__context__ if str(exc) in ("", "Connection refused") and exc.__context__ else exc
-    return f"{type(cause).__name__}: {cause}" if str(cause) else type(cause).__name__
-
-
-def settle(future: asyncio.Future[Any], result: Any, error: BaseException | None) -> None:
-    """Complete `future` with `error` or `result` unless it is done already (on the loop)."""
-    if future.done():
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(result)
-
-
-class Mailbox:
-    """Requests from the loop to the I/O thread: a queue, and a pipe whose byte wakes select()."""
-
-    def __init__(self) -> None:
-        self._requests: queue.SimpleQueue[tuple[Any, ...]] = queue.SimpleQueue()
-        self.wake_fd, self._wake_w = os.pipe()
-        os.set_blocking(self.wake_fd, False)
-        os.set_blocking(self._wake_w, False)
-
-    def put(self, *request: Any) -> None:
-        """Queue a request and wake the I/O thread (any thread)."""
-        self._requests.put(request)
-        try:
-            os.write(self._wake_w, b"\0")
-        except (BlockingIOError, OSError):
-            pass  # the pipe is full (already awake) or closed (thread gone)
-
-    def take(self) -> tuple[Any, ...] | None:
-        try:
-            return self._requests.get_nowait()
-        except queue.Empty:
-            return None
-
-    def clear_wakeups(self) -> None:
-        try:
-            while os.read(self.wake_fd, 4096):
-                pass
-        except BlockingIOError:
-            pass
-
-    def close(self) -> None:
-        for fd in (self.wake_fd, self._wake_w):
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-        self.wake_fd = self._wake_w = -1
+    return describe_exception(cause)
 
 
 class SmscConnection:
@@ -92,6 +46,7 @@ class SmscConnection:
 
     def __init__(self, config: SmppConfig, mailbox: Mailbox, *, log: Logger,
                  clock: Callable[[], float]) -> None:
+        self._config = config
         self._mailbox = mailbox
         self._log = log
         self._clock = clock
@@ -103,25 +58,46 @@ class SmscConnection:
         self._parsed: deque[Any] = deque()  # PDUs read but not yet taken
         self._broken: str | None = None  # the stream is out of step: why, once _parsed is empty
 
+    @property
+    def _socket(self) -> socket.socket:
+        """smpplib's socket: it has no public accessor, and select(), the one-call write of a
+        window and the whole-buffer read all need it (the only use of its internals)."""
+        sock: socket.socket = self._client._socket
+        return sock
+
     def connect(self) -> None:
         try:
             self._client.connect()
         except smpplib.exceptions.ConnectionError as exc:
             raise LinkDown(f"connect failed: {describe(exc)}") from None
         # A window of small PDUs must not wait on Nagle's algorithm for the previous one's ACK.
-        self._client._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def make(self, command: str, **fields: Any) -> Any:
         """A new PDU with the next sequence number."""
         return smpplib.smpp.make_pdu(command, client=self._client, **fields)
 
+    def make_submit_sm(self, destination: str, sms: EncodedSms, index: int) -> Any:
+        """The submit_sm of part `index` of `sms`, from our source address (config)."""
+        config = self._config
+        return self.make(
+            "submit_sm",
+            source_addr_ton=config.source_addr_ton, source_addr_npi=config.source_addr_npi,
+            source_addr=config.source_addr,
+            dest_addr_ton=1, dest_addr_npi=1,  # international, E.164
+            destination_addr=destination.lstrip("+"),
+            esm_class=sms.esm_class, data_coding=sms.data_coding,
+            registered_delivery=1 if config.registered_delivery else 0,
+            short_message=sms.parts[index])
+
     def wait(self, timeout: float) -> tuple[bool, bool]:
         """Wait for the SMSC or the mailbox: (a PDU is ready to read, the mailbox was woken)."""
         if self._parsed or self._broken:
             return True, False  # already read: the mailbox is looked at on the next turn
-        sock = self._client._socket  # smpplib has no public accessor; needed for select()
+        sock = self._socket
         wake_fd = self._mailbox.wake_fd
-        readable, _, _ = select.select([sock, wake_fd], [], [], max(0.0, timeout))
+        watched: list[socket.socket | int] = [sock, wake_fd]
+        readable, _, _ = select.select(watched, [], [], max(0.0, timeout))
         return sock in readable, wake_fd in readable
 
     def send(self, pdu: Any) -> None:
@@ -133,7 +109,7 @@ class SmscConnection:
         # is off; the bytes are the same, so write them here.
         data = b"".join(pdu.generate() for pdu in pdus)
         try:
-            self._client._socket.sendall(data)
+            self._socket.sendall(data)
         except (OSError, smpplib.exceptions.PDUError) as exc:
             raise LinkDown(f"send failed: {describe(exc)}") from None
 
@@ -159,7 +135,7 @@ class SmscConnection:
 
     def _fill(self) -> None:
         try:
-            data = self._client._socket.recv(_READ_SIZE)
+            data = self._socket.recv(_READ_SIZE)
         except TimeoutError:
             raise LinkDown("the SMSC stopped sending mid-PDU") from None
         except OSError as exc:

@@ -1,1 +1,1 @@
-"""web"""
+"""The aiohttp app: card, rating, vCard, API, health and metrics pages; templates beside it."""
