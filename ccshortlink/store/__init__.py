@@ -2,31 +2,21 @@
 
 from __future__ import annotations
 
-from ccshortlink.store.base import SCHEMA_VERSION, StoreError, is_db_fault
+from ccshortlink.store.base import SCHEMA_VERSION
 from ccshortlink.store.card import CardStore
+from ccshortlink.store.errors import DatabaseError, StoreError, is_db_fault, is_transient
 from ccshortlink.store.links import LinkStore
 from ccshortlink.store.outbox import ClaimedSms, OutboxStore
-from ccshortlink.store.records import (
-    AgentLiveStats,
-    CardRequest,
-    CardResult,
-    DecisionRecord,
-    IssuedLink,
-    LinkView,
-    OutboxSms,
-    RatingView,
-    ReceiptRecord,
-    SmsDraft,
-    SubmittedSms,
-)
 from ccshortlink.store.retention import RetentionStore
 
-__all__ = [
-    "SCHEMA_VERSION", "AgentLiveStats", "CardRequest", "CardResult", "ClaimedSms",
-    "DecisionRecord", "IssuedLink", "LinkView", "OutboxSms", "RatingView", "ReceiptRecord",
-    "SmsDraft", "Store", "StoreError", "SubmittedSms", "is_db_fault",
-]
+__all__ = ["SCHEMA_VERSION", "ClaimedSms", "DatabaseError", "Store", "StoreError", "is_db_fault",
+           "is_transient"]
 
 
 class Store(LinkStore, OutboxStore, CardStore, RetentionStore):
     """The one SQLite connection and every use case, one transaction each."""
+
+    @staticmethod
+    def is_fault(exc: BaseException) -> bool:
+        """The use cases' ports ask the store this (see is_db_fault)."""
+        return is_db_fault(exc)

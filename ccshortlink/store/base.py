@@ -13,27 +13,16 @@ from typing import Any, Self, TypeVar
 
 import aiosqlite
 
+from ccshortlink.store import opening
+from ccshortlink.store.errors import StoreError, is_busy, is_db_fault, is_transient
 from ccshortlink.store.migrate import migrate, migrations
-from ccshortlink.store.records import DecisionRecord
+from ccshortlink.store.transactions import in_transaction
 
-
-class StoreError(Exception):
-    """The database cannot be used (e.g. its schema is newer than this program)."""
-
-
-def is_db_fault(exc: BaseException) -> bool:
-    """A fault of the database itself (locked, disk full, I/O error, damaged file), which a
-    later try may get past; not a bug in one request (a constraint, a bad parameter)."""
-    if isinstance(exc, StoreError):
-        return True
-    return isinstance(exc, sqlite3.DatabaseError) and not isinstance(
-        exc, (sqlite3.IntegrityError, sqlite3.ProgrammingError, sqlite3.DataError,
-              sqlite3.NotSupportedError))
+__all__ = ["SCHEMA_VERSION", "StoreBase", "StoreError", "is_db_fault"]
 
 
 SCHEMA_VERSION = 2
 T = TypeVar("T")
-I = TypeVar("I")
 BUSY_TIMEOUT = 0.02  # s: SQLite waits this long for another process's lock, in place
 BUSY_WAIT = 10.0  # s: _read tries again, awaiting between tries, for this long in all
 WAL_RESTART_PAGES = 4096  # ~16 MiB of WAL: copy the rest under the lock, start it over
@@ -57,6 +46,16 @@ class StoreBase:
         self._failure_is_lock = False
         self._waiting: dict[int, float] = {}  # use cases waiting out a lock: since (monotonic)
 
+    @staticmethod
+    def is_fault(exc: BaseException) -> bool:
+        """A fault of the database, which a later try may get past (see is_db_fault)."""
+        return is_db_fault(exc)
+
+    @staticmethod
+    def is_transient(exc: BaseException) -> bool:
+        """Busy, locked, disk full: the same write may work later (see errors.is_transient)."""
+        return is_transient(exc)
+
     def lock_wait(self) -> float:
         """How long (s) the longest-waiting use case has waited for another process's lock."""
         return time.monotonic() - min(self._waiting.values()) if self._waiting else 0.0
@@ -68,13 +67,11 @@ class StoreBase:
                 self.write_failure = None
         elif is_db_fault(exc):
             self.write_failure = str(exc) or type(exc).__name__
-            self._failure_is_lock = isinstance(exc, sqlite3.OperationalError) and _is_busy(exc)
+            self._failure_is_lock = isinstance(exc, sqlite3.OperationalError) and is_busy(exc)
 
     @classmethod
     async def open(cls, path: Path) -> Self:
         """The store at `path`, or a StoreError naming the file and what is wrong with it."""
-        from ccshortlink.store import opening  # it needs StoreError from here
-
         path = Path(path)
         opening.check_path(path)
         try:
@@ -86,7 +83,7 @@ class StoreBase:
         try:
             opening.check_length(path)
             await store._prepare()
-            await db._execute(opening.check_writable, db._conn)
+            await _on_its_thread(db, opening.check_writable)
         except BaseException as exc:
             await db.close()
             if isinstance(exc, sqlite3.Error):
@@ -136,8 +133,7 @@ class StoreBase:
         next use case.
         """
         async with self._lock:
-            job = asyncio.ensure_future(
-                self._db._execute(partial(_in_transaction, work), self._db._conn))
+            job = asyncio.ensure_future(_on_its_thread(self._db, partial(in_transaction, work)))
             try:
                 result = await _outlast_cancellation(job)
             except Exception as exc:
@@ -163,10 +159,9 @@ class StoreBase:
             while True:
                 async with self._lock:
                     try:
-                        # aiosqlite's sqlite3.Connection, opened with check_same_thread off
-                        return work(self._db._conn)
+                        return work(_connection(self._db))
                     except sqlite3.OperationalError as exc:
-                        if not _is_busy(exc) or waited >= BUSY_WAIT:
+                        if not is_busy(exc) or waited >= BUSY_WAIT:
                             raise
                 self._waiting.setdefault(id(token), time.monotonic() - BUSY_TIMEOUT)
                 pause = min(0.2, 0.01 + waited / 4)
@@ -177,15 +172,15 @@ class StoreBase:
 
     async def _write(self, work: Callable[[sqlite3.Connection], T], *, probe: bool = False) -> T:
         """Like `_read`, inside BEGIN IMMEDIATE ... COMMIT (ROLLBACK on any error)."""
-        changes = self._db._conn.total_changes
+        changes = _connection(self._db).total_changes
         try:
-            result = await self._read(partial(_in_transaction, work))
+            result = await self._read(partial(in_transaction, work))
         except Exception as exc:
             self._note_write(exc)
             raise
         # A transaction that changed nothing (a probe, an empty claim) proves a lock is gone,
         # not that the disk has room again.
-        self._note_write(None, probe=probe or self._db._conn.total_changes == changes)
+        self._note_write(None, probe=probe or _connection(self._db).total_changes == changes)
         return result
 
     async def probe_write(self) -> None:
@@ -202,7 +197,7 @@ class StoreBase:
         commands keep SQLite's default.
         """
         async with self._lock:
-            self._db._conn.execute(f"PRAGMA wal_autocheckpoint={WAL_BACKSTOP_PAGES}")
+            _connection(self._db).execute(f"PRAGMA wal_autocheckpoint={WAL_BACKSTOP_PAGES}")
 
     async def checkpoint(self) -> tuple[int, int]:
         """Copy what the WAL holds into the database file, off the loop.
@@ -247,45 +242,23 @@ class StoreBase:
             return False
 
 
-def _in_transaction(work: Callable[[sqlite3.Connection], T], db: sqlite3.Connection) -> T:
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        result = work(db)
-        db.execute("COMMIT")
-    except BaseException:
-        # Some errors (a full disk, say) roll the transaction back already: a ROLLBACK then
-        # would fail and hide the error that matters.
-        if db.in_transaction:
-            db.execute("ROLLBACK")
-        raise
-    return result
-
-
-def each_in_savepoint(db: sqlite3.Connection, work: Callable[[sqlite3.Connection, I], T],
-                      items: Sequence[I]) -> list[T | Exception]:
-    """`work` for each item inside the caller's transaction; an item that fails is rolled
-    back to its savepoint and its error returned in its place, the others are kept."""
-    results: list[T | Exception] = []
-    for item in items:
-        db.execute("SAVEPOINT item")
-        try:
-            results.append(work(db, item))
-        except Exception as exc:
-            if not db.in_transaction:
-                raise  # SQLite rolled the whole transaction back (a full disk): say why
-            db.execute("ROLLBACK TO item")
-            results.append(exc)
-        db.execute("RELEASE item")
-    return results
-
-
 def _wal_checkpoint(db: sqlite3.Connection, mode: str) -> tuple[int, int]:
     row = db.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
     return (0, 0) if row is None else (int(row[1]), int(row[2]))
 
 
-def _is_busy(exc: sqlite3.OperationalError) -> bool:
-    return getattr(exc, "sqlite_errorcode", None) in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+# aiosqlite's internals, used nowhere else: it has no public way to reach its sqlite3
+# connection from the loop's thread (opened with check_same_thread off, so use cases run on it
+# there, see _read), nor to run a function of that connection on its own thread.
+def _connection(db: aiosqlite.Connection) -> sqlite3.Connection:
+    connection: sqlite3.Connection = db._conn
+    return connection
+
+
+async def _on_its_thread(db: aiosqlite.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
+    """`work(connection)` on aiosqlite's thread, queued behind its other calls."""
+    result: T = await db._execute(work, _connection(db))  # type: ignore[no-untyped-call]
+    return result
 
 
 async def _outlast_cancellation(job: asyncio.Future[T]) -> T:
@@ -303,18 +276,3 @@ async def _outlast_cancellation(job: asyncio.Future[T]) -> T:
     if cancelled:
         raise asyncio.CancelledError
     return job.result()
-
-
-def _insert_decision(db: sqlite3.Connection, d: DecisionRecord, now: float,
-                     link_id: int | None, sms_id: int | None) -> None:
-    db.execute(
-        "INSERT INTO decisions (linkedid, trigger, agent_id, agent_extension, customer_number,"
-        " talk_seconds, outcome, reason, link_id, sms_id, decided_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (d.linkedid, d.trigger, d.agent_id, d.agent_extension, d.customer_number,
-         d.talk_seconds, d.outcome, d.reason, link_id, sms_id, now))
-
-
-def _event(db: sqlite3.Connection, sms_id: int, now: float, kind: str, detail: str) -> None:
-    db.execute("INSERT INTO sms_events (sms_id, at, kind, detail) VALUES (?, ?, ?, ?)",
-               (sms_id, now, kind, detail))

@@ -7,20 +7,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 
 from ccshortlink.core.policy import SendFacts
-from ccshortlink.store.base import (
-    StoreBase,
-    StoreError,
-    _event,
-    _insert_decision,
-    each_in_savepoint,
-)
-from ccshortlink.store.records import (
+from ccshortlink.core.records import (
     CardRequest,
     CardResult,
     DecisionRecord,
     IssuedLink,
     SmsDraft,
 )
+from ccshortlink.store.base import StoreBase
+from ccshortlink.store.errors import StoreError
+from ccshortlink.store.rows import insert_decision, sms_event
+from ccshortlink.store.transactions import each_in_savepoint
 
 
 class LinkStore(StoreBase):
@@ -107,13 +104,13 @@ def _decide_card(db: sqlite3.Connection, request: CardRequest, now: float,
                  new_code: Callable[[], str]) -> CardResult:
     record = request.record
     if request.judge is None:
-        _insert_decision(db, record, now, None, None)
+        insert_decision(db, record, now, None, None)
         return CardResult(record=record, issued=None)
     decision = request.judge(_send_facts(db, record.agent_id, record.customer_number,
                                          request.pair_since, request.day_start))
     if decision.outcome == "skip":
         record = replace(record, outcome="skipped", reason=decision.reason)
-        _insert_decision(db, record, now, None, None)
+        insert_decision(db, record, now, None, None)
         return CardResult(record=record, issued=None)
     record = replace(record, outcome="sent" if decision.outcome == "send" else "deferred",
                      reason=decision.reason)
@@ -167,7 +164,7 @@ def _issue_link(db: sqlite3.Connection, *, agent_id: str, customer_number: str, 
         db.executemany(
             "INSERT INTO sms_parts (sms_id, part_no, payload) VALUES (?, ?, ?)",
             [(sms_id, i, part) for i, part in enumerate(draft.parts)])
-        _event(db, sms_id, now, "queued", f"{len(draft.parts)} part(s)")
+        sms_event(db, sms_id, now, "queued", f"{len(draft.parts)} part(s)")
     if decision is not None:
-        _insert_decision(db, decision, now, link_id, sms_id)
+        insert_decision(db, decision, now, link_id, sms_id)
     return IssuedLink(code=code, link_id=link_id, reused=reused, sms_id=sms_id)

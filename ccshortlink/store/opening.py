@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from ccshortlink.store.base import StoreError
+from ccshortlink.store.errors import StoreError
 
 # What the admin can do about each SQLite result code met while opening.
 _ADVICE = {

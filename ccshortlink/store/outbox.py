@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from ccshortlink.store.base import StoreBase, _event, each_in_savepoint
-from ccshortlink.store.records import OutboxSms, ReceiptRecord, SubmittedSms
+from ccshortlink.core.records import OutboxSms, ReceiptRecord, SubmittedSms
+from ccshortlink.store.base import StoreBase
+from ccshortlink.store.rows import sms_event
+from ccshortlink.store.transactions import each_in_savepoint
 
 
 @dataclass(frozen=True)
@@ -29,8 +32,9 @@ class OutboxStore(StoreBase):
                 (now,)).rowcount
             if count:
                 db.execute(
-                    "INSERT INTO sms_events (sms_id, at, kind, detail) SELECT id, ?, 'requeued',"
-                    " 'interrupted by a restart' FROM sms WHERE status = 'queued' AND updated_at = ?",
+                    "INSERT INTO sms_events (sms_id, at, kind, detail)"
+                    " SELECT id, ?, 'requeued', 'interrupted by a restart'"
+                    " FROM sms WHERE status = 'queued' AND updated_at = ?",
                     (now, now))
             return count
 
@@ -91,7 +95,7 @@ class OutboxStore(StoreBase):
         def work(db: sqlite3.Connection) -> None:
             db.execute("UPDATE sms SET status = ?, smpp_status = ?, error = ?, updated_at = ?"
                        " WHERE id = ?", (status, smpp_status, error, now, sms_id))
-            _event(db, sms_id, now, status, error)
+            sms_event(db, sms_id, now, status, error)
 
         await self._write(work)
 
@@ -99,7 +103,7 @@ class OutboxStore(StoreBase):
         def work(db: sqlite3.Connection) -> None:
             db.execute("UPDATE sms SET status = 'queued', not_before = ?, error = ?,"
                        " updated_at = ? WHERE id = ?", (not_before, error, now, sms_id))
-            _event(db, sms_id, now, "retry", f"{error}; next try at {not_before:.0f}")
+            sms_event(db, sms_id, now, "retry", f"{error}; next try at {not_before:.0f}")
 
         await self._write(work)
 
@@ -124,7 +128,9 @@ class OutboxStore(StoreBase):
 
 def _next_due(db: sqlite3.Connection) -> float | None:
     """When the earliest SMS still queued falls due; None when the queue is empty."""
-    return db.execute("SELECT MIN(not_before) FROM sms WHERE status = 'queued'").fetchone()[0]
+    due: float | None = db.execute(
+        "SELECT MIN(not_before) FROM sms WHERE status = 'queued'").fetchone()[0]
+    return due
 
 
 _FINAL_STATES = {"DELIVRD": "delivered", "UNDELIV": "failed", "EXPIRED": "expired",
@@ -146,8 +152,8 @@ def _apply_receipt(db: sqlite3.Connection, receipt: ReceiptRecord) -> int | None
         db.execute(
             "UPDATE sms SET status = ?, updated_at = ? WHERE id = ? AND status IN"
             " ('submitted', 'submitting', 'delivered')", (final, receipt.at, sms_id))
-    _event(db, sms_id, receipt.at, "receipt",
-           f"{receipt.message_id} {receipt.state} err:{receipt.error_code}")
+    sms_event(db, sms_id, receipt.at, "receipt",
+              f"{receipt.message_id} {receipt.state} err:{receipt.error_code}")
     return sms_id
 
 
@@ -158,8 +164,6 @@ def _message_id_forms(message_id: str) -> list[str]:
     forms = [message_id, text.lower(), text.upper()]
     if text.isascii() and text.isdecimal():  # not "1²": str.isdigit says yes, int() no
         forms += [format(int(text), "x"), format(int(text), "X")]
-    try:
+    with contextlib.suppress(ValueError):  # not hexadecimal either: the forms above will do
         forms.append(str(int(text, 16)))
-    except ValueError:
-        pass
     return list(dict.fromkeys(forms))

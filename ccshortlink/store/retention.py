@@ -37,7 +37,8 @@ class RetentionStore(StoreBase):
                 " AND customer_number != ccshortlink_anonymise(customer_number)", (cutoff, now))
             decisions = db.execute(
                 "UPDATE decisions SET customer_number = ccshortlink_anonymise(customer_number)"
-                " WHERE decided_at < ? AND customer_number != ccshortlink_anonymise(customer_number)",
+                " WHERE decided_at < ?"
+                " AND customer_number != ccshortlink_anonymise(customer_number)",
                 (cutoff,))
             sms = db.execute(
                 "UPDATE sms SET destination = ccshortlink_anonymise(destination)"

@@ -1,0 +1,43 @@
+"""One use case, one transaction: BEGIN IMMEDIATE ... COMMIT, savepoints per item of a batch."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+T = TypeVar("T")
+Item = TypeVar("Item")
+
+
+def in_transaction(work: Callable[[sqlite3.Connection], T], db: sqlite3.Connection) -> T:
+    """`work` inside BEGIN IMMEDIATE ... COMMIT, rolled back on any error."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        result = work(db)
+        db.execute("COMMIT")
+    except BaseException:
+        # Some errors (a full disk, say) roll the transaction back already: a ROLLBACK then
+        # would fail and hide the error that matters.
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    return result
+
+
+def each_in_savepoint(db: sqlite3.Connection, work: Callable[[sqlite3.Connection, Item], T],
+                      items: Sequence[Item]) -> list[T | Exception]:
+    """`work` for each item inside the caller's transaction; an item that fails is rolled
+    back to its savepoint and its error returned in its place, the others are kept."""
+    results: list[T | Exception] = []
+    for item in items:
+        db.execute("SAVEPOINT item")
+        try:
+            results.append(work(db, item))
+        except Exception as exc:
+            if not db.in_transaction:
+                raise  # SQLite rolled the whole transaction back (a full disk): say why
+            db.execute("ROLLBACK TO item")
+            results.append(exc)
+        db.execute("RELEASE item")
+    return results
