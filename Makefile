@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: all demo test venv system-deps bench-deps bench install clean
+.PHONY: all demo check test venv system-deps bench-deps bench install clean
 
 all: test
 
@@ -36,7 +36,15 @@ bench-deps:
 demo: venv
 	$(VENV)/bin/ccshortlink demo
 
-test: venv $(SMSC) system-deps
+# The contracts, in seconds, before the tests: lint (ruff), types (mypy --strict on the
+# package, configured in pyproject.toml) and the layers (import-linter: arrows point down,
+# one adapter per library). The tools come with the `test` extras; `make demo` needs none.
+check: venv
+	$(PY) -m ruff check ccshortlink tests bench
+	$(PY) -m mypy
+	$(VENV)/bin/lint-imports
+
+test: check $(SMSC) system-deps
 	$(PY) -m pytest
 
 bench: venv $(SMSC) system-deps bench-deps

@@ -31,7 +31,7 @@ def _entry(name: str) -> Callable[..., object] | None:
         if name in OPTIONAL and exc.name == BENCHMARKS[name]:
             return None
         raise
-    return getattr(module, "main")
+    return module.main
 
 
 def run_one(name: str, args: list[str]) -> int:

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import random
-import re
 import contextlib
 import grp
 import os
 import pwd
+import random
+import re
 import shutil
 import signal
 import socket
@@ -354,7 +354,7 @@ def main() -> int:
                 p99 = statistics.median(r.p99_ms for r in runs)
                 # each repeat against the ceiling measured in the same repeat
                 share = statistics.median(r.requests_per_second / c.requests_per_second
-                                          for r, c in zip(runs, ceiling))
+                                          for r, c in zip(runs, ceiling, strict=False))
                 print(f"{links:>10,}  {name:<32} {rps:>9,.0f} {p99:>8.1f} {share:>10.0%}",
                       flush=True)
     return 0

@@ -19,14 +19,13 @@ from pathlib import Path
 
 import aiohttp
 
-from ccshortlink.core.links import new_code
-from ccshortlink.core.sms import encode_sms
-from ccshortlink.store import Store
-
 from bench.daemon_process import NORMAL_SMPP, DaemonProcess, rss_kib, running_daemon
 from bench.peers import SmscProcess
 from bench.report import median, table
 from bench.traffic import CallBook, PacedAmiPeer, timeline
+from ccshortlink.core.links import new_code
+from ccshortlink.core.sms import encode_sms
+from ccshortlink.store import Store
 
 SETTLE = 3.0  # seconds after READY before RSS is read: lazy imports and first pings done
 SMS_TEXT = ("您好，刚才为您服务的是王小梅（工号CS1001）。下次可直接联系TA："
@@ -75,7 +74,8 @@ def fill(path: Path, links: int, batch: int = 20_000) -> float:
                            " decided_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", decision_rows)
             db.executemany("INSERT INTO sms (id, link_id, destination, text, data_coding,"
                            " esm_class, status, attempts, not_before, expires_at, smpp_status,"
-                           " created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                           " created_at, updated_at)"
+                           " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                            sms_rows)
             db.executemany("INSERT INTO sms_parts (sms_id, part_no, payload, message_id)"
                            " VALUES (?, ?, ?, ?)", part_rows)
@@ -160,7 +160,8 @@ def run(links: int = 1_000_000, repeats: int = 3) -> list[str]:
          f"{(rss_big - rss_empty) * 1024 * 1024 / links:.2f} bytes"],
         [f"database size, {links:,} links (db + wal + shm)", f"{size / 1024 / 1024:.0f} MiB"],
         ["database bytes per link", f"{size / links:.0f} bytes"],
-        [f"database size after the {repeats} traffic run(s)", f"{size_after / 1024 / 1024:.0f} MiB"],
+        [f"database size after the {repeats} traffic run(s)",
+         f"{size_after / 1024 / 1024:.0f} MiB"],
     ]
     lines.append(f"medians of {repeats} daemon starts each; database filled in "
                  f"{fill_seconds:.0f} s by direct executemany (see the module docstring)")

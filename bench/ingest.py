@@ -15,20 +15,19 @@ import codecs
 import os
 import tempfile
 import time
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from panoramisk.ami_protocol import AMIProtocol
-
-from ccshortlink.ami.client import AmiProtocol
-from ccshortlink.core.calls import CallEnded, CallTracker, default_agent_lookup
-from ccshortlink.ops.logs import get_logger
 
 from bench.daemon_process import OPEN_SMPP, cpu_seconds, running_daemon
 from bench.peers import SmscProcess
 from bench.report import median, table
 from bench.traffic import ABANDONED, CallBook, PacedAmiPeer, timeline
+from ccshortlink.ami.client import AmiProtocol
+from ccshortlink.core.calls import CallEnded, CallTracker, default_agent_lookup
+from ccshortlink.ops.logs import get_logger
 
 # Socket reads: one frame per read (Asterisk writes each event on its own, so a reader that
 # keeps up sees this), one TCP segment, a modest read, and asyncio's largest (256 KiB).
@@ -174,7 +173,8 @@ async def measure(calls: int, repeats: int) -> tuple[list[list[str]], dict[str, 
 
 
 HEADER = ["read size (bytes)", "AmiProtocol + CallTracker events/s", "panoramisk bare events/s",
-          "time ratio (ours / bare)", "≤ 2× target met", "split-framing sketch + CallTracker events/s"]
+          "time ratio (ours / bare)", "≤ 2× target met",
+          "split-framing sketch + CallTracker events/s"]
 
 
 async def in_daemon(book: CallBook, rate: float, seconds: float) -> tuple[float, float]:

@@ -19,8 +19,14 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from bench.daemon_process import (NORMAL_SMPP, OPEN_SMPP, SmppSettings, cpu_seconds, rss_kib,
-                                  running_daemon)
+from bench.daemon_process import (
+    NORMAL_SMPP,
+    OPEN_SMPP,
+    SmppSettings,
+    cpu_seconds,
+    rss_kib,
+    running_daemon,
+)
 from bench.peers import SinkProcess, SmscProcess
 from bench.profiling import summarise_collapsed
 from bench.report import median, percentile, table
@@ -113,7 +119,7 @@ async def run_once(book: CallBook, rate: float, seconds: float, *, sink: bool = 
             rss = rss_kib(daemon.pid) / 1024
             cpu = [after - before for after, before in zip(
                 (cpu_seconds(daemon.pid), cpu_seconds(daemon.pid, daemon.pid),
-                 cpu_seconds(smsc.pid or 0), time.process_time()), cpu_before)]
+                 cpu_seconds(smsc.pid or 0), time.process_time()), cpu_before, strict=True)]
             if spy is not None:
                 await spy.wait()
     latencies, lost, one, duplicates = [], 0, 0, 0

@@ -13,14 +13,15 @@ _IDLE = re.compile(r"EpollSelector\.select|_connection_worker_thread \(aiosqlite
 # Buckets for the inclusive view: the first frame matching one of these, from the leaf up.
 BUCKETS = (
     ("SQLite (aiosqlite thread)", re.compile(r"aiosqlite/core\.py")),
-    ("SMPP thread (smpplib)", re.compile(r"ccshortlink/smpp(link|wire|window|vocab)?\.py|smpplib/")),
-    ("structlog (rendering, masking, writing)", re.compile(r"structlog/|ccshortlink/logs\.py")),
-    ("AMI framing (AmiProtocol)", re.compile(r"ccshortlink/ami(protocol)?\.py")),
-    ("call tracking (CallTracker)", re.compile(r"ccshortlink/calls\.py")),
-    ("policy + numbers (phonenumbers)", re.compile(r"phonenumbers/|ccshortlink/policy\.py")),
-    ("SMS text + encoding (jinja2, sms.py)", re.compile(r"jinja2/|ccshortlink/(links|sms)\.py")),
+    ("SMPP thread (smpplib)", re.compile(r"ccshortlink/smpp/|smpplib/")),
+    ("structlog (rendering, masking, writing)", re.compile(r"structlog/|ccshortlink/ops/logs\.py")),
+    ("AMI framing (AmiProtocol)", re.compile(r"ccshortlink/ami/")),
+    ("call tracking (CallTracker)", re.compile(r"ccshortlink/core/calls\.py")),
+    ("policy + numbers (phonenumbers)", re.compile(r"phonenumbers/|ccshortlink/core/policy\.py")),
+    ("SMS text + encoding (jinja2, sms.py)",
+     re.compile(r"jinja2/|ccshortlink/core/(links|sms)\.py")),
     ("store awaits (loop side)", re.compile(r"ccshortlink/store/")),
-    ("outbox (loop side)", re.compile(r"ccshortlink/outbox\.py")),
+    ("outbox (loop side)", re.compile(r"ccshortlink/app/outbox\.py")),
     ("asyncio machinery", re.compile(r"asyncio/")),
 )
 

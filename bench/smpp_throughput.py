@@ -13,12 +13,12 @@ from pathlib import Path
 
 import structlog
 
-ROOT = Path(__file__).resolve().parent.parent
-
 from ccshortlink.config.settings import SmppConfig
 from ccshortlink.core.sms import encode_sms
 from ccshortlink.smpp.client import SmppClient
 from tests.support.smsc_peer import Smsc
+
+ROOT = Path(__file__).resolve().parent.parent
 
 TEXT = "Thanks for calling. Reach your agent again: https://cc.example.com/k7Hq2mXp"
 
@@ -63,7 +63,8 @@ def message_count(window: int, delay_ms: int, seconds: float) -> int:
     return int(min(max(best * seconds, 50), 4000))
 
 
-async def benchmark(windows: list[int], delays: list[int], runs: int, seconds: float) -> list[Result]:
+async def benchmark(windows: list[int], delays: list[int], runs: int,
+                    seconds: float) -> list[Result]:
     results = []
     for delay_ms in delays:
         smsc = await Smsc.start(delay_ms=delay_ms, quiet=True)

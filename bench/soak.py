@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -49,14 +50,10 @@ class Soak:
 async def _sample_rss(daemon: DaemonProcess, label: str, soak: Soak, stop: asyncio.Event) -> None:
     while not stop.is_set():
         if daemon.running:
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 soak.rss.append((time.time(), label, rss_kib(daemon.pid)))
-            except FileNotFoundError:
-                pass
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), 1.0)
-        except TimeoutError:
-            pass
 
 
 def _collect_logs(daemon: DaemonProcess, soak: Soak) -> None:

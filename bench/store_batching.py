@@ -43,14 +43,25 @@ from functools import partial
 from pathlib import Path
 from typing import Any, Self, TypeVar
 
-from ccshortlink.config.settings import PolicyConfig
-from ccshortlink.core.policy import CustomerNumber, Decision, SendFacts, day_start, decide
-from ccshortlink.core.sms import encode_sms
-from ccshortlink.store import (
-    CardRequest, DecisionRecord, OutboxSms, ReceiptRecord, SmsDraft, Store, SubmittedSms,
-)
-
 from bench.report import median, table
+from ccshortlink.core.policy import (
+    CustomerNumber,
+    Decision,
+    PolicyConfig,
+    SendFacts,
+    day_start,
+    decide,
+)
+from ccshortlink.core.records import (
+    CardRequest,
+    DecisionRecord,
+    OutboxSms,
+    ReceiptRecord,
+    SmsDraft,
+    SubmittedSms,
+)
+from ccshortlink.core.sms import encode_sms
+from ccshortlink.store import Store
 
 T = TypeVar("T")
 BATCH = 64  # calls per batch use case, as the daemon groups them under load
@@ -169,7 +180,9 @@ async def one_at_a_time(store: Store, calls: int) -> None:
         await store.issue_link(
             agent_id=record.agent_id, customer_number=record.customer_number,
             linkedid=record.linkedid, now=plan.now, ttl=plan.ttl, new_code=plan.new_code,
-            sms=lambda code: _draft(code, decision.not_before), customer_region="CN",
+            # called within this await, before the loop rebinds `decision`
+            sms=lambda code: _draft(code, decision.not_before),  # noqa: B023
+            customer_region="CN",
             decision=replace(record, outcome="sent", reason=decision.reason))
         await _between_use_cases()
         for sms in (await store.claim_due_sms(plan.now, 1)).sms:

@@ -1,52 +1,17 @@
-"""Shared fixtures: a valid configuration on disk, written per test."""
+"""Shared fixtures, registered as plugins: none of them is imported by a test module."""
 
 from __future__ import annotations
 
-import shutil
-import sys
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support.configfile import write_config
 
-pytest_plugins = ["tests.support.smsc_peer"]  # the smsc_factory fixture: a real SMSC process per test
-
-
-def write_config(folder: Path, **sections: dict[str, object]) -> Path:
-    """A complete ccshortlink.toml in `folder`, with the example agents; override per section."""
-    shutil.copy(ROOT / "etc" / "agents.yaml", folder / "agents.yaml")
-    shutil.copytree(ROOT / "etc" / "avatars", folder / "avatars", dirs_exist_ok=True)
-    base: dict[str, dict[str, object]] = {
-        "ami": {"host": "127.0.0.1", "port": 5038, "username": "ccshortlink", "secret": "s3cret"},
-        "smpp": {"host": "127.0.0.1", "port": 2775, "system_id": "ccshortlink",
-                 "password": "pw", "source_addr": "95566"},
-        "web": {"listen": "127.0.0.1:0", "public_url": "https://cs.example.com"},
-        "database": {"path": "state/ccshortlink.db"},
-        "agents": {"file": "agents.yaml"},
-        "policy": {"min_talk_seconds": 1, "default_region": "CN"},
-    }
-    for name, values in sections.items():
-        base.setdefault(name, {}).update(values)
-    lines = []
-    for name, values in base.items():
-        lines.append(f"[{name}]")
-        for key, value in values.items():
-            lines.append(f"{key} = {_toml(value)}")
-        lines.append("")
-    path = folder / "ccshortlink.toml"
-    path.write_text("\n".join(lines), encoding="utf-8")
-    return path
-
-
-def _toml(value: object) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, list):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+pytest_plugins = [
+    "tests.support.smsc_peer",  # smsc_factory: a real SMSC process per test
+    "tests.support.cardkit",  # store, site, client: the card site in-process on a real SQLite file
+]
 
 
 @pytest.fixture

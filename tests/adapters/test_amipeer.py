@@ -232,13 +232,12 @@ async def test_ping_answered_with_pong_and_logoff_says_goodbye() -> None:
 
 
 async def test_silent_peer_ignores_pings() -> None:
-    async with serving([], answer_pings=False) as (_, port):
-        async with raw_client(port) as client:
-            await client.login()
-            await client.send(Action="Ping", ActionID="p1")
-            await client.send(Action="Logoff", ActionID="bye")
-            # the next thing said is the Goodbye: the Ping got nothing
-            assert (await client.frame()).startswith(b"Response: Goodbye\r\nActionID: bye")
+    async with serving([], answer_pings=False) as (_, port), raw_client(port) as client:
+        await client.login()
+        await client.send(Action="Ping", ActionID="p1")
+        await client.send(Action="Logoff", ActionID="bye")
+        # the next thing said is the Goodbye: the Ping got nothing
+        assert (await client.frame()).startswith(b"Response: Goodbye\r\nActionID: bye")
 
 
 @pytest.mark.parametrize("replay", [True, False])

@@ -13,8 +13,8 @@ import pytest
 from aiohttp import web
 from playwright.async_api import Browser, Page, async_playwright
 
-from tests.support.cardkit import Site, build_site, issue, write_agents
 from ccshortlink.store import Store
+from tests.support.cardkit import Site, build_site, issue, write_agents
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output"

@@ -8,19 +8,18 @@ from pathlib import Path
 
 import pytest
 
-from ccshortlink.config.agents import load_agents
-from ccshortlink.core.calls import CallEnded, SendRequested
-from ccshortlink.app.sending import CardService
-from ccshortlink.config.settings import load_config, parse_config
-from ccshortlink.core.links import SmsTemplates
-from ccshortlink.ops.logs import get_logger
 from ccshortlink.app.outbox import Outbox
+from ccshortlink.app.sending import CardService
+from ccshortlink.config.agents import load_agents
+from ccshortlink.config.settings import load_config
+from ccshortlink.core.calls import CallEnded, SendRequested
+from ccshortlink.core.links import SmsTemplates
 from ccshortlink.core.sms import EncodedSms, decode_parts
+from ccshortlink.ops.logs import get_logger
 from ccshortlink.smpp.client import SubmitRejected
 from ccshortlink.store import Store, base
-
-from tests.conftest import write_config
-from tests.system.test_trace import TWO_PART_TEMPLATE
+from tests.support.configfile import write_config
+from tests.support.desk import TWO_PART_TEMPLATE
 
 CUSTOMER = "+8613800138000"
 
@@ -110,8 +109,8 @@ async def test_same_pair_is_suppressed_and_reuses_its_link(env, tmp_path: Path) 
 
 async def test_every_decision_is_recorded_with_its_reason(env) -> None:  # type: ignore[no-untyped-def]
     config, store, cards, clock = env
-    assert (await cards.handle(CallEnded("1.0", "1001", CUSTOMER, talk_seconds=2))).reason.startswith(
-        "talk time 2s below minimum")
+    assert (await cards.handle(CallEnded("1.0", "1001", CUSTOMER, talk_seconds=2))
+            ).reason.startswith("talk time 2s below minimum")
     assert "internal" in (await cards.handle(CallEnded("2.0", "1001", "1002", 30))).reason
     assert "not an agent" in (await cards.handle(CallEnded("3.0", "4711", CUSTOMER, 30))).reason
     skipped = await cards.handle(SendRequested("1001", "", "4.0", reason="no recent call"))
@@ -348,7 +347,7 @@ async def test_a_thread_job_is_waited_for_even_when_its_caller_is_cancelled() ->
 
 
 async def test_a_receipt_that_fails_does_not_take_its_batch_down(env) -> None:  # type: ignore[no-untyped-def]
-    from ccshortlink.store import ReceiptRecord
+    from ccshortlink.core.records import ReceiptRecord
 
     config, store, cards, clock = env
     await cards.handle(CallEnded("1.0", "1001", CUSTOMER, talk_seconds=30))
@@ -384,8 +383,8 @@ async def test_a_call_that_cannot_be_prepared_fails_alone_and_queued_sms_are_cou
 
 async def test_calls_the_database_refuses_wait_in_order_and_only_a_full_backlog_drops(
         env, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
-    from ccshortlink.core.calls import CallEnded
     from ccshortlink.app.decider import Decider
+    from ccshortlink.core.calls import CallEnded
     from ccshortlink.ops.metrics import Metrics
     from ccshortlink.store import base
 

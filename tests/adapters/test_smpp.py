@@ -25,7 +25,10 @@ from ccshortlink.smpp.client import (
     SubmitRejected,
     parse_receipt,
 )
-from tests.support.smsc_peer import Smsc, SmscFactory  # smsc_factory comes from the smsc_peer plugin
+from tests.support.smsc_peer import (  # smsc_factory comes from the smsc_peer plugin
+    Smsc,
+    SmscFactory,
+)
 
 PASSWORD = "pw-Zx81"  # distinctive, so a leak into any log line is easy to spot
 CHINESE = ("您好，刚才为您服务的是张三（工号1001）。下次可直接联系TA：https://cc.example.com/"

@@ -25,8 +25,8 @@ def wire() -> Iterator[tuple[SmscConnection, socket.socket]]:
     """A connection to a bare TCP peer on 127.0.0.1 that writes whatever the test says."""
     listener = socket.create_server(("127.0.0.1", 0))
     port = listener.getsockname()[1]
-    config = SmppConfig(host="127.0.0.1", port=port, system_id="ccshortlink", password="pw", source_addr="CCShort",
-                        response_timeout=2.0)
+    config = SmppConfig(host="127.0.0.1", port=port, system_id="ccshortlink", password="pw",
+                        source_addr="CCShort", response_timeout=2.0)
     mailbox = Mailbox()
     connection = SmscConnection(config, mailbox, log=get_logger(), clock=time.monotonic)
     connection.connect()

@@ -3,45 +3,32 @@
 from __future__ import annotations
 
 import base64
-import dataclasses
 import hashlib
 import re
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 
-import pytest
-from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
 
-from tests.support.cardkit import (
-    CODE, CUSTOMER, Client, DAY, IPHONE, Site, build_site, client, issue, png, site, store,
-    write_agents,
-)  # noqa: F401 (client, site, store are fixtures)
 from ccshortlink.config.agents import load_agents
-from ccshortlink.ops.logs import mask_number
-from ccshortlink.store import SmsDraft, Store
-from ccshortlink.web.context import DEPS
-
-
-
-def trust(site: Site, *proxies: str) -> None:
-    """What `[web] trusted_proxies = [...]` in the config file does."""
-    deps = site.app[DEPS]
-    deps.web_config = dataclasses.replace(deps.web_config, trusted_proxies=proxies)
-
-
-async def visits(site: Site, kind: str) -> int:
-    """Visits of one kind in the database, once the app has written what it counted."""
-    await site.app[DEPS].visits.flush()
-    with sqlite3.connect(site.store.path) as db:
-        return int(db.execute("SELECT COUNT(*) FROM visits WHERE kind = ?", (kind,)).fetchone()[0])
-
-
-async def page(client: Client, path: str, **headers: str) -> tuple[ClientResponse, str]:
-    response = await client.get(path, headers={"User-Agent": IPHONE, **headers},
-                                allow_redirects=False)
-    return response, await response.text()
+from ccshortlink.core.privacy import mask_number
+from ccshortlink.core.records import SmsDraft
+from ccshortlink.store import Store
+from tests.support.cardkit import (
+    CODE,
+    CUSTOMER,
+    DAY,
+    IPHONE,
+    Client,
+    Site,
+    build_site,
+    issue,
+    page,
+    png,
+    trust,
+    visits,
+    write_agents,
+)
 
 
 async def test_card_shows_the_agent_and_a_call_back_button(site: Site, client: Client) -> None:

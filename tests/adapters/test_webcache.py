@@ -4,24 +4,30 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from aiohttp import ClientResponse, web
+from aiohttp import ClientResponse
 from aiohttp.test_utils import TestClient, TestServer
 
-from tests.support.cardkit import (
-    CODE, Client, Clock, DAY, IPHONE, START, Site, build_site, client, issue, site, store,
-    write_agents,
-)  # noqa: F401 (client, site, store are fixtures)
-from ccshortlink.config.agents import AgentDirectory, load_agents
 from ccshortlink.app.linkcache import LinkCache
-from ccshortlink.ops.logs import get_logger
-from ccshortlink.store import LinkView, Store
 from ccshortlink.app.visits import Visit, VisitBuffer
+from ccshortlink.config.agents import load_agents
+from ccshortlink.core.agents import AgentDirectory
+from ccshortlink.core.records import LinkView
+from ccshortlink.ops.logs import get_logger
+from ccshortlink.store import Store
 from ccshortlink.web.context import DEPS
-
+from tests.support.cardkit import (
+    CODE,
+    DAY,
+    IPHONE,
+    START,
+    Client,
+    Clock,
+    Site,
+    issue,
+)
 
 
 def stored_visits(path: Path, kind: str = "open") -> int:
@@ -324,7 +330,7 @@ async def test_link_cache_drops_a_read_that_a_rating_overtook() -> None:
     cache = LinkCache(store, lambda: directory, clock)  # type: ignore[arg-type]
     store.release.clear()
     stale = asyncio.ensure_future(cache.lookup("c0"))
-    while store.reads == 0:
+    while store.reads == 0:  # noqa: ASYNC110 (one loop turn at a time: the read must start, not end)
         await asyncio.sleep(0)
     cache.forget("c0")  # the rating landed while the old row was being read
     store.links["c0"] = link_view("c0", rating=4)

@@ -10,17 +10,24 @@ import pytest
 import structlog
 from multidict import CIMultiDict
 
-from tests.support.cardkit import (
-    CODE, CUSTOMER, Client, IPHONE, Site, client, issue, site, store, write_agents,
-)  # noqa: F401 (client, site, store are fixtures)
 from ccshortlink.config.agents import load_agents
 from ccshortlink.config.settings import WebConfig
 from ccshortlink.ops.metrics import Metrics
 from ccshortlink.store import Store
 from ccshortlink.web.app import make_app
 from ccshortlink.web.context import DEPS
-from tests.adapters.test_web import page, trust, visits
-
+from tests.support.cardkit import (
+    CODE,
+    CUSTOMER,
+    IPHONE,
+    Client,
+    Site,
+    issue,
+    page,
+    trust,
+    visits,
+    write_agents,
+)
 
 AUTH = {"Authorization": "Bearer s3cret-token"}
 

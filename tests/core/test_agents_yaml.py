@@ -14,8 +14,7 @@ import yaml
 from ccshortlink.config import agentsyaml
 from ccshortlink.config.agents import AgentsError, load_agents, parse_agents
 from ccshortlink.core.calls import default_agent_lookup
-
-from tests.conftest import write_config
+from tests.support.configfile import write_config
 
 
 def problems_of(text: str, folder: Path) -> list[str]:

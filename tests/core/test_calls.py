@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from ccshortlink.core.calls import CallEnded, CallTracker, SendRequested, default_agent_lookup
-
 from tests.support.transcripts import events_of
 
 AGENTS = {"1001", "1002"}
@@ -108,7 +107,6 @@ import random  # noqa: E402
 import pytest  # noqa: E402
 
 from ccshortlink.peers.amipeer import read_transcript, rewrite_call  # noqa: E402
-
 from tests.support import scenarios  # noqa: E402
 from tests.support.transcripts import FIXTURES, frames_of  # noqa: E402
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.support.transcripts import events_of
-
 from ccshortlink.core.calls import (
     RESTART_REASON,
     CallClosed,
@@ -15,6 +13,7 @@ from ccshortlink.core.calls import (
     default_agent_lookup,
 )
 from ccshortlink.core.pbxinstance import InstanceWatch, parse_uniqueid
+from tests.support.transcripts import events_of
 
 AGENTS = {"1001", "1002"}
 OLD_CUSTOMER = "+8613800138000"

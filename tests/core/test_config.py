@@ -10,8 +10,7 @@ import pytest
 
 from ccshortlink.config.agents import AgentsError, load_agents, parse_agents
 from ccshortlink.config.settings import ConfigError, load_config
-
-from tests.conftest import ROOT, write_config
+from tests.support.configfile import ROOT, write_config
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:

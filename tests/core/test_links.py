@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import math
 
-from ccshortlink.config.agents import Agent
 from ccshortlink.config.settings import DEFAULT_TEMPLATES
-from ccshortlink.core.links import (ALPHABET, CODE_BITS, SmsTemplates, check_templates, is_code,
-                               link_url, new_code)
+from ccshortlink.core.agents import Agent
+from ccshortlink.core.links import (
+    ALPHABET,
+    CODE_BITS,
+    SmsTemplates,
+    check_templates,
+    is_code,
+    link_url,
+    new_code,
+)
 
 AGENT = Agent(id="CS1001", extensions=("1001",), name="王小梅", phone="+862088880000")
 

@@ -7,9 +7,15 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from ccshortlink.config.settings import PolicyConfig
-from ccshortlink.core.policy import (CustomerNumber, NumberRejected, SendFacts, decide,
-                                normalise_number, quiet_until)
+from ccshortlink.core.policy import (
+    CustomerNumber,
+    NumberRejected,
+    PolicyConfig,
+    SendFacts,
+    decide,
+    normalise_number,
+    quiet_until,
+)
 
 POLICY = PolicyConfig(min_talk_seconds=10, quiet_start=time(21), quiet_end=time(8))
 CUSTOMER = CustomerNumber("+8613800138000", "CN", "Asia/Shanghai")

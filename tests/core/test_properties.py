@@ -8,7 +8,7 @@ import re
 from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
-from ccshortlink.ops.logs import mask_text
+from ccshortlink.core.privacy import mask_text
 from ccshortlink.core.sms import (
     DATA_CODING_GSM,
     DATA_CODING_UCS2,

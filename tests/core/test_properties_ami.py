@@ -10,10 +10,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
-from tests.support.transcripts import FIXTURES
 
 from ccshortlink.ami.protocol import AmiProtocol
 from ccshortlink.ops.logs import get_logger
+from tests.support.transcripts import FIXTURES
 
 RECORDINGS = sorted(p.name for p in FIXTURES.glob("0*.txt"))
 BANNER = b"Asterisk Call Manager/9.0.0\r\n"

@@ -6,12 +6,12 @@ import time
 
 import pytest
 
-from ccshortlink.config.agents import Agent
 from ccshortlink.config.settings import DEFAULT_TEMPLATES
+from ccshortlink.config.templatecheck import describe, template_costs
+from ccshortlink.core.agents import Agent
 from ccshortlink.core.links import SmsTemplates, check_templates, link_url
 from ccshortlink.core.sandbox import TemplateLimitError
 from ccshortlink.core.sms import DATA_CODING_UCS2, encode_sms
-from ccshortlink.config.templatecheck import describe, template_costs
 
 AGENT = Agent(id="CS1001", extensions=("1001",), name="王小梅", phone="+862088880000")
 

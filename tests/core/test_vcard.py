@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import base64
 
+from ccshortlink.core.agents import Agent
+from ccshortlink.core.vcard import (
+    dial_string,
+    escape_text,
+    fold,
+    name_parts,
+    photo_type,
+    render_vcard,
+    vcard_filename,
+)
 from tests.support.cardkit import png
-from ccshortlink.config.agents import Agent
-from ccshortlink.core.vcard import (dial_string, escape_text, fold, name_parts, photo_type,
-                               render_vcard, vcard_filename)
 
 
 def agent(**overrides: object) -> Agent:

@@ -7,15 +7,22 @@ from datetime import UTC
 
 import pytest
 
-from tests.support.cardkit import Clock
-from ccshortlink.config.agents import Agent, Review
 from ccshortlink.app.cardcache import AgentFiguresCache
+from ccshortlink.core.agents import Agent, Review
 from ccshortlink.core.cardview import build_card, clean_comment, merge_satisfaction, tel_uri
-from ccshortlink.web.i18n import STRINGS, choose_language
+from ccshortlink.core.records import AgentLiveStats, RatingView
 from ccshortlink.ops.metrics import Metrics
-from ccshortlink.store import AgentLiveStats, RatingView
-from ccshortlink.web.guard import (SlidingLimiter, anonymise, client_address, client_key, is_bot,
-                                  is_foreign_post, unusable_proxies)
+from ccshortlink.web.guard import (
+    SlidingLimiter,
+    anonymise,
+    client_address,
+    client_key,
+    is_bot,
+    is_foreign_post,
+    unusable_proxies,
+)
+from ccshortlink.web.i18n import STRINGS, choose_language
+from tests.support.cardkit import Clock
 
 
 def test_every_language_has_every_string() -> None:
@@ -246,7 +253,7 @@ async def test_a_load_under_way_when_forgotten_is_not_kept() -> None:
     store, clock = CountingStore(), Clock()
     cache = AgentFiguresCache(store, clock, ttl=30.0)  # type: ignore[arg-type]
     stale = asyncio.ensure_future(cache.get("CS1"))
-    while store.loads == 0:  # let the load reach the store
+    while store.loads == 0:  # noqa: ASYNC110 (one loop turn at a time, to reach the store's load)
         await asyncio.sleep(0)
     cache.forget("CS1")  # a rating landed while the old figures were being read
     store.rating_sum = 3

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import sqlite3
 import struct
 import zlib
 from collections.abc import AsyncIterator, Callable
@@ -10,15 +12,18 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp import web
+from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
 
-from ccshortlink.config.agents import AgentDirectory, load_agents
+from ccshortlink.config.agents import load_agents
 from ccshortlink.config.settings import WebConfig
+from ccshortlink.core.agents import AgentDirectory
+from ccshortlink.core.records import DecisionRecord
 from ccshortlink.ops.logs import get_logger
 from ccshortlink.ops.metrics import Metrics
-from ccshortlink.store import DecisionRecord, Store
+from ccshortlink.store import Store
 from ccshortlink.web.app import make_app
+from ccshortlink.web.context import DEPS
 
 CUSTOMER = "+8613800138000"
 START = 1_700_000_000.0
@@ -177,6 +182,25 @@ IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/60
           "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1")
 CODE = "Kd7mPq2xZ9"
 Client = TestClient[web.Request, web.Application]
+
+
+async def page(client: Client, path: str, **headers: str) -> tuple[ClientResponse, str]:
+    response = await client.get(path, headers={"User-Agent": IPHONE, **headers},
+                                allow_redirects=False)
+    return response, await response.text()
+
+
+def trust(site: Site, *proxies: str) -> None:
+    """What `[web] trusted_proxies = [...]` in the config file does."""
+    deps = site.app[DEPS]
+    deps.web_config = dataclasses.replace(deps.web_config, trusted_proxies=proxies)
+
+
+async def visits(site: Site, kind: str) -> int:
+    """Visits of one kind in the database, once the app has written what it counted."""
+    await site.app[DEPS].visits.flush()
+    with sqlite3.connect(site.store.path) as db:
+        return int(db.execute("SELECT COUNT(*) FROM visits WHERE kind = ?", (kind,)).fetchone()[0])
 
 
 @pytest.fixture

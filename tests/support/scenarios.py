@@ -81,7 +81,8 @@ def direct_call(customer: str, agent_channel: str, *, agent_hangs_up: bool) -> S
     return s
 
 
-def freepbx_queue_call(customer: str, *, optimised: bool, members: tuple[str, ...] = ("1001", "1002"),
+def freepbx_queue_call(customer: str, *, optimised: bool,
+                       members: tuple[str, ...] = ("1001", "1002"),
                        answering: str = "1001") -> Script:
     """Queue with Local/EXT@from-queue/n members ringing all; one answers."""
     s = Script()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import shutil
@@ -189,10 +190,9 @@ class Smsc:
                 raise TimeoutError(f"SMSC condition not met within {timeout}s; last events:\n"
                                    f"{tail}\nstderr:\n{''.join(self.stderr[-20:])}")
             self._changed.clear()
-            try:
+            # on timeout, re-check: the predicate may depend on something besides SMSC output
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), min(remaining, 0.25))
-            except TimeoutError:
-                pass  # re-check: the predicate may depend on something besides SMSC output
 
     @property
     def running(self) -> bool:

@@ -8,8 +8,8 @@ import sys
 import time
 from pathlib import Path
 
-from tests.conftest import write_config
-from tests.system.test_trace import ccshortlink
+from tests.support.configfile import write_config
+from tests.support.daemon import ccshortlink
 
 HOLD = """
 import sqlite3, sys, time

@@ -8,11 +8,12 @@ import time
 from pathlib import Path
 
 from ccshortlink.core.policy import day_start
+from ccshortlink.core.privacy import anonymise_number
+from ccshortlink.core.retention import DAY, RetentionSchedule, retention_cutoff
 from ccshortlink.store.reports import Reports
-from ccshortlink.core.retention import DAY, RetentionSchedule, anonymise_number, retention_cutoff
-
-from tests.conftest import write_config
-from tests.system.test_trace import ZONE, Desk, ScriptedGateway, ccshortlink, open_desk
+from tests.support.configfile import write_config
+from tests.support.daemon import ccshortlink
+from tests.support.desk import ZONE, Desk, ScriptedGateway, open_desk
 
 A, B, C, D = "+8613800138000", "+8613912345678", "+8615012345678", "+8618612345678"
 

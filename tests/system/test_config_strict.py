@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
-from tests.conftest import ROOT, write_config
+
+from tests.support.configfile import ROOT, write_config
 
 CLI = str(ROOT / ".venv" / "bin" / "ccshortlink")
 BOMB = "{% for i in range(10000) %}{% for j in range(10000) %}{% endfor %}{% endfor %}{{ url }}"

@@ -12,12 +12,11 @@ from pathlib import Path
 
 import aiohttp
 
-from ccshortlink.peers.amipeer import AmiPeer, read_transcript
 from ccshortlink.config.settings import load_config
 from ccshortlink.daemon import Daemon
 from ccshortlink.ops.logs import get_logger
-
-from tests.conftest import write_config
+from ccshortlink.peers.amipeer import AmiPeer, read_transcript
+from tests.support.configfile import write_config
 from tests.support.smsc_peer import Smsc, SmscFactory
 from tests.support.transcripts import FIXTURES
 

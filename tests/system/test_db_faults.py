@@ -16,14 +16,15 @@ from typing import Any
 
 import aiohttp
 import pytest
-from tests.conftest import write_config
-from tests.support.smsc_peer import SmscFactory
-from tests.system.test_signals import (
+
+from tests.support.configfile import write_config
+from tests.support.daemon import (
     RunningDaemon,
     answered_call,
     assert_no_number_or_secret,
     start_peers,
 )
+from tests.support.smsc_peer import SmscFactory
 
 CUSTOMERS = ["+8613900000101", "+8613900000102", "+8613900000103"]
 LOCK_SECONDS = float(os.environ.get("CCSHORTLINK_TEST_LOCK_SECONDS", "7"))  # 20 in the issue

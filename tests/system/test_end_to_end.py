@@ -13,8 +13,7 @@ from pathlib import Path
 import aiohttp
 
 from ccshortlink.peers.amipeer import AmiPeer, event_name, interleave, read_transcript, rewrite_call
-
-from tests.conftest import write_config
+from tests.support.configfile import write_config
 from tests.support.smsc_peer import SmscFactory
 from tests.support.transcripts import FIXTURES
 

@@ -17,10 +17,11 @@ from typing import Any
 
 import pytest
 import structlog
-from tests.support.smsc_peer import SmscFactory
-from tests.system.test_signals import start_peers
 
-from ccshortlink.ops.logs import clip, configure_logging, get_logger, mask_number, mask_text
+from ccshortlink.core.privacy import clip, mask_number, mask_text
+from ccshortlink.ops.logs import configure_logging, get_logger
+from tests.support.daemon import start_peers
+from tests.support.smsc_peer import SmscFactory
 
 SPACED = ["138 0013 8000", "138-0013-8000", "138.0013.8000", "(+86) 138 0013 8000",
           "+86 138-0013-8000", "+86 (0) 138 0013 8000", "+8613800138000", "13800138000",

@@ -8,7 +8,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from tests.conftest import ROOT
+from tests.support.configfile import ROOT
 
 
 def test_wheel_ships_templates_migrations_and_demo_data_and_the_demo_runs(tmp_path: Path) -> None:
@@ -20,7 +20,8 @@ def test_wheel_ships_templates_migrations_and_demo_data_and_the_demo_runs(tmp_pa
     names = set(zipfile.ZipFile(wheel).namelist())
     for required in ("ccshortlink/web/templates/card.html",
                      "ccshortlink/store/migrations/001_initial.sql",
-                     "ccshortlink/peers/data/demo-call.ami", "ccshortlink/peers/data/demo-agents.yaml",
+                     "ccshortlink/peers/data/demo-call.ami",
+                     "ccshortlink/peers/data/demo-agents.yaml",
                      "ccshortlink/peers/data/avatars/cs1001.svg"):
         assert required in names
     assert any(n.endswith("entry_points.txt") for n in names)

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import aiohttp
 
+from tests.support.daemon import RunningDaemon, start_peers
 from tests.support.smsc_peer import SmscFactory
-from tests.system.test_signals import RunningDaemon, start_peers
 
 AGENTS = 20_000
 # Reading these 20,000 agents on the loop stalled /healthz 1.4-1.8 s (8.4 s with PyYAML's own

@@ -1,4 +1,4 @@
-"""Restarts of either side, on the real daemon: a new Asterisk mid-call, a daemon stopped mid-call."""
+"""Restarts of either side on the real daemon: a new Asterisk, or the daemon stopped, mid-call."""
 
 from __future__ import annotations
 
@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.support.smsc_peer import SmscFactory
-from tests.system.test_signals import ANSWERED_CALL, RunningDaemon, start_peers
-from tests.support.transcripts import FIXTURES
 
 from ccshortlink.peers.amipeer import event_name, read_transcript
+from tests.support.daemon import ANSWERED_CALL, RunningDaemon, start_peers
+from tests.support.smsc_peer import SmscFactory
+from tests.support.transcripts import FIXTURES
 
 CUSTOMER = "+8613800138000"
 CUT_CALL = "1795460028.0"  # the recorded call's Linkedid

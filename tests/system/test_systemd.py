@@ -17,10 +17,9 @@ from pathlib import Path
 import pytest
 
 from ccshortlink.peers.amipeer import AmiPeer, read_transcript
-
-from tests.conftest import ROOT, write_config
+from tests.support.configfile import ROOT, write_config
+from tests.support.daemon import ANSWERED_CALL, RunningDaemon
 from tests.support.smsc_peer import SmscFactory
-from tests.system.test_signals import ANSWERED_CALL, RunningDaemon
 
 UNIT = ROOT / "systemd" / "ccshortlink.service"
 WATCHDOG_USEC = 400_000
