@@ -7,8 +7,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ccshortlink.ops.logs import mask_number
-from ccshortlink.store import is_db_fault
+from ccshortlink.core.privacy import mask_number
 from ccshortlink.web.body import BodyProblem, parse_json, read_capped
 from ccshortlink.web.context import DEPS, visitor
 from ccshortlink.web.guard import anonymise, client_key
@@ -79,7 +78,7 @@ async def send(request: web.Request) -> web.Response:
     except Exception as exc:  # one failed request must not look like a crash
         deps.log.error("api_send_failed", agent=agent_id, to=mask_number(number),
                        error=type(exc).__name__)
-        if is_db_fault(exc):  # nothing was queued: the CRM should simply try again
+        if deps.store.is_fault(exc):  # nothing was queued: the CRM should simply try again
             return _problem(503, "database unavailable, try again", **{"Retry-After": "10"})
         return _problem(500, "internal error")
     refused = result.get("status") == "refused"

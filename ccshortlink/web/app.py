@@ -7,18 +7,17 @@ from datetime import UTC, tzinfo
 
 from aiohttp import web
 
-from ccshortlink.web import api as webapi
-from ccshortlink.web import card as webcard
-from ccshortlink.config.agents import AgentDirectory
 from ccshortlink.app.cardcache import AgentFiguresCache
-from ccshortlink.core.cardview import MAX_REVIEWS
-from ccshortlink.config.settings import WebConfig
 from ccshortlink.app.linkcache import LinkCache
+from ccshortlink.app.visits import VisitBuffer
+from ccshortlink.config.settings import WebConfig
+from ccshortlink.core.agents import AgentDirectory
+from ccshortlink.core.cardview import MAX_REVIEWS
 from ccshortlink.ops.logs import Logger
 from ccshortlink.ops.metrics import Metrics
-from ccshortlink.store import Store
-from ccshortlink.app.visits import VisitBuffer
-from ccshortlink.web.context import DEPS, Pages, SendCard, WebDeps
+from ccshortlink.web import api as webapi
+from ccshortlink.web import card as webcard
+from ccshortlink.web.context import DEPS, Pages, SendCard, WebDeps, WebStore
 from ccshortlink.web.guard import SlidingLimiter, unusable_proxies
 
 MISSES_PER_MINUTE = 20
@@ -47,7 +46,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     await deps.visits.stop()
 
 
-def make_app(*, store: Store, agents: Callable[[], AgentDirectory], web_config: WebConfig,
+def make_app(*, store: WebStore, agents: Callable[[], AgentDirectory], web_config: WebConfig,
              clock: Callable[[], float], health: Callable[[], dict[str, str]],
              metrics: Metrics, send_card: SendCard | None, log: Logger,
              zone: tzinfo = UTC) -> web.Application:

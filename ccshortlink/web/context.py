@@ -9,26 +9,34 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import tzinfo
 from importlib import resources
-from typing import Any
+from typing import Any, Protocol
 
 import jinja2
 from aiohttp import web
 from markupsafe import Markup
 from multidict import CIMultiDict, CIMultiDictProxy
 
-from ccshortlink.config.agents import AgentDirectory
 from ccshortlink.app.cardcache import AgentFiguresCache
-from ccshortlink.core.cardview import tel_uri
-from ccshortlink.config.settings import WebConfig
-from ccshortlink.web.i18n import strings
 from ccshortlink.app.linkcache import LinkCache
+from ccshortlink.app.ports import AgentFiguresStore, Faults, LinkPages, VisitStore
+from ccshortlink.app.visits import VisitBuffer
+from ccshortlink.config.settings import WebConfig
+from ccshortlink.core.agents import AgentDirectory
+from ccshortlink.core.cardview import tel_uri
 from ccshortlink.ops.logs import Logger
 from ccshortlink.ops.metrics import VISIT_KINDS, Metrics
-from ccshortlink.store import Store
-from ccshortlink.app.visits import VisitBuffer
 from ccshortlink.web.guard import SlidingLimiter, client_address, is_foreign_post
+from ccshortlink.web.i18n import strings
 
 SendCard = Callable[[str, str], Awaitable[dict[str, Any]]]
+
+
+class WebStore(LinkPages, AgentFiguresStore, VisitStore, Faults, Protocol):
+    """What the pages need of the store; the daemon hands in the SQLite one (store.Store)."""
+
+    async def ping(self) -> bool: ...
+    async def sms_status_counts(self) -> dict[str, int]: ...
+    async def rate_link(self, code: str, stars: int, comment: str, now: float) -> None: ...
 
 HTML = "text/html"
 NO_STORE = "private, no-store"
@@ -86,7 +94,7 @@ class Pages:
 class WebDeps:
     """Everything injected into the web layer by the daemon (or a test)."""
 
-    store: Store
+    store: WebStore
     agents: Callable[[], AgentDirectory]
     web_config: WebConfig
     clock: Callable[[], float]
