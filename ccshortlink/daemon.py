@@ -4,49 +4,37 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import sqlite3
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from ccshortlink.config.agents import AgentDirectory, AgentsError, load_agents
 from ccshortlink.ami.client import AmiAuthError, AmiClient, AmiEvent
-from ccshortlink.app.batching import GroupWriter
-from ccshortlink.core.calls import (
-    AgentLookup,
-    CallClosed,
-    CallEnded,
-    CallTracker,
-    Outcome,
-    default_agent_lookup,
-)
-from ccshortlink.app.sending import CardService
-from ccshortlink.config.settings import Config, ConfigError, load_config
-from ccshortlink.app.dbfaults import Outage, until_stored
+from ccshortlink.app.callflow import CallFlow
 from ccshortlink.app.dbwatch import DbWatch
-from ccshortlink.app.decider import Decider
+from ccshortlink.app.decider import STOP_GRACE, Decider
+from ccshortlink.app.housekeeping import Housekeeping
+from ccshortlink.app.outbox import DRAIN_TIMEOUT, Outbox
+from ccshortlink.app.replies import Replies
+from ccshortlink.app.sending import CardService
+from ccshortlink.app.shutdown import StopBudget
+from ccshortlink.config.agents import AgentsError, load_agents
+from ccshortlink.config.settings import Config, ConfigError, load_config
+from ccshortlink.core.agents import AgentDirectory
+from ccshortlink.core.calls import AgentLookup, CallTracker, default_agent_lookup
 from ccshortlink.core.links import SmsTemplates
-from ccshortlink.ops.logs import Logger, mask_number
+from ccshortlink.ops.logs import Logger
 from ccshortlink.ops.metrics import Metrics
 from ccshortlink.ops.notify import SystemdNotifier
-from ccshortlink.app.outbox import Outbox
-from ccshortlink.core.policy import NumberRejected, normalise_number
-from ccshortlink.core.retention import RetentionSchedule, anonymise_number
 from ccshortlink.smpp.client import DeliveryReceipt, MobileOriginated, SmppAuthError, SmppClient
-from ccshortlink.store import ReceiptRecord, Store
+from ccshortlink.store import DatabaseError, Store
 from ccshortlink.web.app import make_app
 
-EXIT_OK = 0
-EXIT_CONFIG = 78  # EX_CONFIG: systemd's RestartPreventExitStatus keeps it from looping
-HOUSEKEEPING_INTERVAL = 30.0
-RECEIPT_WAIT_TRIES = 20
-CHECKPOINT_INTERVAL = 1.0
-# s a receipt or an opt-out reply is retried while the database fails; then deliver_sm is
-# answered with an error, so the SMSC delivers it again later (both writes are idempotent).
-HANDLER_DB_WAIT = 20.0
+SMPP_CLOSE = 5.0  # s at most for the unbind, within what is left of the shutdown budget
+WEB_CLOSE = 10.0  # s at most for open requests and the last visits, likewise
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 
 
 class StartupError(Exception):
@@ -61,12 +49,26 @@ class Live:
     templates: SmsTemplates
     ami_up: bool = False
     db_ok: bool = True
-    stopping: bool = False
-    outcomes: asyncio.Queue[Outcome] = field(default_factory=asyncio.Queue)
+
+
+@dataclass
+class Parts:
+    """Every part of a running daemon, built in one place (`Daemon._build`)."""
+
+    live: Live
+    calls: CallFlow
+    smpp: SmppClient
+    ami: AmiClient
+    outbox: Outbox
+    cards: CardService
+    decider: Decider
+    replies: Replies
+    housekeeping: Housekeeping
+    db_watch: DbWatch
 
 
 class Daemon:
-    """ccshortlink run: AMI → tracker → cards → outbox → SMPP, and the web server."""
+    """ccshortlink run: AMI → tracker → sending → outbox → SMPP, and the web server."""
 
     def __init__(self, config: Config, log: Logger, *, clock: Callable[[], float] = time.time,
                  notifier: SystemdNotifier | None = None) -> None:
@@ -75,20 +77,104 @@ class Daemon:
         self.clock = clock
         self.notifier = notifier or SystemdNotifier(None)
         self.metrics = Metrics()
-        self.decider = Decider(lambda: self.cards.handle_many, log, self.metrics)
         self.stop = asyncio.Event()
-        self.web_port: int | None = None
         self.ready = asyncio.Event()
+        self.budget = StopBudget(config.stop_timeout)  # starts at the first stop signal
+        self.web_port: int | None = None
+        self._parts: Parts | None = None  # None: not started (or the agents failed to load)
+        self._main: asyncio.Task[object] | None = None  # run()'s task, cancelled if forced
+        self._forced = False
+        self._deadline: asyncio.TimerHandle | None = None
         self._reload_task: asyncio.Task[None] | None = None
         self._reload_wanted = False
 
-    def _load_agents(self) -> AgentDirectory:
-        return load_agents(self.config.agents_file)
+    @property
+    def parts(self) -> Parts:
+        if self._parts is None:
+            raise RuntimeError("the daemon is not running")
+        return self._parts
 
-    @staticmethod
-    def _agent_lookup(agents: AgentDirectory) -> AgentLookup:
-        return default_agent_lookup(lambda ext: agents.by_extension(ext) is not None,
-                                    agents.channel_map)
+    async def run(self) -> int:
+        """Run until stopped. Returns 0 once stopped on request, also when a second signal
+        or the end of the budget forced it (what was decided is in the outbox); raises
+        StartupError for a configuration-class failure at start."""
+        try:
+            agents = load_agents(self.config.agents_file)
+        except AgentsError as exc:
+            raise StartupError(str(exc)) from None
+        self._main = asyncio.current_task()
+        try:
+            async with await Store.open(self.config.database_path) as store:
+                await self._run_with_store(store, agents)
+        except asyncio.CancelledError:
+            if not self._forced or self._main is None:
+                raise
+            self._main.uncancel()  # our own forced stop, not the caller's cancellation
+        finally:
+            loop = asyncio.get_running_loop()
+            for signum in (*STOP_SIGNALS, signal.SIGHUP):
+                loop.remove_signal_handler(signum)
+            if self._deadline is not None:
+                self._deadline.cancel()
+            if self._reload_task is not None:  # a reload still parsing is simply abandoned
+                self._reload_task.cancel()
+        left = self.parts.calls.tracker.calls_in_progress()
+        if left:  # the next start decides them from their Cdr, or records why not
+            self.log.info("calls_in_progress_at_stop", count=len(left), linkedids=left[:100])
+        self.log.info("daemon_stopped")
+        return 0
+
+    async def _run_with_store(self, store: Store, agents: AgentDirectory) -> None:
+        smpp = SmppClient(self.config.smpp, on_receipt=self._on_receipt,
+                          on_mobile_originated=self._on_reply, log=self.log)
+        try:
+            await smpp.start()
+        except SmppAuthError as exc:
+            raise StartupError(f"SMSC refused the bind: {exc}") from None
+        try:
+            self._parts = self._build(store, smpp, agents)
+            runner = await self._start_web(store)
+            try:
+                await self._serve(self._parts)
+            finally:
+                await self._bounded(runner.cleanup(), WEB_CLOSE)
+        finally:
+            close = self.budget.bound(SMPP_CLOSE)
+            await self._bounded(smpp.close(timeout=close), close + 1.0)
+
+    def _build(self, store: Store, smpp: SmppClient, agents: AgentDirectory) -> Parts:
+        """Every part, each handed what it needs: the one place that knows them all."""
+        config, log, metrics = self.config, self.log, self.metrics
+        live = Live(agents, SmsTemplates(config.sms.templates, config.sms.default_language))
+        calls = CallFlow(self._tracker(agents), log, calls_seen=metrics.calls_seen,
+                         calls_ended=metrics.calls_ended)
+        outbox = Outbox(store=store, gateway=smpp, clock=self.clock, log=log,
+                        max_attempts=config.sms.max_attempts,
+                        concurrency=config.smpp.window * 2,
+                        on_status=lambda status: metrics.sms.labels(status=status).inc())
+
+        def queued(count: int) -> None:
+            metrics.sms.labels(status="queued").inc(count)
+            outbox.wake()
+
+        cards = CardService(store=store, config=config, agents=lambda: live.agents,
+                            templates=lambda: live.templates, clock=self.clock, log=log,
+                            on_queued=queued)
+        decider = Decider(lambda: cards.handle_many, log, metrics, is_fault=store.is_fault,
+                          stop_grace=lambda: self.budget.for_tasks(STOP_GRACE))
+        replies = Replies(store=store, sms=config.sms, policy=config.policy,
+                          ids_stored=outbox.ids_stored, stop=self.stop, clock=self.clock,
+                          log=log, on_delivered=metrics.sms.labels(status="delivered").inc)
+        housekeeping = Housekeeping(
+            store=store, retention_days=config.retention_days, log=log, clock=self.clock,
+            stop=self.stop, watchdog=self.notifier.watchdog,
+            watchdog_interval=self.notifier.watchdog_interval, expire_calls=calls.expire,
+            on_db_state=lambda ok: setattr(live, "db_ok", ok),
+            is_error=lambda exc: isinstance(exc, DatabaseError))
+        ami = AmiClient(config.ami, self._on_ami_event, log, on_state=self._on_ami_state)
+        return Parts(live=live, calls=calls, smpp=smpp, ami=ami, outbox=outbox, cards=cards,
+                     decider=decider, replies=replies, housekeeping=housekeeping,
+                     db_watch=DbWatch(store, log, lambda: decider.failing))
 
     def _tracker(self, agents: AgentDirectory) -> CallTracker:
         policy = self.config.policy
@@ -99,54 +185,15 @@ class Daemon:
             call_timeout=policy.call_timeout_hours * 3600,
             max_channels=policy.max_live_channels)
 
-    async def run(self) -> int:
-        try:
-            agents = self._load_agents()
-        except AgentsError as exc:
-            raise StartupError(str(exc)) from None
-        self.live = Live(agents=agents, templates=SmsTemplates(
-            self.config.sms.templates, self.config.sms.default_language))
-        self.tracker = self._tracker(agents)
-        async with await Store.open(self.config.database_path) as store:
-            self.store = store
-            # Receipts come in bursts of one per part: they share commits under load.
-            self.receipts = GroupWriter(store.record_receipts)
-            self.db_watch = DbWatch(store, self.log, lambda: self.decider.failing)
-            self.outages = {what: Outage(self.log, what)
-                            for what in ("receipts", "opt_out")}
-            return await self._run_with_store(store)
-
-    async def _run_with_store(self, store: Store) -> int:
-        config, log = self.config, self.log
-        smpp = SmppClient(config.smpp, on_receipt=self._on_receipt,
-                          on_mobile_originated=self._on_mobile_originated, log=log)
-        self.smpp = smpp
-        try:
-            await smpp.start()
-        except SmppAuthError as exc:
-            raise StartupError(f"SMSC refused the bind: {exc}") from None
-        try:
-            self.outbox = Outbox(store=store, gateway=smpp, clock=self.clock, log=log,
-                                 max_attempts=config.sms.max_attempts,
-                                 concurrency=config.smpp.window * 2,
-                                 on_status=lambda s: self.metrics.sms.labels(status=s).inc())
-            self.cards = CardService(
-                store=store, config=config, agents=lambda: self.live.agents,
-                templates=lambda: self.live.templates, clock=self.clock, log=log,
-                on_queued=self._on_queued)
-            ami = AmiClient(config.ami, self._on_ami_event, log, on_state=self._on_ami_state)
-            runner = await self._start_web(store)
-            try:
-                return await self._serve(ami, smpp)
-            finally:
-                await runner.cleanup()
-        finally:
-            await smpp.close(timeout=5.0)
+    @staticmethod
+    def _agent_lookup(agents: AgentDirectory) -> AgentLookup:
+        return default_agent_lookup(lambda ext: agents.by_extension(ext) is not None,
+                                    agents.channel_map)
 
     async def _start_web(self, store: Store) -> web.AppRunner:
-        app = make_app(store=store, agents=lambda: self.live.agents, web_config=self.config.web,
-                       clock=self.clock, health=self.health, metrics=self.metrics,
-                       send_card=self.send_card, log=self.log,
+        app = make_app(store=store, agents=lambda: self.parts.live.agents,
+                       web_config=self.config.web, clock=self.clock, health=self.health,
+                       metrics=self.metrics, send_card=self.send_card, log=self.log,
                        zone=ZoneInfo(self.config.policy.timezone))
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
@@ -158,159 +205,105 @@ class Daemon:
                       public_url=self.config.web.public_url)
         return runner
 
-    async def _serve(self, ami: AmiClient, smpp: SmppClient) -> int:
+    async def _serve(self, parts: Parts) -> None:
         loop = asyncio.get_running_loop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in STOP_SIGNALS:
             loop.add_signal_handler(signum, self._request_stop, signum)
         loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
         try:
             async with asyncio.TaskGroup() as tasks:
-                tasks.create_task(ami.run(self.stop), name="ami")
-                tasks.create_task(self.outbox.run(self.stop), name="outbox")
-                tasks.create_task(self._decide_forever(), name="decisions")
-                tasks.create_task(self._housekeeping(), name="housekeeping")
-                tasks.create_task(self._checkpoint_forever(), name="checkpoints")
-                tasks.create_task(self.db_watch.run(self.stop), name="db-watch")
-                tasks.create_task(self._announce_ready(), name="ready")
-                # Every task watches `stop` and winds down by itself, each within a bound.
+                tasks.create_task(parts.ami.run(self.stop), name="ami")
+                tasks.create_task(parts.outbox.run(
+                    self.stop, drain_timeout=lambda: self.budget.for_tasks(DRAIN_TIMEOUT)),
+                    name="outbox")
+                tasks.create_task(parts.decider.run(parts.calls.outcomes, self.stop),
+                                  name="decisions")
+                tasks.create_task(parts.housekeeping.run(), name="housekeeping")
+                tasks.create_task(parts.housekeeping.checkpoints(), name="checkpoints")
+                tasks.create_task(parts.db_watch.run(self.stop), name="db-watch")
+                tasks.create_task(self._announce_ready(parts), name="ready")
+                # Every task watches `stop` and winds down by itself, each within the budget.
         except* AmiAuthError as group:
             raise StartupError(f"AMI login refused: {group.exceptions[0]}") from None
-        finally:
-            for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-                loop.remove_signal_handler(signum)
-            if self._reload_task is not None:  # a reload still parsing is simply abandoned
-                self._reload_task.cancel()
-        left = self.tracker.calls_in_progress()
-        if left:  # the next start decides them from their Cdr, or records why not
-            self.log.info("calls_in_progress_at_stop", count=len(left), linkedids=left[:100])
-        self.log.info("daemon_stopped")
-        return EXIT_OK
+
+    async def _bounded(self, closing: Awaitable[None], cap: float) -> None:
+        """Await a closing step for at most `cap` s and never past the shutdown budget."""
+        try:
+            await asyncio.wait_for(closing, self.budget.bound(cap))
+        except TimeoutError:
+            self.log.warning("stop_step_timeout", left=round(self.budget.left(), 1))
 
     def _request_stop(self, signum: int) -> None:
-        # Signal handlers only set a flag; the tasks wind down on their own.
-        self.log.info("stop_requested", signal=signal.Signals(signum).name)
-        self.live.stopping = True
+        # Signal handlers only set a flag; the tasks wind down on their own, within the budget.
+        name = signal.Signals(signum).name
+        if self.stop.is_set():  # a second signal: the operator will not wait
+            self._force(name)
+            return
+        self.log.info("stop_requested", signal=name, budget=self.budget.total)
+        self.budget.start()
+        self._deadline = asyncio.get_running_loop().call_later(
+            self.budget.total, self._force, "stop_timeout")
+        if self._parts is not None:
+            self._parts.calls.stopping = True
         self.notifier.stopping()
         self.stop.set()
 
-    async def _announce_ready(self) -> None:
+    def _force(self, reason: str) -> None:
+        """Exit at once: nothing decided is lost (it is in the outbox), an SMS in flight is
+        resent by the next start."""
+        if self._forced:
+            return
+        self.log.warning("stop_forced", reason=reason)
+        self._forced = True
+        self.budget.expire()
+        self.stop.set()
+        if self._main is not None:
+            self._main.cancel()
+
+    async def _announce_ready(self, parts: Parts) -> None:
         """READY=1 once the database, web server, SMSC bind and AMI login are up."""
-        while not (self.live.ami_up and self.smpp.bound) and not self.stop.is_set():
+        # Polled: the two states are the peers' own, and this runs once per start.
+        while not (parts.live.ami_up and parts.smpp.bound) and not self.stop.is_set():  # noqa: ASYNC110
             await asyncio.sleep(0.05)
         if self.stop.is_set():
             return
         self.ready.set()
         self.notifier.ready("AMI and SMPP connected")
-        self.log.info("daemon_ready", agents=len(self.live.agents), web_port=self.web_port)
+        self.log.info("daemon_ready", agents=len(parts.live.agents), web_port=self.web_port)
 
-    # --- AMI → tracker → decisions ------------------------------------------------------
+    # --- what the peers and the web app call -------------------------------------------
 
     def _on_ami_event(self, event: dict[str, str]) -> None:
         """Runs on the loop for every AMI event, in order: must stay fast and never block."""
-        if self.live.stopping:
-            return
-        if event.get("Event") == "Newchannel" and event.get("Uniqueid") == event.get("Linkedid"):
-            self.metrics.calls_seen.inc()
-        if isinstance(event, AmiEvent):  # a new session may be a restarted Asterisk
-            self.tracker.session(event.session)
-        for outcome in self.tracker.handle(event, time.monotonic()):
-            self._report_outcome(outcome)
-
-    def _report_outcome(self, outcome: Outcome) -> None:
-        """One log line per ended call or request; each goes on to be decided or recorded."""
-        if isinstance(outcome, CallClosed):
-            # call_evicted is the name this has always had; the others are new
-            event = {"call_timeout": "call_evicted", "evicted": "channel_evicted"}.get(
-                outcome.trigger, "call_closed")
-            self.log.warning(event, linkedid=outcome.linkedid, trigger=outcome.trigger,
-                             agent_extension=outcome.agent_extension or None,
-                             customer=mask_number(outcome.customer_number) or None,
-                             reason=outcome.reason)
-            if not outcome.customer_number:
-                return  # nothing to trace it by: the log line is its record
-        elif isinstance(outcome, CallEnded):
-            self.log.info("call_ended", linkedid=outcome.linkedid,
-                          agent_extension=outcome.agent_extension,
-                          customer=mask_number(outcome.customer_number),
-                          talk_seconds=round(outcome.talk_seconds, 1),
-                          decided_from=outcome.decided_from)
-        else:
-            self.log.info("card_requested", linkedid=outcome.linkedid,
-                          agent_extension=outcome.agent_extension, trigger=outcome.trigger)
-        self.metrics.calls_ended.inc()
-        self.live.outcomes.put_nowait(outcome)
+        session = event.session if isinstance(event, AmiEvent) else None
+        self.parts.calls.on_event(event, session)
 
     def _on_ami_state(self, up: bool) -> None:
-        self.live.ami_up = up
-
-    async def _decide_forever(self) -> None:
-        """Decide in event order, a batch per transaction; see Decider for database faults."""
-        await self.decider.run(self.live.outcomes, self.stop)
-
-    def _on_queued(self, count: int) -> None:
-        self.metrics.sms.labels(status="queued").inc(count)
-        self.outbox.wake()
-
-    async def send_card(self, agent_id: str, number: str, trigger: str = "api") -> dict[str, object]:
-        """The CRM/CLI path: a CS ID and a number, through the same policy."""
-        agent = self.live.agents.by_id(agent_id)
-        if agent is None:
-            return {"status": "refused", "reason": f"unknown agent {agent_id!r}"}
-        outcome = await self.cards.send(agent, number, trigger=trigger)
-        result = outcome.as_dict()
-        if outcome.status == "skipped":
-            result["status"] = "refused"
-        return result
-
-    # --- SMPP callbacks ------------------------------------------------------------------
+        self.parts.live.ami_up = up
 
     async def _on_receipt(self, receipt: DeliveryReceipt) -> None:
-        # A fast SMSC sends the receipt right behind submit_sm_resp: let the message ids that
-        # the outbox is storing land first, so the first look-up finds them.
-        await self.outbox.ids_stored()
-        record = ReceiptRecord(receipt.message_id, receipt.state, receipt.error_code,
-                               self.clock())
-        for _ in range(RECEIPT_WAIT_TRIES):
-            sms_id = await until_stored(lambda: self.receipts.write(record),
-                                        self.outages["receipts"], self.stop, HANDLER_DB_WAIT)
-            if sms_id is not None:
-                break
-            # A fast SMSC can send the receipt before the outbox has stored the message ids
-            # that submit_sm_resp just returned: give it a moment before calling it unknown.
-            await asyncio.sleep(0.1)
-        if sms_id is None:
-            self.log.warning("sms_receipt_unknown", message_id=receipt.message_id,
-                             state=receipt.state)
-            return
-        event = "sms_delivered" if receipt.state.upper() == "DELIVRD" else "sms_receipt"
-        self.log.info(event, sms_id=sms_id, message_id=receipt.message_id, state=receipt.state,
-                      error_code=receipt.error_code)
-        if receipt.state.upper() == "DELIVRD":
-            self.metrics.sms.labels(status="delivered").inc()
+        await self.parts.replies.on_receipt(receipt)
 
-    async def _on_mobile_originated(self, message: MobileOriginated) -> None:
-        word = message.text.strip().upper()
-        sms = self.config.sms
-        opt_out = word in {w.upper() for w in sms.opt_out_words}
-        opt_in = word in {w.upper() for w in sms.opt_in_words}
-        if not (opt_out or opt_in):
-            self.log.info("sms_reply_ignored", customer=mask_number(message.source_addr))
-            return
-        number = normalise_number(message.source_addr, self.config.policy)
-        e164 = message.source_addr if isinstance(number, NumberRejected) else number.e164
-        now = self.clock()
-        try:
-            changed = await until_stored(
-                lambda: self.store.set_opt_out(e164, opt_out, "sms reply", now),
-                self.outages["opt_out"], self.stop, HANDLER_DB_WAIT)
-        except Exception:
-            self.log.error("opt_out_not_stored", customer=mask_number(e164), opt_out=opt_out,
-                           reason="the SMSC is answered with an error and delivers it again")
-            raise
-        self.log.info("opt_out_added" if opt_out else "opt_out_removed",
-                      customer=mask_number(e164), changed=changed)
+    async def _on_reply(self, message: MobileOriginated) -> None:
+        await self.parts.replies.on_reply(message)
 
-    # --- reload, health, housekeeping ---------------------------------------------------
+    async def send_card(self, agent_id: str, number: str,
+                        trigger: str = "api") -> dict[str, object]:
+        """The CRM/CLI path: a CS ID and a number, through the same policy."""
+        return await self.parts.cards.send_for(agent_id, number, trigger=trigger)
+
+    def health(self) -> dict[str, str]:
+        """Each component's state; `db_reason` says why the database is `failing`."""
+        parts = self.parts
+        states = {"ami": "up" if parts.live.ami_up else "down",
+                  "smpp": "up" if parts.smpp.bound else "down",
+                  "db": "up" if parts.live.db_ok else "down"}
+        reason = parts.db_watch.check()  # a change seen here is logged as soon as it is seen
+        if reason is not None:
+            states["db"], states["db_reason"] = "failing", reason
+        return states
+
+    # --- reload -------------------------------------------------------------------------
 
     def _on_sighup(self) -> None:
         # Parsing runs in a thread; a SIGHUP during a reload is answered by one more reload.
@@ -340,9 +333,10 @@ class Daemon:
             self.log.error("reload_failed", problems=[repr(exc)],
                            reason="kept the previous agents and templates")
             return False
-        self.live.agents = agents
-        self.live.templates = templates
-        self.tracker.agent_lookup = lookup
+        parts = self.parts
+        parts.live.agents = agents
+        parts.live.templates = templates
+        parts.calls.tracker.agent_lookup = lookup
         self.log.info("reload_done", agents=len(agents), templates=languages)
         return True
 
@@ -353,60 +347,3 @@ class Daemon:
         agents = load_agents(config.agents_file)
         templates = SmsTemplates(config.sms.templates, config.sms.default_language)
         return agents, templates, sorted(config.sms.templates), self._agent_lookup(agents)
-
-    def health(self) -> dict[str, str]:
-        """Each component's state; `db_reason` says why the database is `failing`."""
-        states = {"ami": "up" if self.live.ami_up else "down",
-                  "smpp": "up" if self.smpp.bound else "down",
-                  "db": "up" if self.live.db_ok else "down"}
-        reason = self.db_watch.check()  # a change seen here is logged as soon as it is seen
-        if reason is not None:
-            states["db"], states["db_reason"] = "failing", reason
-        return states
-
-    async def _checkpoint_forever(self) -> None:
-        """Keep the WAL short from a worker thread (see Store.take_over_checkpoints)."""
-        await self.store.take_over_checkpoints()
-        failing = False  # logged once when checkpoints start failing, once when they work
-        while not self.stop.is_set():
-            try:
-                await self.store.checkpoint()
-            except sqlite3.Error as exc:
-                if not failing:
-                    self.log.warning("db_checkpoint_failed", error=repr(exc),
-                                     reason="tried again every second, logged once")
-                failing = True
-            else:
-                if failing:
-                    self.log.info("db_checkpoint_recovered")
-                failing = False
-            try:
-                await asyncio.wait_for(self.stop.wait(), timeout=CHECKPOINT_INTERVAL)
-            except TimeoutError:
-                pass
-
-    async def _housekeeping(self) -> None:
-        interval = self.notifier.watchdog_interval or HOUSEKEEPING_INTERVAL
-        retention = RetentionSchedule(self.config.retention_days)
-        while not self.stop.is_set():
-            self.live.db_ok = await self.store.ping()
-            # Fed while the loop runs, even with the database failing: a restart frees no
-            # disk and breaks no other process's lock, and it would lose the calls kept in
-            # memory for the database (see Decider). /healthz says `db: failing` instead.
-            self.notifier.watchdog()
-            for outcome in self.tracker.expire(time.monotonic()):  # no Cdr or Hangup came
-                self._report_outcome(outcome)
-            now = self.clock()
-            if self.live.db_ok and retention.due(now):
-                retention.done(now)  # a failing run is retried tomorrow, not every tick
-                try:
-                    counts = await self.store.apply_retention(retention.cutoff(now), now,
-                                                              anonymise_number)
-                    self.log.info("retention_done", days=retention.days, **counts)
-                except sqlite3.Error as exc:
-                    self.log.error("retention_failed", error=repr(exc))
-            try:
-                await asyncio.wait_for(self.stop.wait(), timeout=min(interval,
-                                                                     HOUSEKEEPING_INTERVAL))
-            except TimeoutError:
-                pass

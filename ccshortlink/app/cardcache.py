@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ccshortlink.store import AgentLiveStats, RatingView, Store
+from ccshortlink.app.ports import AgentFiguresStore
+from ccshortlink.app.singleflight import SingleFlight
+from ccshortlink.core.records import AgentLiveStats, RatingView
 
 
 @dataclass(frozen=True)
@@ -24,14 +25,14 @@ class AgentFiguresCache:
     forgets the agent at once, so the customer who rated sees the new average.
     """
 
-    def __init__(self, store: Store, clock: Callable[[], float], *, ttl: float = 30.0,
+    def __init__(self, store: AgentFiguresStore, clock: Callable[[], float], *, ttl: float = 30.0,
                  ratings_shown: int = 3) -> None:
         self._store = store
         self._clock = clock
         self.ttl = ttl
         self._ratings_shown = ratings_shown
         self._entries: dict[str, AgentFigures] = {}
-        self._loading: dict[str, asyncio.Future[AgentFigures]] = {}
+        self._loading: SingleFlight[str, AgentFigures] = SingleFlight()
         self._generation: dict[str, int] = {}
 
     def fresh(self, agent_id: str) -> AgentFigures | None:
@@ -45,13 +46,7 @@ class AgentFiguresCache:
         entry = self.fresh(agent_id)
         if entry is not None:
             return entry
-        loading = self._loading.get(agent_id)
-        if loading is None:
-            loading = asyncio.ensure_future(self._load(agent_id))
-            self._loading[agent_id] = loading
-            loading.add_done_callback(lambda done: self._loaded(agent_id, done))
-        # shield: one visitor hanging up must not cancel the load the others wait for
-        return await asyncio.shield(loading)
+        return await self._loading.load(agent_id, lambda: self._load(agent_id))
 
     async def _load(self, agent_id: str) -> AgentFigures:
         generation = self._generation.get(agent_id, 0)
@@ -64,14 +59,8 @@ class AgentFiguresCache:
             self._entries[agent_id] = figures
         return figures
 
-    def _loaded(self, agent_id: str, done: asyncio.Future[AgentFigures]) -> None:
-        if self._loading.get(agent_id) is done:
-            del self._loading[agent_id]
-        if not done.cancelled():
-            done.exception()  # retrieved here, so a failure nobody awaited is not reported twice
-
     def forget(self, agent_id: str) -> None:
         """Drop the agent's figures (and any load already under way) after a change."""
         self._generation[agent_id] = self._generation.get(agent_id, 0) + 1
         self._entries.pop(agent_id, None)
-        self._loading.pop(agent_id, None)
+        self._loading.forget(agent_id)

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from ccshortlink.ops.logs import Logger
-from ccshortlink.store import is_db_fault
+from ccshortlink.app.ports import FaultTest, Log
 
 T = TypeVar("T")
 BACKOFF_FIRST = 0.5  # s: a lock is often gone this soon
@@ -32,11 +32,13 @@ class Backoff:
 
 class Outage:
     """Logs `<what>_db_failed` once when a loop's writes start failing, `<what>_db_recovered`
-    once when they work again: not a line per tick for as long as the disk stays full."""
+    once when they work again: not a line per tick for as long as the disk stays full.
+    `is_fault` is the store's test for a database fault (as opposed to a bug)."""
 
-    def __init__(self, log: Logger, what: str) -> None:
+    def __init__(self, log: Log, what: str, is_fault: FaultTest) -> None:
         self.log = log
         self.what = what
+        self.is_fault = is_fault
         self.since: float | None = None
         self.backoff = Backoff()
 
@@ -70,7 +72,7 @@ async def until_stored(write: Callable[[], Awaitable[T]], outage: Outage,
         try:
             result = await write()
         except Exception as exc:
-            if not is_db_fault(exc):
+            if not outage.is_fault(exc):
                 raise
             delay = outage.failed(exc)
             late = give_up_after is not None and loop.time() - started + delay > give_up_after
@@ -79,10 +81,8 @@ async def until_stored(write: Callable[[], Awaitable[T]], outage: Outage,
             if stop is None:
                 await asyncio.sleep(delay)
             else:
-                try:
+                with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(stop.wait(), timeout=delay)
-                except TimeoutError:
-                    pass
             continue
         outage.succeeded()
         return result

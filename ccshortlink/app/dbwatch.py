@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Callable
 
-from ccshortlink.ops.logs import Logger
-from ccshortlink.store import Store
+from ccshortlink.app.ports import HealthProbe, Log
 
 PROBE_INTERVAL = 1.0  # s between empty write transactions
 # s a write may wait for another process's lock before the database counts as failing: a
@@ -17,7 +17,7 @@ WAIT_LIMIT = 3.0
 class DbWatch:
     """Says why the database fails, or None; logs the start and the end of each outage."""
 
-    def __init__(self, store: Store, log: Logger,
+    def __init__(self, store: HealthProbe, log: Log,
                  decisions_failing: Callable[[], bool] = lambda: False) -> None:
         self.store = store
         self.log = log
@@ -56,10 +56,8 @@ class DbWatch:
                     _settle(probe)
                 probe = asyncio.create_task(self.store.probe_write(), name="db-probe")
             self.check()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=PROBE_INTERVAL)
-            except TimeoutError:
-                pass
         if probe is not None:
             probe.cancel()  # safe: a use case is only ever cancelled between its tries
             await asyncio.wait([probe])

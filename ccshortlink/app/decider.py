@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 
-from ccshortlink.core.calls import Outcome
-from ccshortlink.app.sending import CardOutcome
 from ccshortlink.app.dbfaults import Outage
-from ccshortlink.ops.logs import Logger, mask_number
-from ccshortlink.ops.metrics import Metrics
 from ccshortlink.app.pending import DECISION_BACKLOG, DecisionBacklog
-from ccshortlink.store import is_db_fault
+from ccshortlink.app.ports import DecisionCounters, FaultTest, Log
+from ccshortlink.app.sending import CardOutcome
+from ccshortlink.core.calls import Outcome
+from ccshortlink.core.privacy import mask_number
 
 # A batch is one transaction run on the loop's thread: its size bounds how long AMI waits.
 DECISION_BATCH = 64
@@ -31,13 +31,23 @@ class Decider:
     `decision_failed` and not tried again.
     """
 
-    def __init__(self, handle_many: Callable[[], HandleMany], log: Logger, metrics: Metrics,
-                 *, limit: int = DECISION_BACKLOG) -> None:
-        self.handle_many = handle_many  # read at each batch: the card service comes later
+    def __init__(self, handle_many: Callable[[], HandleMany], log: Log,
+                 metrics: DecisionCounters, *, limit: int = DECISION_BACKLOG,
+                 is_fault: FaultTest | None = None,
+                 stop_grace: Callable[[], float] = lambda: STOP_GRACE) -> None:
+        self.handle_many = handle_many  # read at each batch: the card service may be reloaded
         self.log = log
         self.metrics = metrics
         self.backlog: DecisionBacklog[Outcome] = DecisionBacklog(limit)
-        self.outage = Outage(log, "decisions")
+        # Without a test of its own, the one of the card service's store (CardService.is_fault).
+        self.is_fault: FaultTest = is_fault or self._handler_fault
+        self.stop_grace = stop_grace  # read at the stop: what is left of the shutdown budget
+        self.outage = Outage(log, "decisions", self.is_fault)
+
+    def _handler_fault(self, exc: BaseException) -> bool:
+        owner = getattr(self.handle_many(), "__self__", None)
+        test: FaultTest | None = getattr(owner, "is_fault", None)
+        return test is not None and test(exc)
 
     @property
     def failing(self) -> bool:
@@ -45,7 +55,7 @@ class Decider:
         return self.outage.since is not None and len(self.backlog) > 0
 
     async def run(self, queue: asyncio.Queue[Outcome], stop: asyncio.Event) -> None:
-        """Until `stop` and everything queued is decided (or given up on after STOP_GRACE)."""
+        """Until `stop` and everything queued is decided (or given up on after `stop_grace()`)."""
         loop = asyncio.get_running_loop()
         give_up_at: float | None = None
         while True:
@@ -53,25 +63,21 @@ class Decider:
             if stop.is_set():
                 if not self.backlog:
                     return
-                give_up_at = give_up_at or loop.time() + STOP_GRACE
+                give_up_at = give_up_at or loop.time() + self.stop_grace()
                 if loop.time() >= give_up_at:
                     self._drop(self.backlog.take_all(), "the database still refused it at stop")
                     return
             if not self.backlog:
-                try:
+                with contextlib.suppress(TimeoutError):
                     self._keep(await asyncio.wait_for(queue.get(), timeout=0.2))
-                except TimeoutError:
-                    pass
                 continue
             delay = await self._decide_front()
             if delay:
                 if stop.is_set():
                     await asyncio.sleep(min(delay, 0.5))
                 else:
-                    try:
+                    with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), timeout=delay)
-                    except TimeoutError:
-                        pass
 
     async def _decide_front(self) -> float:
         """Try the oldest batch; the delay before the next try when the database refused."""
@@ -80,13 +86,13 @@ class Decider:
             results: list[CardOutcome | Exception] = await self.handle_many()(batch)
         except Exception as exc:  # the whole batch's transaction failed
             results = [exc] * len(batch)
-        again = [isinstance(r, Exception) and is_db_fault(r) for r in results]
+        again = [isinstance(r, Exception) and self.is_fault(r) for r in results]
         self.backlog.settle(batch, again)
         self.metrics.decisions_waiting.set(len(self.backlog))
-        for outcome, result, retry in zip(batch, results, again):
+        for outcome, result, retry in zip(batch, results, again, strict=True):
             if isinstance(result, Exception) and not retry:
                 self.log.error("decision_failed", linkedid=outcome.linkedid, error=repr(result))
-        fault = next((r for r, retry in zip(results, again)
+        fault = next((r for r, retry in zip(results, again, strict=True)
                       if retry and isinstance(r, Exception)), None)
         if fault is None:
             self.outage.succeeded()

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from ccshortlink.config.agents import Agent, AgentDirectory
 from ccshortlink.app.cardcache import AgentFigures
-from ccshortlink.store import LinkView, Store
+from ccshortlink.app.ports import LinkPages
+from ccshortlink.app.singleflight import SingleFlight
+from ccshortlink.core.agents import Agent, AgentDirectory
+from ccshortlink.core.records import LinkView
 
 
 @dataclass
@@ -46,7 +47,7 @@ class LinkCache:
     default 1000 holds at most ~28 MB, typically a few MB.
     """
 
-    def __init__(self, store: Store, agents: Callable[[], AgentDirectory],
+    def __init__(self, store: LinkPages, agents: Callable[[], AgentDirectory],
                  clock: Callable[[], float], *, ttl: float = 5.0,
                  max_links: int = 1000) -> None:
         self._store = store
@@ -58,7 +59,7 @@ class LinkCache:
         # so evicting the oldest read is least-recently-used at that resolution.
         self._entries: dict[str, CachedLink] = {}
         self._forgets = 0  # bumped by forget(): a read that overlapped one is not kept
-        self._reading: dict[str, asyncio.Future[CachedLink | None]] = {}
+        self._reading: SingleFlight[str, CachedLink | None] = SingleFlight()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -67,21 +68,15 @@ class LinkCache:
         """The link and its agent (None: no such code); `link.status` is as of now."""
         now = self._clock()
         entry = self._entries.get(code)
-        if entry is not None:
-            if entry.fetched_at > now - self.ttl and entry.link.expires_at > now:
-                directory = self._agents()
-                if entry.directory is not directory:
-                    entry = CachedLink(entry.link, entry.fetched_at, directory,
-                                       directory.by_id(entry.link.agent_id))
-                    self._entries[code] = entry
-                return entry
-        reading = self._reading.get(code)
-        if reading is None:
-            reading = asyncio.ensure_future(self._read(code, now))
-            self._reading[code] = reading
-            reading.add_done_callback(lambda done: self._read_done(code, done))
-        # shield: one visitor hanging up must not cancel the read the others wait for
-        entry = await asyncio.shield(reading)
+        if (entry is not None and entry.fetched_at > now - self.ttl
+                and entry.link.expires_at > now):
+            directory = self._agents()
+            if entry.directory is not directory:
+                entry = CachedLink(entry.link, entry.fetched_at, directory,
+                                   directory.by_id(entry.link.agent_id))
+                self._entries[code] = entry
+            return entry
+        entry = await self._reading.load(code, lambda: self._read(code, now))
         if entry is not None and entry.link.status == "live" and entry.link.expires_at <= now:
             # a read started a moment earlier by another visitor: judge expiry as of now
             entry = CachedLink(replace(entry.link, status="expired"), entry.fetched_at,
@@ -104,14 +99,8 @@ class LinkCache:
                 del self._entries[next(iter(self._entries))]
         return entry
 
-    def _read_done(self, code: str, done: asyncio.Future[CachedLink | None]) -> None:
-        if self._reading.get(code) is done:
-            del self._reading[code]
-        if not done.cancelled():
-            done.exception()  # retrieved here, so a failure nobody awaited is not reported twice
-
     def forget(self, code: str) -> None:
         """Drop the link after a change to it (a rating)."""
         self._forgets += 1
         self._entries.pop(code, None)
-        self._reading.pop(code, None)  # later lookups must not join a read from before
+        self._reading.forget(code)  # later lookups must not join a read from before

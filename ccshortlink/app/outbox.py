@@ -5,32 +5,31 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable
-from typing import Protocol, TypeVar
+from typing import TypeVar
 
 from ccshortlink.app.batching import GroupWriter
 from ccshortlink.app.dbfaults import Outage, until_stored
-from ccshortlink.ops.logs import Logger, mask_number
-from ccshortlink.app.ports import GatewayClosed, SubmitRejected
+from ccshortlink.app.ports import GatewayClosed, Log, OutboxStore, SmsGateway, SubmitRejected
+from ccshortlink.core.privacy import mask_number
+from ccshortlink.core.records import OutboxSms, SubmittedSms
 from ccshortlink.core.sms import EncodedSms
-from ccshortlink.store import OutboxSms, Store, SubmittedSms, is_db_fault
 
 # Backoff for SMS that failed for a temporary reason (capped so a long outage retries hourly).
 RETRY_BASE = 30.0
 RETRY_CAP = 3600.0
+DRAIN_TIMEOUT = 10.0  # s at most for the SMS in flight at a stop
+# s for cancelled submits to put their SMS back in the queue (one quick write each)
+CANCELLED_WAIT = 2.0
 
 
 T = TypeVar("T")
 
 
-class SmsGateway(Protocol):
-    async def submit(self, destination: str, sms: EncodedSms) -> list[str]: ...
-
-
 class Outbox:
     """Keeps up to `concurrency` SMS in flight; the gateway owns the SMPP window itself."""
 
-    def __init__(self, *, store: Store, gateway: SmsGateway, clock: Callable[[], float],
-                 log: Logger, max_attempts: int, concurrency: int,
+    def __init__(self, *, store: OutboxStore, gateway: SmsGateway,
+                 clock: Callable[[], float], log: Log, max_attempts: int, concurrency: int,
                  on_status: Callable[[str], None] = lambda status: None) -> None:
         self.store = store
         self.gateway = gateway
@@ -44,8 +43,8 @@ class Outbox:
         # Under load many submits finish per loop turn: their message ids share one commit.
         self._submitted = GroupWriter(store.mark_submitted_many)
         # The database failing (locked, disk full) pauses the outbox; it never stops it.
-        self._claims = Outage(log, "outbox")
-        self._writes = Outage(log, "sms_status")
+        self._claims = Outage(log, "outbox", store.is_fault)
+        self._writes = Outage(log, "sms_status", store.is_fault)
         self._stop = asyncio.Event()
 
     def wake(self) -> None:
@@ -60,13 +59,16 @@ class Outbox:
     def in_flight(self) -> int:
         return len(self._in_flight)
 
-    async def run(self, stop: asyncio.Event, *, drain_timeout: float = 10.0) -> None:
+    async def run(self, stop: asyncio.Event, *,
+                  drain_timeout: Callable[[], float] = lambda: DRAIN_TIMEOUT) -> None:
+        """Until `stop`, then let the SMS in flight finish for `drain_timeout()` s (read at the
+        stop: the daemon's shutdown budget decides)."""
         self._stop = stop
         try:
             recovered = await until_stored(
                 lambda: self.store.recover_interrupted(self.clock()), self._claims, stop)
         except Exception as exc:
-            if not is_db_fault(exc):
+            if not self.store.is_fault(exc):
                 raise
             return  # stopped before the database took a write: nothing was claimed either
         if recovered:
@@ -80,7 +82,7 @@ class Outbox:
                 try:
                     claimed = await self.store.claim_due_sms(self.clock(), free)
                 except Exception as exc:
-                    if not is_db_fault(exc):
+                    if not self.store.is_fault(exc):
                         raise
                     # Nothing was claimed (the transaction rolled back): try again later.
                     await self._wait(stop, self.clock() + self._claims.failed(exc), wake=False)
@@ -94,7 +96,7 @@ class Outbox:
             # Either nothing more is due or every slot is busy: a freed slot or a newly
             # queued SMS sets the wake event, so nothing waits longer than it must.
             await self._wait(stop, next_due)
-        await self._drain(drain_timeout)
+        await self._drain(drain_timeout())
         await self._submitted.idle()  # a cancelled submit's message ids are still stored
 
     def _done(self, task: asyncio.Task[None]) -> None:
@@ -126,7 +128,7 @@ class Outbox:
         for task in pending:
             task.cancel()
         if pending:
-            await asyncio.wait(pending, timeout=2.0)
+            await asyncio.wait(pending, timeout=CANCELLED_WAIT)
             self.log.warning("outbox_drain_timeout", abandoned=len(pending),
                              reason="left as submitting; resent on next start")
 
@@ -166,7 +168,7 @@ class Outbox:
                 # would send it again, so the ids are retried for as long as the daemon runs.
                 await self._stored(lambda: self._submitted.write(record))
             except Exception as exc:
-                if not is_db_fault(exc):
+                if not self.store.is_fault(exc):
                     raise
                 log.error("sms_submitted_unrecorded", message_ids=message_ids,
                           error=f"{type(exc).__name__}: {exc}",
@@ -176,7 +178,7 @@ class Outbox:
             log.info("sms_submitted", message_ids=message_ids, parts=len(sms.parts))
             self.on_status("submitted")
 
-    async def _retry(self, sms: OutboxSms, log: Logger, error: str) -> None:
+    async def _retry(self, sms: OutboxSms, log: Log, error: str) -> None:
         now = self.clock()
         if sms.attempts >= self.max_attempts:
             await self._stored(lambda: self.store.mark_failed(

@@ -2,6 +2,21 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from ccshortlink.core.records import (
+    AgentLiveStats,
+    CardRequest,
+    CardResult,
+    LinkView,
+    OutboxSms,
+    RatingView,
+    ReceiptRecord,
+    SubmittedSms,
+)
+from ccshortlink.core.sms import EncodedSms
+
 
 class SubmitRejected(Exception):
     """The SMS gateway permanently refused a part of the message: retrying will not help."""
@@ -13,3 +28,139 @@ class SubmitRejected(Exception):
 
 class GatewayClosed(Exception):
     """The SMS gateway is closed (or closing); the message was not fully submitted."""
+
+
+# --- logging and counters -------------------------------------------------------------------
+
+class Log(Protocol):
+    """One line per event with named fields; structlog's bound loggers satisfy it."""
+
+    def bind(self, **fields: Any) -> Log: ...
+    def debug(self, event: str, *args: Any, **fields: Any) -> Any: ...
+    def info(self, event: str, *args: Any, **fields: Any) -> Any: ...
+    def warning(self, event: str, *args: Any, **fields: Any) -> Any: ...
+    def error(self, event: str, *args: Any, **fields: Any) -> Any: ...
+
+
+class Counter(Protocol):
+    def inc(self, amount: float = 1) -> None: ...
+
+
+class Gauge(Protocol):
+    def set(self, value: float) -> None: ...
+
+
+class DecisionCounters(Protocol):
+    """The decider's two figures (ops.metrics.Metrics has them)."""
+
+    @property
+    def decisions_waiting(self) -> Gauge: ...
+    @property
+    def decisions_dropped(self) -> Counter: ...
+
+
+FaultTest = Callable[[BaseException], bool]
+
+
+# --- the store, split by the use case that needs it -----------------------------------------
+
+class Faults(Protocol):
+    def is_fault(self, exc: BaseException) -> bool:
+        """A fault of the database itself (locked, disk full, I/O error) that a later try may
+        get past; not a bug in one request (a constraint, a bad parameter)."""
+        ...
+
+
+class DecisionStore(Faults, Protocol):
+    """Sending: every request of a batch decided and recorded in one transaction."""
+
+    async def decide_cards(self, requests: Sequence[CardRequest], now: float,
+                           new_code: Callable[[], str]) -> list[CardResult | Exception]: ...
+
+
+class ClaimedBatch(Protocol):
+    @property
+    def sms(self) -> Sequence[OutboxSms]: ...
+    @property
+    def next_due_at(self) -> float | None: ...
+
+
+class OutboxStore(Faults, Protocol):
+    """The outbox: claim due SMS, record what the gateway said about each."""
+
+    async def recover_interrupted(self, now: float) -> int: ...
+    async def claim_due_sms(self, now: float, limit: int) -> ClaimedBatch: ...
+    async def mark_submitted_many(self, submitted: Sequence[SubmittedSms]) -> list[None]: ...
+    async def mark_failed(self, sms_id: int, now: float, *, status: str,
+                          smpp_status: int | None, error: str) -> None: ...
+    async def retry_later(self, sms_id: int, now: float, not_before: float,
+                          error: str) -> None: ...
+
+
+class ReplyStore(Faults, Protocol):
+    """Receipts and the customers' STOP/START replies."""
+
+    async def record_receipts(self, receipts: Sequence[ReceiptRecord]
+                              ) -> Sequence[int | None | Exception]: ...
+    async def set_opt_out(self, customer_number: str, opted_out: bool, source: str,
+                          now: float) -> bool: ...
+
+
+class LinkPages(Protocol):
+    async def link_for_page(self, code: str, now: float) -> LinkView | None: ...
+
+
+class AgentFiguresStore(Protocol):
+    async def agent_live_stats(self, agent_id: str) -> AgentLiveStats: ...
+    async def recent_ratings(self, agent_id: str, limit: int = 5) -> list[RatingView]: ...
+
+
+class VisitStore(Protocol):
+    async def record_visits(self, visits: Sequence[tuple[str, str, str, str, float]]) -> int: ...
+
+
+class HousekeepingStore(Faults, Protocol):
+    """Liveness, retention and the WAL's checkpoints."""
+
+    async def ping(self) -> bool: ...
+    async def apply_retention(self, cutoff: float, now: float,
+                              anonymise: Callable[[str], str]) -> dict[str, int]: ...
+    async def take_over_checkpoints(self) -> None: ...
+    async def checkpoint(self) -> tuple[int, int]: ...
+
+
+class HealthProbe(Protocol):
+    """Is the database taking writes: the store's own notes, and an empty write."""
+
+    @property
+    def path(self) -> object: ...
+    @property
+    def write_failure(self) -> str | None: ...
+    def lock_wait(self) -> float: ...
+    async def probe_write(self) -> None: ...
+
+
+# --- the SMS gateway ------------------------------------------------------------------------
+
+class SmsGateway(Protocol):
+    async def submit(self, destination: str, sms: EncodedSms) -> list[str]: ...
+
+
+class Receipt(Protocol):
+    """A delivery receipt as the gateway read it."""
+
+    @property
+    def message_id(self) -> str: ...
+    @property
+    def state(self) -> str: ...
+    @property
+    def error_code(self) -> str: ...
+
+
+class Reply(Protocol):
+    """A customer's SMS to us."""
+
+    @property
+    def source_addr(self) -> str: ...
+    @property
+    def text(self) -> str: ...

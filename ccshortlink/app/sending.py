@@ -7,14 +7,15 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 
-from ccshortlink.config.agents import Agent, AgentDirectory
-from ccshortlink.core.calls import CallClosed, CallEnded, Outcome, SendRequested
+from ccshortlink.app.ports import DecisionStore, Log
 from ccshortlink.config.settings import Config
+from ccshortlink.core.agents import Agent, AgentDirectory
+from ccshortlink.core.calls import CallClosed, CallEnded, Outcome, SendRequested
 from ccshortlink.core.links import SmsTemplates, link_url, new_code
-from ccshortlink.ops.logs import Logger, mask_number
 from ccshortlink.core.policy import NumberRejected, day_start, decide, normalise_number
+from ccshortlink.core.privacy import mask_number
+from ccshortlink.core.records import CardRequest, CardResult, DecisionRecord, SmsDraft
 from ccshortlink.core.sms import encode_sms
-from ccshortlink.store import CardRequest, CardResult, DecisionRecord, SmsDraft, Store
 
 
 @dataclass(frozen=True)
@@ -33,9 +34,10 @@ class CardOutcome:
 class CardService:
     """Applies policy and records every decision; the only path that queues an SMS."""
 
-    def __init__(self, *, store: Store, config: Config, agents: Callable[[], AgentDirectory],
+    def __init__(self, *, store: DecisionStore, config: Config,
+                 agents: Callable[[], AgentDirectory],
                  templates: Callable[[], SmsTemplates], clock: Callable[[], float],
-                 log: Logger, on_queued: Callable[[int], None] = lambda count: None,
+                 log: Log, on_queued: Callable[[int], None] = lambda count: None,
                  code_factory: Callable[[], str] = new_code) -> None:
         self.store = store
         self.config = config
@@ -45,6 +47,11 @@ class CardService:
         self.log = log
         self.on_queued = on_queued
         self.code_factory = code_factory
+
+    def is_fault(self, exc: BaseException) -> bool:
+        """The store's test: a database fault, which a later try of the same decision may
+        get past (the Decider keeps such calls and tries them again)."""
+        return self.store.is_fault(exc)
 
     async def handle(self, outcome: Outcome) -> CardOutcome:
         return _only(await self.handle_many([outcome]))
@@ -61,6 +68,19 @@ class CardService:
         return _only(await self._decide([self._card_request(
             agent, raw_number, now, trigger=trigger, linkedid="", agent_extension="",
             talk_seconds=None, card_already_sent=False)], now))
+
+    async def send_for(self, agent_id: str, raw_number: str, *,
+                       trigger: str) -> dict[str, object]:
+        """The API's answer: a CS ID and a number through the same policy; a request the
+        policy skips, or an unknown agent, is `refused` (nothing is sent)."""
+        agent = self.agents().by_id(agent_id)
+        if agent is None:
+            return {"status": "refused", "reason": f"unknown agent {agent_id!r}"}
+        outcome = await self.send(agent, raw_number, trigger=trigger)
+        result = outcome.as_dict()
+        if outcome.status == "skipped":
+            result["status"] = "refused"
+        return result
 
     def _request(self, outcome: Outcome, now: float) -> CardRequest | Exception:
         try:

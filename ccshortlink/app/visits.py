@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import sqlite3
 
-from ccshortlink.ops.logs import Logger
-from ccshortlink.store import Store
+from ccshortlink.app.ports import FaultTest, Log, VisitStore
 
 FLUSH_INTERVAL = 0.1  # seconds: at most one visits transaction this often
 FLUSH_ROWS = 1000  # ...unless this many visits are waiting
 MAX_PENDING = 100_000  # beyond this (the database is stuck) new visits are dropped, not kept
 RETRY_AFTER = 1.0  # seconds before writing again after the database refused a batch
 STOP_TIMEOUT = 10.0
+
+
+def is_operational(exc: BaseException) -> bool:
+    """Busy, locked, disk full: DB-API's OperationalError (PEP 249 names it the same in every
+    driver), which a later try of the same batch may get past."""
+    return any(kind.__name__ == "OperationalError" for kind in type(exc).__mro__)
 
 
 # One counted visit as `Store.record_visits` takes it: (code, kind, client, user_agent, at),
@@ -34,10 +38,12 @@ class VisitBuffer:
     writes); they are counts, not messages to anyone.
     """
 
-    def __init__(self, store: Store, log: Logger, *, interval: float = FLUSH_INTERVAL,
-                 max_rows: int = FLUSH_ROWS, max_pending: int = MAX_PENDING) -> None:
+    def __init__(self, store: VisitStore, log: Log, *, interval: float = FLUSH_INTERVAL,
+                 max_rows: int = FLUSH_ROWS, max_pending: int = MAX_PENDING,
+                 retry_when: FaultTest = is_operational) -> None:
         self._store = store
         self._log = log
+        self._retry_when = retry_when
         self.interval = interval
         self.max_rows = max_rows
         self.max_pending = max_pending
@@ -80,7 +86,7 @@ class VisitBuffer:
             except Exception as exc:
                 # Busy, locked, disk full: keep them for the next try. Anything else (the
                 # store closed, a batch it cannot take) would fail again: drop them.
-                retry = isinstance(exc, sqlite3.OperationalError)
+                retry = self._retry_when(exc)
                 kept = batch[:max(self.max_pending - len(self._pending), 0)] if retry else []
                 self._pending[:0] = kept
                 if not self._failing:  # once per outage, not once per batch

@@ -1,0 +1,65 @@
+"""AMI events through the call tracker: one log line per ended call, each queued to be decided."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping
+
+from ccshortlink.app.ports import Counter, Log
+from ccshortlink.core.calls import CallClosed, CallEnded, CallTracker, Outcome
+from ccshortlink.core.privacy import mask_number
+
+
+class CallFlow:
+    """Feeds the tracker in event order; what it says has ended goes to `outcomes`."""
+
+    def __init__(self, tracker: CallTracker, log: Log, *, calls_seen: Counter,
+                 calls_ended: Counter, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.tracker = tracker
+        self.log = log
+        self.calls_seen = calls_seen
+        self.calls_ended = calls_ended
+        self.monotonic = monotonic
+        self.outcomes: asyncio.Queue[Outcome] = asyncio.Queue()
+        self.stopping = False  # set at the stop: later events are not turned into decisions
+
+    def on_event(self, event: Mapping[str, str], session: int | None = None) -> None:
+        """Runs on the loop for every AMI event, in order: must stay fast and never block."""
+        if self.stopping:
+            return
+        if event.get("Event") == "Newchannel" and event.get("Uniqueid") == event.get("Linkedid"):
+            self.calls_seen.inc()
+        if session is not None:  # a new session may be a restarted Asterisk
+            self.tracker.session(session)
+        for outcome in self.tracker.handle(event, self.monotonic()):
+            self.report(outcome)
+
+    def expire(self) -> None:
+        """Close the calls no Cdr or Hangup came for."""
+        for outcome in self.tracker.expire(self.monotonic()):
+            self.report(outcome)
+
+    def report(self, outcome: Outcome) -> None:
+        """One log line per ended call or request; each goes on to be decided or recorded."""
+        if isinstance(outcome, CallClosed):
+            # call_evicted is the name this has always had; the others are new
+            event = {"call_timeout": "call_evicted", "evicted": "channel_evicted"}.get(
+                outcome.trigger, "call_closed")
+            self.log.warning(event, linkedid=outcome.linkedid, trigger=outcome.trigger,
+                             agent_extension=outcome.agent_extension or None,
+                             customer=mask_number(outcome.customer_number) or None,
+                             reason=outcome.reason)
+            if not outcome.customer_number:
+                return  # nothing to trace it by: the log line is its record
+        elif isinstance(outcome, CallEnded):
+            self.log.info("call_ended", linkedid=outcome.linkedid,
+                          agent_extension=outcome.agent_extension,
+                          customer=mask_number(outcome.customer_number),
+                          talk_seconds=round(outcome.talk_seconds, 1),
+                          decided_from=outcome.decided_from)
+        else:
+            self.log.info("card_requested", linkedid=outcome.linkedid,
+                          agent_extension=outcome.agent_extension, trigger=outcome.trigger)
+        self.calls_ended.inc()
+        self.outcomes.put_nowait(outcome)
