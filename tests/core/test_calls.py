@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import random
+
+import pytest
+
 from ccshortlink.core.calls import CallEnded, CallTracker, SendRequested, default_agent_lookup
-from tests.support.transcripts import events_of
+from ccshortlink.peers.amipeer import read_transcript, rewrite_call
+from tests.support import scenarios
+from tests.support.transcripts import FIXTURES, events_of, frames_of
 
 AGENTS = {"1001", "1002"}
 
@@ -101,14 +107,6 @@ def test_channels_whose_hangup_never_comes_are_evicted() -> None:
 
 
 # --- beyond the recordings: synthetic calls shaped like them ----------------------------------
-
-import random  # noqa: E402
-
-import pytest  # noqa: E402
-
-from ccshortlink.peers.amipeer import read_transcript, rewrite_call  # noqa: E402
-from tests.support import scenarios  # noqa: E402
-from tests.support.transcripts import FIXTURES, frames_of  # noqa: E402
 
 
 @pytest.mark.parametrize("agent_channel", ["SIP/1001-0000a1", "PJSIP/1001-0000002a",
