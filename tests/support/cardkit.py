@@ -1,4 +1,4 @@
-"""Test helpers for the web layer: agents on disk, a real store, a controllable clock."""
+"""The web layer's test kit, loaded as a plugin: agents on disk, a real store, a site, a clock."""
 
 from __future__ import annotations
 
