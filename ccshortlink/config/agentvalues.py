@@ -21,12 +21,6 @@ def is_channel(text: str) -> bool:
     return _CHANNEL.fullmatch(text) is not None
 
 
-def channel_key(channel: str) -> str:
-    """How the call tracker sees a channel: a Local channel without its @context."""
-    tech, _, resource = channel.partition("/")
-    return f"{tech}/{resource.split('@', 1)[0]}" if tech.lower() == "local" else channel
-
-
 def check_unknown(entry: Map, known: tuple[str, ...], what: str, where: str,
                   problems: list[str], *, file: str = "") -> None:
     """A problem for each key not in `known`, with the closest known one as a hint.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -15,6 +14,7 @@ from ccshortlink.config.file import ConfigError, read_toml
 from ccshortlink.config.reader import Reader, report_unknown_sections
 from ccshortlink.config.rules import check_networks, check_smpp_lengths, parse_listen
 from ccshortlink.core.links import check_templates
+from ccshortlink.core.policy import PolicyConfig
 
 __all__ = ["DEFAULT_TEMPLATES", "Config", "ConfigError", "load_config", "parse_config"]
 
@@ -69,23 +69,6 @@ class WebConfig:
 
     def __repr__(self) -> str:
         return f"WebConfig(host={self.host!r}, port={self.port}, public_url={self.public_url!r})"
-
-
-@dataclass(frozen=True)
-class PolicyConfig:
-    min_talk_seconds: float = 5.0
-    default_region: str = "CN"
-    mobile_only: bool = True
-    link_ttl_days: float = 30.0
-    resend_window_hours: float = 24.0
-    daily_cap_per_number: int = 3
-    quiet_start: time | None = None
-    quiet_end: time | None = None
-    timezone: str = "Asia/Shanghai"
-    card_on_transfer: str = "last"  # "last" agent only, or "all" agents bridged with the customer
-    call_timeout_hours: float = 12.0  # evict calls whose last Hangup never arrives
-    feature_code_window_minutes: float = 30.0
-    max_live_channels: int = 20000  # the tracker evicts the oldest channel beyond this
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,8 @@ import re
 from dataclasses import dataclass, replace
 from datetime import datetime, tzinfo
 
-from ccshortlink.config.agents import Agent, Review, ServiceRecord
-from ccshortlink.store import AgentLiveStats, RatingView
+from ccshortlink.core.agents import Agent, Review, ServiceRecord
+from ccshortlink.core.records import AgentLiveStats, RatingView
 
 MAX_COMMENT = 280
 # Bounds that keep the page inside its 14 KB budget whatever the YAML holds.

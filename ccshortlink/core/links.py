@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from jinja2 import TemplateError
 
-from ccshortlink.config.agents import Agent
+from ccshortlink.core.agents import Agent
 from ccshortlink.core.sandbox import BoundedEnvironment, render_bounded
 
 # No 0/O/o, 1/l/I/i: a code read aloud or retyped from a screenshot stays unambiguous.

@@ -3,19 +3,38 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, time, timedelta
 from functools import lru_cache
-from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import phonenumbers
-from phonenumbers import PhoneNumberType, timezone as number_timezone
+from phonenumbers import PhoneNumberType
+from phonenumbers import timezone as number_timezone
 
 from ccshortlink.core.calls import clean_number
-from ccshortlink.config.settings import PolicyConfig
 
 # Extensions and short service numbers are internal, never a customer's mobile.
 INTERNAL_MAX_DIGITS = 6
 _MOBILE_TYPES = {PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE}
+
+
+@dataclass(frozen=True)
+class PolicyConfig:
+    """The sending rules from `[policy]`: who gets a card, when, and how often."""
+
+    min_talk_seconds: float = 5.0
+    default_region: str = "CN"
+    mobile_only: bool = True
+    link_ttl_days: float = 30.0
+    resend_window_hours: float = 24.0
+    daily_cap_per_number: int = 3
+    quiet_start: time | None = None
+    quiet_end: time | None = None
+    timezone: str = "Asia/Shanghai"
+    card_on_transfer: str = "last"  # "last" agent only, or "all" agents bridged with the customer
+    call_timeout_hours: float = 12.0  # evict calls whose last Hangup never arrives
+    feature_code_window_minutes: float = 30.0
+    max_live_channels: int = 20000  # the tracker evicts the oldest channel beyond this
 
 
 @dataclass(frozen=True)

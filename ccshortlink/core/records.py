@@ -1,4 +1,4 @@
-"""What the store hands in and out: plain frozen records, no SQL."""
+"""The domain's records: what the use cases, the store and the pages hand each other."""
 
 from __future__ import annotations
 

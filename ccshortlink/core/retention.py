@@ -1,8 +1,6 @@
-"""Data retention, the pure part: the cutoff, the daily schedule and the anonymised number form."""
+"""Data retention, the pure part: the cutoff and the daily schedule (numbers: core.privacy)."""
 
 from __future__ import annotations
-
-from ccshortlink.ops.logs import mask_text
 
 DAY = 86400.0
 
@@ -10,15 +8,6 @@ DAY = 86400.0
 def retention_cutoff(now: float, days: float) -> float:
     """Records older than this are deleted or anonymised."""
     return now - days * DAY
-
-
-def anonymise_number(value: str) -> str:
-    """'+8613800138000' → '+86138****8000'; idempotent, and text without a number is unchanged.
-
-    Masking digit runs (rather than every value) leaves extensions and placeholders such as
-    '1002' or 'anonymous' in skipped decisions readable: they identify nobody.
-    """
-    return mask_text(value)
 
 
 class RetentionSchedule:

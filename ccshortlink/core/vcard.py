@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import re
 
-from ccshortlink.config.agents import Agent
+from ccshortlink.core.agents import Agent
 
 # vCard 3.0 (RFC 2426) imports most reliably on both iOS and Android; 4.0 still trips
 # some Android contact apps.

@@ -12,64 +12,16 @@ from typing import Any, TextIO
 import structlog
 from structlog.typing import EventDict, FilteringBoundLogger, Processor, WrappedLogger
 
+from ccshortlink.core.privacy import mask_text
+
 Logger = FilteringBoundLogger
 
-# What is never a phone number although it is a long run of digits, tried first at each
-# position so the number rule below never sees it: ISO dates and times, IPv4 addresses (each
-# octet 0-255 without leading zeros) and Asterisk's uniqueid/linkedid (epoch seconds, a dot,
-# a sequence). A number written exactly like one of these is shown; people do not.
-_OCTET = r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)"
-_KEEP = (
-    r"(?<!\d)(?:19|20)\d\d-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12]\d|3[01])"
-    r"(?:[T ]\d\d:\d\d(?::\d\d(?:[.,]\d+)?)?)?(?![\d:])(?![-.]\d)"
-    rf"|(?<!\d)(?:{_OCTET}\.){{3}}{_OCTET}(?!\.?\d)"
-    r"|(?<!\d)1?\d{9}\.\d{1,6}(?!\.?\d)"
-)
-# A phone number as people write it: digit groups joined by one space, dash or dot, or by
-# brackets, with an optional leading "+" or "(+": 138 0013 8000, (+86) 138-0013-8000.
-_CANDIDATE = r"(?:\+ ?|\(\+)?\d+(?:(?:\)[ .-]?|[ .-]\(?|\()\d+)*"
-_SCAN = re.compile(f"(?P<keep>{_KEEP})|{_CANDIDATE}")
-_DIGIT = re.compile(r"\d")
-MIN_DIGITS = 7  # fewer digits than this in one group run is a count, a port or a code
 # Identifiers we or the SMSC mint (an SMSC's message ids are often long decimal numbers),
 # shown as they are when they look like one token. Timestamps and linkedids need no
-# exemption: the rules above keep them.
+# exemption: core.privacy's rules keep them.
 _ID_KEYS = frozenset({"code", "sms_id", "message_id", "message_ids", "sequence"})
 _ID_TOKEN = re.compile(r"[\w.:+-]{1,64}")
 _SECRET_KEYS = frozenset({"secret", "password", "api_token", "token", "authorization"})
-
-
-def mask_number(number: str) -> str:
-    """Keep the country/operator prefix and the last four digits: +86138****8000."""
-    digits = number.lstrip("+")
-    plus = "+" if number.startswith("+") else ""
-    if len(digits) <= 8:
-        return plus + "*" * (len(digits) - 2) + digits[-2:]
-    keep_head = min(5, len(digits) - 8)  # at least four digits always hidden
-    return plus + digits[:keep_head] + "*" * (len(digits) - keep_head - 4) + digits[-4:]
-
-
-def _mask_match(match: re.Match[str]) -> str:
-    found = match.group(0)
-    if match.group("keep") is not None:
-        return found
-    digits = _DIGIT.findall(found)
-    if len(digits) < MIN_DIGITS:
-        return found
-    # Mask the digits as one number, then put them back in the writer's layout.
-    masked = iter(mask_number("".join(digits)))
-    return _DIGIT.sub(lambda _: next(masked), found)
-
-
-def mask_text(text: str) -> str:
-    """Mask every phone-number-like run inside free text, spaced, dashed or bracketed."""
-    return _SCAN.sub(_mask_match, text)
-
-
-def clip(text: str, limit: int) -> str:
-    """Free text masked, then cut to `limit` characters: cut first, a number's middle
-    digits would pass as its "last four"."""
-    return mask_text(text)[:limit]
 
 
 def _mask(value: Any) -> Any:

@@ -9,10 +9,11 @@ import tempfile
 from importlib import resources
 from pathlib import Path
 
-from ccshortlink.peers.amipeer import AmiPeer, split_transcript
 from ccshortlink.config.settings import parse_config
+from ccshortlink.core.privacy import mask_number
 from ccshortlink.daemon import Daemon
-from ccshortlink.ops.logs import configure_logging, get_logger, mask_number
+from ccshortlink.ops.logs import configure_logging, get_logger
+from ccshortlink.peers.amipeer import AmiPeer, split_transcript
 from ccshortlink.peers.smssink import SinkSms, SmsSink
 
 DEMO_USER = "ccshortlink"

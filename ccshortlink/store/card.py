@@ -5,8 +5,8 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
+from ccshortlink.core.records import AgentLiveStats, LinkView, RatingView
 from ccshortlink.store.base import StoreBase
-from ccshortlink.store.records import AgentLiveStats, LinkView, RatingView
 
 
 class CardStore(StoreBase):

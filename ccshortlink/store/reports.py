@@ -11,9 +11,8 @@ from typing import Any
 
 import phonenumbers
 
-from ccshortlink.config.settings import PolicyConfig
 from ccshortlink.core.links import is_code
-from ccshortlink.core.policy import CustomerNumber, normalise_number
+from ccshortlink.core.policy import CustomerNumber, PolicyConfig, normalise_number
 from ccshortlink.store import SCHEMA_VERSION, StoreError, opening
 
 VISIT_KINDS = {"open": "page_opened", "call": "call_tapped", "vcard": "vcard_downloaded"}

@@ -12,17 +12,24 @@ from pathlib import Path
 
 from aiohttp import web
 
-from ccshortlink.config.agents import Agent
 from ccshortlink.app.cardcache import AgentFigures
-from ccshortlink.core.cardview import MAX_COMMENT, build_card, clean_comment, tel_uri
-from ccshortlink.web.i18n import choose_language, strings
 from ccshortlink.app.linkcache import CachedLink
-from ccshortlink.ops.logs import clip
-from ccshortlink.store import LinkView
+from ccshortlink.core.agents import Agent
+from ccshortlink.core.cardview import MAX_COMMENT, build_card, clean_comment, tel_uri
+from ccshortlink.core.privacy import clip
+from ccshortlink.core.records import LinkView
 from ccshortlink.core.vcard import photo_type, render_vcard, vcard_filename
-from ccshortlink.web.context import (DEPS, WebDeps, foreign_post, html_response, message_page,
-                                    page_response, visitor)
+from ccshortlink.web.context import (
+    DEPS,
+    WebDeps,
+    foreign_post,
+    html_response,
+    message_page,
+    page_response,
+    visitor,
+)
 from ccshortlink.web.guard import anonymise, client_key, is_bot
+from ccshortlink.web.i18n import choose_language, strings
 
 # Wider than the minted alphabet on purpose: anything else is a miss without a query.
 _CODE = re.compile(r"[A-Za-z0-9_-]{1,64}")

@@ -10,6 +10,9 @@ from functools import lru_cache, wraps
 from typing import TypeVar
 from urllib.parse import urlsplit
 
+from ccshortlink.core.privacy import anonymise_address
+from ccshortlink.core.privacy import ip_address_of as _address
+
 _Result = TypeVar("_Result")
 
 
@@ -48,18 +51,6 @@ _BOTS = re.compile(
 def is_bot(user_agent: str) -> bool:
     """True for known link previewers and crawlers; an empty User-Agent is not a person either."""
     return not user_agent.strip() or _BOTS.search(user_agent) is not None
-
-
-def _address(remote: str | None) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    if not remote:
-        return None
-    try:
-        address = ipaddress.ip_address(remote.split("%", 1)[0])
-    except ValueError:
-        return None
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        return address.ipv4_mapped
-    return address
 
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -124,14 +115,7 @@ def client_address(remote: str | None, forwarded_for: str,
     return str(client)
 
 
-@_memoised
-def anonymise(remote: str | None) -> str:
-    """The network a visit came from, never the address: IPv4 /24, IPv6 /48."""
-    address = _address(remote)
-    if address is None:
-        return ""
-    prefix = 24 if address.version == 4 else 48
-    return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False).network_address)
+anonymise = _memoised(anonymise_address)  # the rule lives in core.privacy
 
 
 @_memoised
