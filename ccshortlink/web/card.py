@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import os
 import re
 from collections.abc import Awaitable, Callable
 from functools import lru_cache
-from pathlib import Path
 
 from aiohttp import web
 
@@ -19,6 +17,7 @@ from ccshortlink.core.cardview import MAX_COMMENT, build_card, clean_comment, te
 from ccshortlink.core.privacy import clip
 from ccshortlink.core.records import LinkView
 from ccshortlink.core.vcard import photo_type, render_vcard, vcard_filename
+from ccshortlink.web.agentfiles import AUDIO_TYPES, IMAGE_TYPES, agent_file, file_url
 from ccshortlink.web.context import (
     DEPS,
     WebDeps,
@@ -33,14 +32,6 @@ from ccshortlink.web.i18n import choose_language, strings
 
 # Wider than the minted alphabet on purpose: anything else is a miss without a query.
 _CODE = re.compile(r"[A-Za-z0-9_-]{1,64}")
-_IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
-                ".webp": "image/webp", ".gif": "image/gif", ".svg": "image/svg+xml"}
-_AUDIO_TYPES = {".mp3": "audio/mpeg", ".m4a": "audio/mp4", ".aac": "audio/aac",
-                ".ogg": "audio/ogg", ".oga": "audio/ogg", ".opus": "audio/ogg",
-                ".wav": "audio/wav", ".webm": "audio/webm"}
-# The file's URL carries its version, so phones may keep it as long as they like.
-_IMMUTABLE = "private, max-age=31536000, immutable"
-
 
 # Memoised: without an agent language, every open would parse Accept-Language again.
 _choose_language = lru_cache(maxsize=1024)(choose_language)
@@ -109,16 +100,6 @@ def _count_visit(request: web.Request, deps: WebDeps, code: str, kind: str) -> b
     return True
 
 
-def _file_url(code: str, path: Path | None, route: str) -> str | None:
-    if path is None:
-        return None
-    try:
-        stat = os.stat(path)
-    except OSError:  # removed since the agents file was loaded: fall back gracefully
-        return None
-    return f"{code}/{route}?v={stat.st_mtime_ns // 1_000_000:x}{stat.st_size:x}"
-
-
 def _card_html(deps: WebDeps, link: LinkView, agent: Agent, figures: AgentFigures, lang: str,
                *, notice: str = "", form_error: str = "", stars: int | None = None,
                comment: str | None = None) -> str:
@@ -126,8 +107,8 @@ def _card_html(deps: WebDeps, link: LinkView, agent: Agent, figures: AgentFigure
         "card.html", lang=lang, t=strings(lang), code=link.code,
         view=build_card(agent, figures.live, figures.ratings, deps.zone),
         company=deps.web_config.company,
-        avatar_url=_file_url(link.code, agent.avatar, "avatar"),
-        greeting_url=_file_url(link.code, agent.greeting, "greeting"),
+        avatar_url=file_url(link.code, agent.avatar, "avatar"),
+        greeting_url=file_url(link.code, agent.greeting, "greeting"),
         rating=stars if stars is not None else link.rating,
         comment=comment if comment is not None else link.comment,
         notice=notice, form_error=form_error, max_comment=MAX_COMMENT,
@@ -260,28 +241,18 @@ async def vcard(request: web.Request, deps: WebDeps, entry: CachedLink,
     return response
 
 
-def _agent_file(path: Path | None, types: dict[str, str]) -> web.StreamResponse:
-    """One of the agent's files, if it has one of a type the page may serve."""
-    content_type = types.get(path.suffix.lower()) if path is not None else None
-    if path is None or content_type is None or not path.is_file():
-        raise web.HTTPNotFound()
-    # FileResponse streams from a thread and answers Range requests (iOS audio needs them).
-    return web.FileResponse(path, headers={"Content-Type": content_type,
-                                           "Cache-Control": _IMMUTABLE})
-
-
 @_for_live_link
 async def avatar(request: web.Request, deps: WebDeps, entry: CachedLink,
                  agent: Agent) -> web.StreamResponse:
     """GET /{code}/avatar: the agent's photo (the page falls back to initials without one)."""
-    return _agent_file(agent.avatar, _IMAGE_TYPES)
+    return agent_file(agent.avatar, IMAGE_TYPES)
 
 
 @_for_live_link
 async def greeting(request: web.Request, deps: WebDeps, entry: CachedLink,
                    agent: Agent) -> web.StreamResponse:
     """GET /{code}/greeting: the agent's recorded greeting, played by <audio>."""
-    return _agent_file(agent.greeting, _AUDIO_TYPES)
+    return agent_file(agent.greeting, AUDIO_TYPES)
 
 
 async def root(request: web.Request) -> web.Response:
