@@ -17,13 +17,13 @@ from ccshortlink.app.dbwatch import DbWatch
 from ccshortlink.app.decider import STOP_GRACE, Decider
 from ccshortlink.app.housekeeping import Housekeeping
 from ccshortlink.app.outbox import DRAIN_TIMEOUT, Outbox
+from ccshortlink.app.reloading import Live, Reloader, call_tracker
 from ccshortlink.app.replies import Replies
 from ccshortlink.app.sending import CardService
 from ccshortlink.app.shutdown import StopBudget
 from ccshortlink.config.agents import AgentsError, load_agents
-from ccshortlink.config.settings import Config, ConfigError, load_config
+from ccshortlink.config.settings import Config
 from ccshortlink.core.agents import AgentDirectory
-from ccshortlink.core.calls import AgentLookup, CallTracker, default_agent_lookup
 from ccshortlink.core.links import SmsTemplates
 from ccshortlink.ops.logs import Logger
 from ccshortlink.ops.metrics import Metrics
@@ -42,16 +42,6 @@ class StartupError(Exception):
 
 
 @dataclass
-class Live:
-    """What changes at run time: reloaded on SIGHUP, read through callables."""
-
-    agents: AgentDirectory
-    templates: SmsTemplates
-    ami_up: bool = False
-    db_ok: bool = True
-
-
-@dataclass
 class Parts:
     """Every part of a running daemon, built in one place (`Daemon._build`)."""
 
@@ -65,6 +55,7 @@ class Parts:
     replies: Replies
     housekeeping: Housekeeping
     db_watch: DbWatch
+    reloader: Reloader
 
 
 class Daemon:
@@ -85,8 +76,6 @@ class Daemon:
         self._main: asyncio.Task[object] | None = None  # run()'s task, cancelled if forced
         self._forced = False
         self._deadline: asyncio.TimerHandle | None = None
-        self._reload_task: asyncio.Task[None] | None = None
-        self._reload_wanted = False
 
     @property
     def parts(self) -> Parts:
@@ -116,8 +105,8 @@ class Daemon:
                 loop.remove_signal_handler(signum)
             if self._deadline is not None:
                 self._deadline.cancel()
-            if self._reload_task is not None:  # a reload still parsing is simply abandoned
-                self._reload_task.cancel()
+            if self._parts is not None:
+                self._parts.reloader.abandon()
         left = self.parts.calls.tracker.calls_in_progress()
         if left:  # the next start decides them from their Cdr, or records why not
             self.log.info("calls_in_progress_at_stop", count=len(left), linkedids=left[:100])
@@ -146,7 +135,8 @@ class Daemon:
         """Every part, each handed what it needs: the one place that knows them all."""
         config, log, metrics = self.config, self.log, self.metrics
         live = Live(agents, SmsTemplates(config.sms.templates, config.sms.default_language))
-        calls = CallFlow(self._tracker(agents), log, calls_seen=metrics.calls_seen,
+        tracker = call_tracker(config.policy, agents)
+        calls = CallFlow(tracker, log, calls_seen=metrics.calls_seen,
                          calls_ended=metrics.calls_ended)
         outbox = Outbox(store=store, gateway=smpp, clock=self.clock, log=log,
                         max_attempts=config.sms.max_attempts,
@@ -174,21 +164,8 @@ class Daemon:
         ami = AmiClient(config.ami, self._on_ami_event, log, on_state=self._on_ami_state)
         return Parts(live=live, calls=calls, smpp=smpp, ami=ami, outbox=outbox, cards=cards,
                      decider=decider, replies=replies, housekeeping=housekeeping,
-                     db_watch=DbWatch(store, log, lambda: decider.failing))
-
-    def _tracker(self, agents: AgentDirectory) -> CallTracker:
-        policy = self.config.policy
-        return CallTracker(
-            self._agent_lookup(agents),
-            card_on_transfer=policy.card_on_transfer,
-            feature_code_window=policy.feature_code_window_minutes * 60,
-            call_timeout=policy.call_timeout_hours * 3600,
-            max_channels=policy.max_live_channels)
-
-    @staticmethod
-    def _agent_lookup(agents: AgentDirectory) -> AgentLookup:
-        return default_agent_lookup(lambda ext: agents.by_extension(ext) is not None,
-                                    agents.channel_map)
+                     db_watch=DbWatch(store, log, lambda: decider.failing),
+                     reloader=Reloader(config.path, live, tracker, log, load_agents=load_agents))
 
     async def _start_web(self, store: Store) -> web.AppRunner:
         app = make_app(store=store, agents=lambda: self.parts.live.agents,
@@ -209,7 +186,7 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for signum in STOP_SIGNALS:
             loop.add_signal_handler(signum, self._request_stop, signum)
-        loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
+        loop.add_signal_handler(signal.SIGHUP, parts.reloader.on_sighup)
         try:
             async with asyncio.TaskGroup() as tasks:
                 tasks.create_task(parts.ami.run(self.stop), name="ami")
@@ -231,7 +208,8 @@ class Daemon:
         try:
             await asyncio.wait_for(closing, self.budget.bound(cap))
         except TimeoutError:
-            self.log.warning("stop_step_timeout", left=round(self.budget.left(), 1))
+            if not self._forced:  # forced: nothing was meant to wait
+                self.log.warning("stop_step_timeout", left=round(self.budget.left(), 1))
 
     def _request_stop(self, signum: int) -> None:
         # Signal handlers only set a flag; the tasks wind down on their own, within the budget.
@@ -303,47 +281,6 @@ class Daemon:
             states["db"], states["db_reason"] = "failing", reason
         return states
 
-    # --- reload -------------------------------------------------------------------------
-
-    def _on_sighup(self) -> None:
-        # Parsing runs in a thread; a SIGHUP during a reload is answered by one more reload.
-        self._reload_wanted = True
-        if self._reload_task is None or self._reload_task.done():
-            self._reload_task = asyncio.get_running_loop().create_task(self._reload_while_wanted())
-
-    async def _reload_while_wanted(self) -> None:
-        while self._reload_wanted:
-            self._reload_wanted = False
-            await self.reload()
-
     async def reload(self) -> bool:
-        """SIGHUP: new agents and SMS templates, or keep the old ones and say exactly why.
-
-        Reading and checking the files runs in a worker thread (20,000 agents take seconds,
-        longer than AMI waits for a ping answer); only the swap happens on the loop.
-        Other settings (addresses, credentials, policy) need a restart: they are read once.
-        """
-        try:
-            agents, templates, languages, lookup = await asyncio.to_thread(self._read_reloadable)
-        except (ConfigError, AgentsError) as exc:
-            self.log.error("reload_failed", problems=exc.problems,
-                           reason="kept the previous agents and templates")
-            return False
-        except Exception as exc:  # an unreadable file must never take the daemon down
-            self.log.error("reload_failed", problems=[repr(exc)],
-                           reason="kept the previous agents and templates")
-            return False
-        parts = self.parts
-        parts.live.agents = agents
-        parts.live.templates = templates
-        parts.calls.tracker.agent_lookup = lookup
-        self.log.info("reload_done", agents=len(agents), templates=languages)
-        return True
-
-    def _read_reloadable(self) -> tuple[AgentDirectory, SmsTemplates, list[str], AgentLookup]:
-        """Runs in a worker thread: everything a reload needs, built and checked."""
-        # Templates rendered in the bounded sandbox with the configured public_url, as at start.
-        config = load_config(self.config.path, render_templates=True)
-        agents = load_agents(config.agents_file)
-        templates = SmsTemplates(config.sms.templates, config.sms.default_language)
-        return agents, templates, sorted(config.sms.templates), self._agent_lookup(agents)
+        """SIGHUP's work, awaited: new agents and SMS templates, or the old ones kept."""
+        return await self.parts.reloader.reload()

@@ -1,0 +1,100 @@
+"""What changes while running: the agents and SMS templates, reloaded on SIGHUP or kept."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ccshortlink.app.ports import Log
+from ccshortlink.config.problems import ProblemsError
+from ccshortlink.config.settings import load_config
+from ccshortlink.core.agents import AgentDirectory
+from ccshortlink.core.calls import AgentLookup, CallTracker, default_agent_lookup
+from ccshortlink.core.links import SmsTemplates
+from ccshortlink.core.policy import PolicyConfig
+
+
+@dataclass
+class Live:
+    """What changes at run time: reloaded on SIGHUP, read through callables."""
+
+    agents: AgentDirectory
+    templates: SmsTemplates
+    ami_up: bool = False
+    db_ok: bool = True
+
+
+def agent_lookup(agents: AgentDirectory) -> AgentLookup:
+    return default_agent_lookup(lambda ext: agents.by_extension(ext) is not None,
+                                agents.channel_map)
+
+
+def call_tracker(policy: PolicyConfig, agents: AgentDirectory) -> CallTracker:
+    return CallTracker(
+        agent_lookup(agents),
+        card_on_transfer=policy.card_on_transfer,
+        feature_code_window=policy.feature_code_window_minutes * 60,
+        call_timeout=policy.call_timeout_hours * 3600,
+        max_channels=policy.max_live_channels)
+
+
+class Reloader:
+    """Swaps in new agents and templates, or keeps the old ones and says exactly why.
+
+    Reading and checking the files runs in a worker thread (20,000 agents take seconds,
+    longer than AMI waits for a ping answer); only the swap happens on the loop.
+    Other settings (addresses, credentials, policy) need a restart: they are read once.
+    """
+
+    def __init__(self, config_path: Path, live: Live, tracker: CallTracker, log: Log, *,
+                 load_agents: Callable[[Path], AgentDirectory]) -> None:
+        self.config_path = config_path
+        self.load_agents = load_agents  # config.agents' reader, handed in (it parses YAML)
+        self.live = live
+        self.tracker = tracker
+        self.log = log
+        self._task: asyncio.Task[None] | None = None
+        self._wanted = False
+
+    def on_sighup(self) -> None:
+        # Parsing runs in a thread; a SIGHUP during a reload is answered by one more reload.
+        self._wanted = True
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._reload_while_wanted())
+
+    def abandon(self) -> None:
+        """At the stop: a reload still parsing is simply abandoned."""
+        if self._task is not None:
+            self._task.cancel()
+
+    async def _reload_while_wanted(self) -> None:
+        while self._wanted:
+            self._wanted = False
+            await self.reload()
+
+    async def reload(self) -> bool:
+        try:
+            agents, templates, languages, lookup = await asyncio.to_thread(self._read)
+        except ProblemsError as exc:  # the config or agents file: every problem
+            self.log.error("reload_failed", problems=exc.problems,
+                           reason="kept the previous agents and templates")
+            return False
+        except Exception as exc:  # an unreadable file must never take the daemon down
+            self.log.error("reload_failed", problems=[repr(exc)],
+                           reason="kept the previous agents and templates")
+            return False
+        self.live.agents = agents
+        self.live.templates = templates
+        self.tracker.agent_lookup = lookup
+        self.log.info("reload_done", agents=len(agents), templates=languages)
+        return True
+
+    def _read(self) -> tuple[AgentDirectory, SmsTemplates, list[str], AgentLookup]:
+        """Runs in a worker thread: everything a reload needs, built and checked."""
+        # Templates rendered in the bounded sandbox with the configured public_url, as at start.
+        config = load_config(self.config_path, render_templates=True)
+        agents = self.load_agents(config.agents_file)
+        templates = SmsTemplates(config.sms.templates, config.sms.default_language)
+        return agents, templates, sorted(config.sms.templates), agent_lookup(agents)
