@@ -25,6 +25,7 @@ from ccshortlink.config.agents import AgentsError, load_agents
 from ccshortlink.config.settings import Config
 from ccshortlink.core.agents import AgentDirectory
 from ccshortlink.core.links import SmsTemplates
+from ccshortlink.core.vocab import Trigger
 from ccshortlink.ops.logs import Logger
 from ccshortlink.ops.metrics import Metrics
 from ccshortlink.ops.notify import SystemdNotifier
@@ -266,7 +267,7 @@ class Daemon:
         await self.parts.replies.on_reply(message)
 
     async def send_card(self, agent_id: str, number: str,
-                        trigger: str = "api") -> dict[str, object]:
+                        trigger: Trigger = Trigger.API) -> dict[str, object]:
         """The CRM/CLI path: a CS ID and a number, through the same policy."""
         return await self.parts.cards.send_for(agent_id, number, trigger=trigger)
 

@@ -9,6 +9,7 @@ from ccshortlink.app.cardcache import AgentFigures
 from ccshortlink.app.ports import LinkPages
 from ccshortlink.app.singleflight import SingleFlight
 from ccshortlink.core.agents import Agent, AgentDirectory
+from ccshortlink.core.links import link_status
 from ccshortlink.core.records import LinkView
 
 
@@ -79,7 +80,8 @@ class LinkCache:
         entry = await self._reading.load(code, lambda: self._read(code, now))
         if entry is not None and entry.link.status == "live" and entry.link.expires_at <= now:
             # a read started a moment earlier by another visitor: judge expiry as of now
-            entry = CachedLink(replace(entry.link, status="expired"), entry.fetched_at,
+            status = link_status(entry.link.expires_at, None, now)
+            entry = CachedLink(replace(entry.link, status=status), entry.fetched_at,
                                entry.directory, entry.agent)
         return entry
 

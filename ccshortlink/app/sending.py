@@ -16,13 +16,14 @@ from ccshortlink.core.policy import NumberRejected, day_start, decide, normalise
 from ccshortlink.core.privacy import mask_number
 from ccshortlink.core.records import CardRequest, CardResult, DecisionRecord, SmsDraft
 from ccshortlink.core.sms import encode_sms
+from ccshortlink.core.vocab import DecisionOutcome, SendStatus, Trigger
 
 
 @dataclass(frozen=True)
 class CardOutcome:
     """What happened to one request: for logs, the HTTP API and the CLI."""
 
-    status: str  # queued | deferred | skipped
+    status: SendStatus  # queued | deferred | skipped (refused only in send_for's answer)
     reason: str = ""
     code: str = ""
     sms_id: int | None = None
@@ -62,7 +63,7 @@ class CardService:
         now = self.clock()  # one instant for the batch: the facts and the rows agree on it
         return await self._decide([self._request(outcome, now) for outcome in outcomes], now)
 
-    async def send(self, agent: Agent, raw_number: str, *, trigger: str) -> CardOutcome:
+    async def send(self, agent: Agent, raw_number: str, *, trigger: Trigger) -> CardOutcome:
         """The CRM/CLI path: one agent and number, through the same policy."""
         now = self.clock()
         return _only(await self._decide([self._card_request(
@@ -70,16 +71,16 @@ class CardService:
             talk_seconds=None, card_already_sent=False)], now))
 
     async def send_for(self, agent_id: str, raw_number: str, *,
-                       trigger: str) -> dict[str, object]:
+                       trigger: Trigger) -> dict[str, object]:
         """The API's answer: a CS ID and a number through the same policy; a request the
         policy skips, or an unknown agent, is `refused` (nothing is sent)."""
         agent = self.agents().by_id(agent_id)
         if agent is None:
-            return {"status": "refused", "reason": f"unknown agent {agent_id!r}"}
+            return {"status": SendStatus.REFUSED, "reason": f"unknown agent {agent_id!r}"}
         outcome = await self.send(agent, raw_number, trigger=trigger)
         result = outcome.as_dict()
-        if outcome.status == "skipped":
-            result["status"] = "refused"
+        if outcome.status == SendStatus.SKIPPED:
+            result["status"] = SendStatus.REFUSED
         return result
 
     def _request(self, outcome: Outcome, now: float) -> CardRequest | Exception:
@@ -115,7 +116,7 @@ class CardService:
         return _skip(closed.trigger, closed.linkedid, agent.id if agent else "",
                      closed.agent_extension, number, closed.talk_seconds, closed.reason)
 
-    def _card_request(self, agent: Agent, raw_number: str, now: float, *, trigger: str,
+    def _card_request(self, agent: Agent, raw_number: str, now: float, *, trigger: Trigger,
                       linkedid: str,
                       agent_extension: str, talk_seconds: float | None,
                       card_already_sent: bool) -> CardRequest:
@@ -129,7 +130,7 @@ class CardService:
             record=DecisionRecord(
                 linkedid=linkedid, trigger=trigger, agent_id=agent.id,
                 agent_extension=agent_extension, customer_number=customer.e164,
-                talk_seconds=talk_seconds, outcome="", reason=""),
+                talk_seconds=talk_seconds, outcome=None, reason=""),
             customer_region=customer.region,
             pair_since=now - policy.resend_window_hours * 3600,
             day_start=day_start(now, customer.time_zone), ttl=policy.link_ttl_days * 86400,
@@ -161,14 +162,15 @@ class CardService:
                           agent=record.agent_id or None,
                           extension=record.agent_extension or None, customer=customer,
                           reason=record.reason)
-            return CardOutcome(status="skipped", reason=record.reason)
-        deferred = record.outcome == "deferred"
+            return CardOutcome(status=SendStatus.SKIPPED, reason=record.reason)
+        deferred = record.outcome == DecisionOutcome.DEFERRED
         self.log.info("card_queued", linkedid=record.linkedid, trigger=record.trigger,
                       agent=record.agent_id, customer=customer, code=issued.code,
                       sms_id=issued.sms_id, reused_link=issued.reused, deferred=deferred,
                       reason=record.reason or None)
-        return CardOutcome(status="deferred" if deferred else "queued", reason=record.reason,
-                           code=issued.code, sms_id=issued.sms_id)
+        status = SendStatus.DEFERRED if deferred else SendStatus.QUEUED
+        return CardOutcome(status=status, reason=record.reason, code=issued.code,
+                           sms_id=issued.sms_id)
 
     def _draft(self, templates: SmsTemplates, agent: Agent, region: str, code: str,
                not_before: float) -> SmsDraft:
@@ -187,9 +189,10 @@ def _only(results: list[CardOutcome | Exception]) -> CardOutcome:
     return result
 
 
-def _skip(trigger: str, linkedid: str, agent_id: str, extension: str, number: str,
+def _skip(trigger: Trigger, linkedid: str, agent_id: str, extension: str, number: str,
           talk_seconds: float | None, reason: str) -> CardRequest:
     """A decision known before any facts: recorded as skipped, nothing sent."""
     return CardRequest(record=DecisionRecord(
         linkedid=linkedid, trigger=trigger, agent_id=agent_id, agent_extension=extension,
-        customer_number=number, talk_seconds=talk_seconds, outcome="skipped", reason=reason))
+        customer_number=number, talk_seconds=talk_seconds, outcome=DecisionOutcome.SKIPPED,
+        reason=reason))

@@ -15,6 +15,7 @@ from ccshortlink.cli.exits import Exit
 from ccshortlink.config.advice import check_report
 from ccshortlink.config.agents import AgentsError, load_agents
 from ccshortlink.config.settings import Config, ConfigError, load_config
+from ccshortlink.core.vocab import Trigger
 from ccshortlink.ops.logs import configure_logging, get_logger
 
 
@@ -78,7 +79,7 @@ def cmd_send(args: argparse.Namespace) -> int:
             cards = CardService(store=store, config=config, agents=lambda: agents,
                                 templates=lambda: templates, clock=time.time, log=get_logger())
             # The running daemon's outbox picks the row up within a second.
-            return (await cards.send(agent, args.to, trigger="cli")).as_dict()
+            return (await cards.send(agent, args.to, trigger=Trigger.CLI)).as_dict()
 
     result = asyncio.run(send())
     print(json.dumps(result, ensure_ascii=False))

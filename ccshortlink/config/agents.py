@@ -112,43 +112,56 @@ def _channel_map(document: Map, owners: dict[str, str], file: str,
     return mapped
 
 
-def parse_agents(text: str, source: Path) -> AgentDirectory:
-    """Parse agents YAML text; `source` names the file and anchors relative paths."""
-    file = str(source)
-    problems: list[str] = []
-    agents: list[Agent] = []
-    seen_ids: dict[str, str] = {}
-    owners: dict[str, str] = {}  # extension -> agent id
+class _AgentsRead:
+    """Each agent checked as soon as the YAML reader hands it over; only the Agent is kept."""
 
-    def take(key: str, entry: object, line: int) -> bool:
-        """Each agent checked as soon as it is read; only the Agent record is kept."""
+    def __init__(self, source: Path) -> None:
+        self.source = source
+        self.file = str(source)
+        self.problems: list[str] = []
+        self.agents: list[Agent] = []
+        self.seen_ids: dict[str, str] = {}
+        self.owners: dict[str, str] = {}  # extension -> agent id
+
+    def take(self, key: str, entry: object, line: int) -> bool:
         if key != "agents":
             return False
-        where = f"{file}:{line}"
+        where = f"{self.file}:{line}"
         if not isinstance(entry, Map):
-            problems.append(f"{where}: each item of 'agents' must be a mapping")
+            self.problems.append(f"{where}: each item of 'agents' must be a mapping")
             return True
-        agent = _agent(entry, source.parent, where, file, problems)
-        if agent.id and agent.id in seen_ids:
-            problems.append(f"{where}: duplicate id '{agent.id}' (first at {seen_ids[agent.id]})")
-        seen_ids.setdefault(agent.id, where)
-        for ext in agent.extensions:
-            if owners.setdefault(ext, agent.id) != agent.id:
-                problems.append(f"{where}: extension '{ext}' already belongs to '{owners[ext]}'")
-        agents.append(agent)
+        agent = _agent(entry, self.source.parent, where, self.file, self.problems)
+        self._claim(agent, where)
+        self.agents.append(agent)
         return True
 
+    def _claim(self, agent: Agent, where: str) -> None:
+        """An id and each extension belong to one agent: the first one read."""
+        if agent.id and agent.id in self.seen_ids:
+            self.problems.append(
+                f"{where}: duplicate id '{agent.id}' (first at {self.seen_ids[agent.id]})")
+        self.seen_ids.setdefault(agent.id, where)
+        for ext in agent.extensions:
+            if self.owners.setdefault(ext, agent.id) != agent.id:
+                self.problems.append(
+                    f"{where}: extension '{ext}' already belongs to '{self.owners[ext]}'")
+
+
+def parse_agents(text: str, source: Path) -> AgentDirectory:
+    """Parse agents YAML text; `source` names the file and anchors relative paths."""
+    read = _AgentsRead(source)
+    file = read.file
     try:
-        document, syntax = read_yaml(text, file, take)
+        document, syntax = read_yaml(text, file, read.take)
     except YamlSyntaxError as exc:
         raise AgentsError(file, [exc.problem]) from None
     if not isinstance(document, Map) or not isinstance(document.get("agents"), Seq):
         raise AgentsError(file, [*syntax, f"{file}:1: expected a top-level 'agents:' list"])
     check_unknown(document, _TOP_LEVEL, "top-level key", file, syntax, file=file)
-    channel_map = _channel_map(document, owners, file, problems)
-    if syntax or problems:
-        raise AgentsError(file, syntax + problems)
-    return AgentDirectory(agents, channel_map)
+    channel_map = _channel_map(document, read.owners, file, read.problems)
+    if syntax or read.problems:
+        raise AgentsError(file, syntax + read.problems)
+    return AgentDirectory(read.agents, channel_map)
 
 
 def load_agents(path: Path) -> AgentDirectory:

@@ -37,7 +37,9 @@ def check_unknown(entry: Map, known: tuple[str, ...], what: str, where: str,
 
 def kind(value: object) -> str:
     """What a value that is not text is, for a message."""
-    return "a list" if isinstance(value, list) else "a mapping" if isinstance(value, dict) else "null"
+    if isinstance(value, list):
+        return "a list"
+    return "a mapping" if isinstance(value, dict) else "null"
 
 
 def text_of(entry: Map, key: str, where: str, problems: list[str], *,
@@ -96,7 +98,7 @@ def extensions_of(entry: Map, where: str, file: str, problems: list[str]) -> tup
         problems.append(f"{where}: 'extensions' must be a non-empty list")
         return ()
     extensions = []
-    for item, line in zip(raw, raw.lines):
+    for item, line in zip(raw, raw.lines, strict=False):
         text = item.strip() if isinstance(item, str) else ""
         if _EXTENSION.fullmatch(text) or _CHANNEL.fullmatch(text):
             extensions.append(text)
@@ -112,4 +114,4 @@ def items_of(entry: Map, key: str, where: str, problems: list[str]) -> zip[tuple
     raw = entry.get(key)
     if raw is not None and not isinstance(raw, Seq):
         problems.append(f"{where}: '{key}' must be a list")
-    return zip(raw, raw.lines) if isinstance(raw, Seq) else zip((), ())
+    return zip(raw, raw.lines, strict=False) if isinstance(raw, Seq) else zip((), (), strict=False)

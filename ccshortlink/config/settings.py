@@ -117,26 +117,8 @@ SECTIONS = ["ami", "smpp", "web", "database", "agents", "policy", "sms", "log", 
             "daemon"]
 
 
-def parse_config(data: dict[str, Any], path: Path, *, render_templates: bool = False) -> Config:
-    """Build a Config from parsed TOML; raise ConfigError listing every problem.
-
-    With `render_templates`, each SMS template is also rendered in the bounded sandbox, so its
-    problems come in the same list (trace and stats leave it off: a template never stops them).
-    """
-    problems: list[str] = []
-    base = path.parent.resolve()
-    for section in ("ami", "smpp", "web", "database", "agents"):
-        if section not in data:
-            problems.append(f"[{section}] section is missing")
-    report_unknown_sections(data, SECTIONS, problems)
-    readers: list[Reader] = []
-
-    def read(name: str) -> Reader:
-        readers.append(Reader(data, name, problems))
-        return readers[-1]
-
-    ami = read("ami")
-    ami_cfg = AmiConfig(
+def _ami(ami: Reader) -> AmiConfig:
+    return AmiConfig(
         host=ami.text("host", "127.0.0.1", required=True),
         port=ami.integer("port", 5038, minimum=1, maximum=65535, required=True),
         username=ami.text("username", required=True),
@@ -147,7 +129,8 @@ def parse_config(data: dict[str, Any], path: Path, *, render_templates: bool = F
         events=ami.text("events", "call,agent,user,cdr", max_length=200),
     )
 
-    smpp = read("smpp")
+
+def _smpp(smpp: Reader) -> SmppConfig:
     smpp_cfg = SmppConfig(
         host=smpp.text("host", "127.0.0.1", required=True),
         port=smpp.integer("port", 2775, minimum=1, maximum=65535, required=True),
@@ -165,29 +148,28 @@ def parse_config(data: dict[str, Any], path: Path, *, render_templates: bool = F
         reconnect_max=smpp.number("reconnect_max", 60.0, minimum=0.1, maximum=HOUR),
         registered_delivery=smpp.flag("registered_delivery", True),
     )
-    check_smpp_lengths(smpp_cfg.__dict__, problems)
+    check_smpp_lengths(smpp_cfg.__dict__, smpp.problems)
+    return smpp_cfg
 
-    web = read("web")
-    host, port = parse_listen(web.text("listen", "127.0.0.1:8080"), problems)
+
+def _web(web: Reader) -> WebConfig:
+    host, port = parse_listen(web.text("listen", "127.0.0.1:8080"), web.problems)
     public_url = web.text("public_url", required=True).rstrip("/")
     parts = urlsplit(public_url)
     if public_url and (parts.scheme not in ("http", "https") or not parts.netloc):
-        problems.append(f"[web] public_url must be an http(s) URL, got {public_url!r}")
+        web.problems.append(f"[web] public_url must be an http(s) URL, got {public_url!r}")
     web_cfg = WebConfig(
         host=host, port=port, public_url=public_url,
         hotline=web.text("hotline", ""), api_token=web.text("api_token", ""),
         company=web.text("company", ""),
         trusted_proxies=web.words("trusted_proxies", ()),
     )
-    check_networks(web_cfg.trusted_proxies, problems)
+    check_networks(web_cfg.trusted_proxies, web.problems)
+    return web_cfg
 
-    database = read("database")
-    db_path = _resolve(base, database.text("path", "ccshortlink.db", required=True))
 
-    agents = read("agents")
-    agents_file = _resolve(base, agents.text("file", "agents.yaml", required=True))
-
-    policy = read("policy")
+def _policy(policy: Reader) -> PolicyConfig:
+    problems = policy.problems
     region = policy.text("default_region", "CN").upper()
     if region not in phonenumbers.SUPPORTED_REGIONS:
         problems.append(f"[policy] default_region must be an ISO region such as CN, got {region!r}")
@@ -218,15 +200,17 @@ def parse_config(data: dict[str, Any], path: Path, *, render_templates: bool = F
         ZoneInfo(policy_cfg.timezone)
     except (KeyError, ValueError, OSError):  # ZoneInfoNotFoundError is a KeyError
         problems.append(f"[policy] timezone is not a known IANA zone: {policy_cfg.timezone!r}")
+    return policy_cfg
 
-    sms = read("sms")
+
+def _sms(sms: Reader) -> SmsConfig:
     default_language = sms.text("default_language", "zh-CN")
     templates = dict(DEFAULT_TEMPLATES)
     raw_templates = sms.raw("templates", {})
     if not isinstance(raw_templates, dict) or not all(
         isinstance(v, str) for v in raw_templates.values()
     ):
-        problems.append("[sms] templates must be a table of language = \"text\"")
+        sms.problems.append("[sms] templates must be a table of language = \"text\"")
     else:
         templates.update(raw_templates)
     if "template" in sms.table:  # a single template overrides the default language's one
@@ -240,20 +224,54 @@ def parse_config(data: dict[str, Any], path: Path, *, render_templates: bool = F
         opt_in_words=sms.words("opt_in_words", SmsConfig.opt_in_words),
     )
     if sms_cfg.default_language not in templates:
-        problems.append(f"[sms] no template for default_language {sms_cfg.default_language!r}")
+        sms.problems.append(
+            f"[sms] no template for default_language {sms_cfg.default_language!r}")
+    return sms_cfg
 
-    log = read("log")
+
+def _log_level(log: Reader) -> str:
     level = log.text("level", "info").lower()
     if level not in ("debug", "info", "warning", "error"):
-        problems.append(f"[log] level must be debug, info, warning or error, got {level!r}")
-    retention = read("retention")
-    retention_days = retention.number("days", 365.0, minimum=1, maximum=36500)
+        log.problems.append(f"[log] level must be debug, info, warning or error, got {level!r}")
+    return level
+
+
+def parse_config(data: dict[str, Any], path: Path, *, render_templates: bool = False) -> Config:
+    """Build a Config from parsed TOML; raise ConfigError listing every problem.
+
+    With `render_templates`, each SMS template is also rendered in the bounded sandbox, so its
+    problems come in the same list (trace and stats leave it off: a template never stops them).
+    Sections are read in a fixed order, so the problems always come in the same order.
+    """
+    problems: list[str] = []
+    base = path.parent.resolve()
+    for section in ("ami", "smpp", "web", "database", "agents"):
+        if section not in data:
+            problems.append(f"[{section}] section is missing")
+    report_unknown_sections(data, SECTIONS, problems)
+    readers: list[Reader] = []
+
+    def read(name: str) -> Reader:
+        # Made as its section comes: "[x] must be a table" falls among that section's problems.
+        readers.append(Reader(data, name, problems))
+        return readers[-1]
+
+    ami_cfg = _ami(read("ami"))
+    smpp_cfg = _smpp(read("smpp"))
+    web_cfg = _web(read("web"))
+    db_path = _resolve(base, read("database").text("path", "ccshortlink.db", required=True))
+    agents_file = _resolve(base, read("agents").text("file", "agents.yaml", required=True))
+    policy_cfg = _policy(read("policy"))
+    sms_cfg = _sms(read("sms"))
+    level = _log_level(read("log"))
+    retention_days = read("retention").number("days", 365.0, minimum=1, maximum=36500)
     stop_timeout = read("daemon").number("stop_timeout", 25.0, minimum=1, maximum=600)
     for reader in readers:
         reader.report_unknown()
 
     if render_templates:
-        problems += check_templates(templates, default_language, public_url=public_url)
+        problems += check_templates(sms_cfg.templates, sms_cfg.default_language,
+                                    public_url=web_cfg.public_url)
     if problems:
         raise ConfigError(str(path), problems)
     return Config(

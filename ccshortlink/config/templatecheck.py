@@ -31,7 +31,7 @@ def template_costs(templates: dict[str, str], public_url: str = "") -> list[Temp
             one = SmsTemplates({language: templates[language]}, language)
             text = one.render_language(language, sample_agent(language), url, SAMPLE_CODE)
             sms = encode_sms(text, 0)
-        except Exception:  # noqa: BLE001, S112 - check_templates names the problem
+        except Exception:  # check_templates names the problem
             continue
         encoding = "UCS-2" if sms.data_coding == DATA_CODING_UCS2 else "GSM 7-bit"
         costs.append(TemplateCost(language, len(text), len(sms.parts), encoding))

@@ -6,6 +6,8 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from ccshortlink.core.vocab import Trigger
+
 Event = Mapping[str, str]
 AgentLookup = Callable[[str, str], str | None]  # (channel name, caller id num) -> extension
 
@@ -18,7 +20,7 @@ class CallEnded:
     agent_extension: str
     customer_number: str  # raw, as Asterisk gave it; policy normalises it
     talk_seconds: float
-    trigger: str = "hangup"
+    trigger: Trigger = Trigger.HANGUP
     card_already_sent: bool = False
     decided_from: str = "events"  # "cdr" when the call began before ccshortlink was watching
 
@@ -30,7 +32,7 @@ class SendRequested:
     agent_extension: str
     customer_number: str  # "" when no customer could be found
     linkedid: str
-    trigger: str = "feature_code"
+    trigger: Trigger = Trigger.FEATURE_CODE
     reason: str = ""
 
 
@@ -43,7 +45,7 @@ class CallClosed:
     customer_number: str  # "" when it was not a customer's channel
     talk_seconds: float | None
     reason: str
-    trigger: str  # pbx_restart | no_cdr | not_answered | evicted | call_timeout
+    trigger: Trigger  # pbx_restart | no_cdr | not_answered | evicted | call_timeout
 
 
 Outcome = CallEnded | SendRequested | CallClosed

@@ -1,4 +1,4 @@
-"""Short-code minting, link URLs and SMS text rendering; pure, no I/O."""
+"""Short-code minting, link URLs and status, and SMS text rendering; pure, no I/O."""
 
 from __future__ import annotations
 
@@ -10,11 +10,19 @@ from jinja2 import TemplateError
 
 from ccshortlink.core.agents import Agent
 from ccshortlink.core.sandbox import BoundedEnvironment, render_bounded
+from ccshortlink.core.vocab import LinkStatus
 
 # No 0/O/o, 1/l/I/i: a code read aloud or retyped from a screenshot stays unambiguous.
 ALPHABET = "23456789abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ"
 CODE_LENGTH = 9
 CODE_BITS = CODE_LENGTH * math.log2(len(ALPHABET))  # ~52 bits: unguessable, not enumerable
+
+
+def link_status(expires_at: float, revoked_at: float | None, now: float) -> LinkStatus:
+    """The one rule for a link: revoked wins, then its expiry; the instant of expiry is past."""
+    if revoked_at is not None:
+        return LinkStatus.REVOKED
+    return LinkStatus.EXPIRED if expires_at <= now else LinkStatus.LIVE
 
 
 def new_code(choice: Callable[[str], str] = secrets.choice) -> str:
@@ -97,7 +105,7 @@ def check_templates(templates: dict[str, str], default_language: str, *,
     for language, one in compiled.items():
         try:
             text = one.render_language(language, sample_agent(language), url, SAMPLE_CODE)
-        except Exception as exc:  # noqa: BLE001 - anything a template raises is a config problem
+        except Exception as exc:  # anything a template raises is a config problem
             problems.append(f"[sms] template for {language!r} fails to render: "
                             f"{type(exc).__name__}: {exc}")
             continue

@@ -12,6 +12,7 @@ from phonenumbers import PhoneNumberType
 from phonenumbers import timezone as number_timezone
 
 from ccshortlink.core.calls import clean_number
+from ccshortlink.core.vocab import Trigger, Verdict
 
 # Extensions and short service numbers are internal, never a customer's mobile.
 INTERNAL_MAX_DIGITS = 6
@@ -62,7 +63,7 @@ class NumberRejected:
 class Decision:
     """`send` now, `defer` until `not_before`, or `skip` with a reason."""
 
-    outcome: str
+    outcome: Verdict
     reason: str
     not_before: float
 
@@ -126,26 +127,27 @@ def quiet_until(now: float, time_zone: str, policy: PolicyConfig) -> float | Non
     return until.timestamp()
 
 
-def decide(*, trigger: str, talk_seconds: float | None, card_already_sent: bool,
+def decide(*, trigger: Trigger, talk_seconds: float | None, card_already_sent: bool,
            facts: SendFacts, customer: CustomerNumber, policy: PolicyConfig,
            now: float) -> Decision:
     """The whole rule book, in the order an operator would explain it."""
-    if trigger == "hangup" and (talk_seconds or 0.0) < policy.min_talk_seconds:
-        return Decision("skip", f"talk time {talk_seconds or 0:.0f}s below minimum "
-                                f"{policy.min_talk_seconds:g}s", now)
+    if trigger == Trigger.HANGUP and (talk_seconds or 0.0) < policy.min_talk_seconds:
+        return Decision(Verdict.SKIP, f"talk time {talk_seconds or 0:.0f}s below minimum "
+                                      f"{policy.min_talk_seconds:g}s", now)
     if card_already_sent:
-        return Decision("skip", "card already sent during this call by the agent", now)
+        return Decision(Verdict.SKIP, "card already sent during this call by the agent", now)
     if facts.opted_out:
-        return Decision("skip", "number opted out (replied STOP)", now)
+        return Decision(Verdict.SKIP, "number opted out (replied STOP)", now)
     if (facts.last_pair_sms_at is not None
             and now - facts.last_pair_sms_at < policy.resend_window_hours * 3600):
-        return Decision("skip", f"same agent texted this number within "
-                                f"{policy.resend_window_hours:g}h", now)
+        return Decision(Verdict.SKIP, f"same agent texted this number within "
+                                      f"{policy.resend_window_hours:g}h", now)
     if facts.sms_since_day_start >= policy.daily_cap_per_number:
-        return Decision("skip", f"daily cap of {policy.daily_cap_per_number} SMS reached", now)
+        return Decision(Verdict.SKIP,
+                        f"daily cap of {policy.daily_cap_per_number} SMS reached", now)
     until = quiet_until(now, customer.time_zone, policy)
     if until is not None:
         local = datetime.fromtimestamp(until, ZoneInfo(customer.time_zone))
-        return Decision("defer", f"quiet hours in {customer.time_zone}, deferred to "
-                                 f"{local:%H:%M}", until)
-    return Decision("send", "", now)
+        return Decision(Verdict.DEFER, f"quiet hours in {customer.time_zone}, deferred to "
+                                       f"{local:%H:%M}", until)
+    return Decision(Verdict.SEND, "", now)

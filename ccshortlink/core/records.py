@@ -6,6 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ccshortlink.core.policy import Decision, SendFacts
+from ccshortlink.core.vocab import DecisionOutcome, LinkStatus, Trigger
 
 
 @dataclass(frozen=True)
@@ -34,7 +35,7 @@ class LinkView:
 
     code: str
     agent_id: str
-    status: str  # live | expired | revoked
+    status: LinkStatus
     created_at: float
     expires_at: float
     customer_region: str
@@ -74,12 +75,12 @@ class OutboxSms:
 @dataclass(frozen=True)
 class DecisionRecord:
     linkedid: str
-    trigger: str
+    trigger: Trigger  # old rows may hold vocab.OLD_QUEUE_TRIGGER
     agent_id: str
     agent_extension: str
     customer_number: str
     talk_seconds: float | None
-    outcome: str  # sent | deferred | skipped
+    outcome: DecisionOutcome | None  # None until the batch judges it (see CardRequest)
     reason: str
 
 

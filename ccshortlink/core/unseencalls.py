@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ccshortlink.core.callrecords import CallClosed, CallEnded, Outcome
+from ccshortlink.core.vocab import Trigger
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ class UnseenCalls:
                 out.extend(self._decide(call, final=True) or [])
         return out
 
-    def close_all(self, reason: str, trigger: str) -> list[Outcome]:
+    def close_all(self, reason: str, trigger: Trigger) -> list[Outcome]:
         out: list[Outcome] = [CallClosed(c.linkedid, "", c.customer_number, None, reason, trigger)
                               for c in self._waiting.values()]
         self._waiting.clear()
@@ -99,8 +100,8 @@ class UnseenCalls:
         if call.cdrs:
             return [CallClosed(call.linkedid, "", call.customer_number or call.cdrs[-1].number,
                                None, "not answered by an agent (from its Cdr; it began before "
-                               "ccshortlink was watching)", "not_answered")]
+                               "ccshortlink was watching)", Trigger.NOT_ANSWERED)]
         return [CallClosed(call.linkedid, "", call.customer_number, None,
                            f"it began before ccshortlink was watching and no Cdr came within "
                            f"{self.cdr_wait:g} s of its Hangup (needs `cdr` in the AMI user's "
-                           f"read= and cdr_manager enabled)", "no_cdr")]
+                           f"read= and cdr_manager enabled)", Trigger.NO_CDR)]

@@ -1,1 +1,1 @@
-"""ops"""
+"""Running in production: structured logs with numbers masked, Prometheus metrics, systemd."""

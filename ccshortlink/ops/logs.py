@@ -70,7 +70,7 @@ class _Formatter(structlog.stdlib.ProcessorFormatter):
     def format(self, record: logging.LogRecord) -> str:
         try:
             return super().format(record)
-        except Exception as exc:  # noqa: BLE001 - bad format arguments: say so, as JSON
+        except Exception as exc:  # bad format arguments: say so, as JSON
             fallback = logging.makeLogRecord({"name": record.name, "levelno": logging.ERROR,
                                               "levelname": "ERROR", "msg": "log_format_failed",
                                               "args": (), "exc_info": None})

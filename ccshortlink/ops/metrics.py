@@ -7,8 +7,10 @@ from collections.abc import Mapping
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from ccshortlink.core.vocab import SmsStatus
+
 VISIT_KINDS = ("open", "call", "vcard")
-SMS_STATUSES = ("queued", "submitting", "submitted", "delivered", "failed", "expired")
+SMS_STATUSES = tuple(SmsStatus)  # queued, submitting, submitted, delivered, failed, expired
 
 
 class Metrics:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Sequence
 
+from ccshortlink.core.links import link_status
 from ccshortlink.core.records import AgentLiveStats, LinkView, RatingView
 from ccshortlink.store.base import StoreBase
 
@@ -21,8 +22,7 @@ class CardStore(StoreBase):
             " LEFT JOIN ratings r ON r.link_id = l.id WHERE l.code = ?", (code,))
         if row is None:
             return None
-        status = ("revoked" if row["revoked_at"] is not None
-                  else "expired" if row["expires_at"] <= now else "live")
+        status = link_status(row["expires_at"], row["revoked_at"], now)
         return LinkView(code=row["code"], agent_id=row["agent_id"], status=status,
                         created_at=row["created_at"], expires_at=row["expires_at"],
                         customer_region=row["customer_region"], rating=row["stars"],

@@ -14,6 +14,7 @@ from ccshortlink.core.records import (
     IssuedLink,
     SmsDraft,
 )
+from ccshortlink.core.vocab import DecisionOutcome, Verdict
 from ccshortlink.store.base import StoreBase
 from ccshortlink.store.errors import StoreError
 from ccshortlink.store.rows import insert_decision, sms_event
@@ -108,11 +109,12 @@ def _decide_card(db: sqlite3.Connection, request: CardRequest, now: float,
         return CardResult(record=record, issued=None)
     decision = request.judge(_send_facts(db, record.agent_id, record.customer_number,
                                          request.pair_since, request.day_start))
-    if decision.outcome == "skip":
-        record = replace(record, outcome="skipped", reason=decision.reason)
+    if decision.outcome == Verdict.SKIP:
+        record = replace(record, outcome=DecisionOutcome.SKIPPED, reason=decision.reason)
         insert_decision(db, record, now, None, None)
         return CardResult(record=record, issued=None)
-    record = replace(record, outcome="sent" if decision.outcome == "send" else "deferred",
+    sent = decision.outcome == Verdict.SEND
+    record = replace(record, outcome=DecisionOutcome.SENT if sent else DecisionOutcome.DEFERRED,
                      reason=decision.reason)
     draft = request.draft
     issued = _issue_link(

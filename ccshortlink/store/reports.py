@@ -11,7 +11,7 @@ from typing import Any
 
 import phonenumbers
 
-from ccshortlink.core.links import is_code
+from ccshortlink.core.links import is_code, link_status
 from ccshortlink.core.policy import CustomerNumber, PolicyConfig, normalise_number
 from ccshortlink.store import SCHEMA_VERSION, StoreError, opening
 
@@ -279,8 +279,7 @@ class Reports:
 
 
 def _link_summary(row: sqlite3.Row, now: float) -> dict[str, Any]:
-    status = ("revoked" if row["revoked_at"] is not None
-              else "expired" if row["expires_at"] <= now else "live")
+    status = link_status(row["expires_at"], row["revoked_at"], now)
     return {"code": row["code"], "agent": row["agent_id"],
             "customer_number": row["customer_number"], "linkedid": row["linkedid"],
             "created_at": row["created_at"], "expires_at": row["expires_at"],

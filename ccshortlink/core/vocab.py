@@ -1,0 +1,73 @@
+"""The domain's words: what started a decision, what was decided, where an SMS stands.
+
+Each member is the string stored in the database, logged, shown by `trace`/`stats` and
+returned by the API (a StrEnum member equals its string), so none of these values may change.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Trigger(StrEnum):
+    """What asked for a card."""
+
+    HANGUP = "hangup"  # the agent's call ended
+    FEATURE_CODE = "feature_code"  # the agent dialled the feature code during or after a call
+    API = "api"
+    CLI = "cli"
+    # A call closed without a card, for the reason named:
+    PBX_RESTART = "pbx_restart"
+    NO_CDR = "no_cdr"
+    NOT_ANSWERED = "not_answered"
+    EVICTED = "evicted"
+    CALL_TIMEOUT = "call_timeout"
+
+
+# Written by versions that tracked queue calls apart; never produced now, but old rows still
+# hold it, so the card's counts and `trace` read it back.
+OLD_QUEUE_TRIGGER = "agent_complete"
+
+
+class Verdict(StrEnum):
+    """The policy's answer for one call."""
+
+    SEND = "send"
+    DEFER = "defer"  # until quiet hours end
+    SKIP = "skip"
+
+
+class DecisionOutcome(StrEnum):
+    """A decision as stored: the verdict once the outbox has it."""
+
+    SENT = "sent"
+    DEFERRED = "deferred"
+    SKIPPED = "skipped"
+
+
+class SendStatus(StrEnum):
+    """What a send request (API, CLI) is told."""
+
+    QUEUED = "queued"
+    DEFERRED = "deferred"
+    SKIPPED = "skipped"
+    REFUSED = "refused"  # the API's word for skipped, or an unknown agent
+
+
+class LinkStatus(StrEnum):
+    """Whether a card link still opens the card."""
+
+    LIVE = "live"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+
+
+class SmsStatus(StrEnum):
+    """Where one SMS stands in the outbox."""
+
+    QUEUED = "queued"
+    SUBMITTING = "submitting"
+    SUBMITTED = "submitted"
+    DELIVERED = "delivered"
+    FAILED = "failed"
+    EXPIRED = "expired"
