@@ -25,7 +25,7 @@ from ccshortlink.config.agents import AgentsError, load_agents
 from ccshortlink.config.settings import Config
 from ccshortlink.core.agents import AgentDirectory
 from ccshortlink.core.links import SmsTemplates
-from ccshortlink.core.vocab import Trigger
+from ccshortlink.core.vocab import SmsStatus, Trigger
 from ccshortlink.ops.logs import Logger
 from ccshortlink.ops.metrics import Metrics
 from ccshortlink.ops.notify import SystemdNotifier
@@ -145,7 +145,7 @@ class Daemon:
                         on_status=lambda status: metrics.sms.labels(status=status).inc())
 
         def queued(count: int) -> None:
-            metrics.sms.labels(status="queued").inc(count)
+            metrics.sms.labels(status=SmsStatus.QUEUED).inc(count)
             outbox.wake()
 
         cards = CardService(store=store, config=config, agents=lambda: live.agents,

@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from ccshortlink.app.ports import Counter, Log
 from ccshortlink.core.calls import CallClosed, CallEnded, CallTracker, Outcome
 from ccshortlink.core.privacy import mask_number
+from ccshortlink.core.vocab import Trigger
 
 
 class CallFlow:
@@ -44,7 +45,7 @@ class CallFlow:
         """One log line per ended call or request; each goes on to be decided or recorded."""
         if isinstance(outcome, CallClosed):
             # call_evicted is the name this has always had; the others are new
-            event = {"call_timeout": "call_evicted", "evicted": "channel_evicted"}.get(
+            event = {Trigger.CALL_TIMEOUT: "call_evicted", Trigger.EVICTED: "channel_evicted"}.get(
                 outcome.trigger, "call_closed")
             self.log.warning(event, linkedid=outcome.linkedid, trigger=outcome.trigger,
                              agent_extension=outcome.agent_extension or None,

@@ -11,6 +11,7 @@ from ccshortlink.app.singleflight import SingleFlight
 from ccshortlink.core.agents import Agent, AgentDirectory
 from ccshortlink.core.links import link_status
 from ccshortlink.core.records import LinkView
+from ccshortlink.core.vocab import LinkStatus
 
 
 @dataclass
@@ -78,7 +79,8 @@ class LinkCache:
                 self._entries[code] = entry
             return entry
         entry = await self._reading.load(code, lambda: self._read(code, now))
-        if entry is not None and entry.link.status == "live" and entry.link.expires_at <= now:
+        if (entry is not None and entry.link.status == LinkStatus.LIVE
+                and entry.link.expires_at <= now):
             # a read started a moment earlier by another visitor: judge expiry as of now
             status = link_status(entry.link.expires_at, None, now)
             entry = CachedLink(replace(entry.link, status=status), entry.fetched_at,
@@ -95,7 +97,7 @@ class LinkCache:
         entry = CachedLink(link, now, directory, directory.by_id(link.agent_id))
         if previous is not None and previous.link == link and previous.directory is directory:
             entry.pages = previous.pages  # nothing changed: keep the rendered cards
-        if link.status == "live" and forgets == self._forgets:
+        if link.status == LinkStatus.LIVE and forgets == self._forgets:
             self._entries[code] = entry
             if len(self._entries) > self.max_links:
                 del self._entries[next(iter(self._entries))]

@@ -13,6 +13,7 @@ from ccshortlink.app.ports import GatewayClosed, Log, OutboxStore, SmsGateway, S
 from ccshortlink.core.privacy import mask_number
 from ccshortlink.core.records import OutboxSms, SubmittedSms
 from ccshortlink.core.sms import EncodedSms
+from ccshortlink.core.vocab import SmsStatus
 
 # Backoff for SMS that failed for a temporary reason (capped so a long outage retries hourly).
 RETRY_BASE = 30.0
@@ -138,10 +139,10 @@ class Outbox:
                             attempt=sms.attempts)
         if now >= sms.expires_at:
             await self._stored(lambda: self.store.mark_failed(
-                sms.id, now, status="expired", smpp_status=None,
+                sms.id, now, status=SmsStatus.EXPIRED, smpp_status=None,
                 error="not submitted before it expired"))
             log.warning("sms_expired")
-            self.on_status("expired")
+            self.on_status(SmsStatus.EXPIRED)
             return
         encoded = EncodedSms(data_coding=sms.data_coding, esm_class=sms.esm_class, parts=sms.parts)
         try:

@@ -15,7 +15,7 @@ from ccshortlink.cli.exits import Exit
 from ccshortlink.config.advice import check_report
 from ccshortlink.config.agents import AgentsError, load_agents
 from ccshortlink.config.settings import Config, ConfigError, load_config
-from ccshortlink.core.vocab import Trigger
+from ccshortlink.core.vocab import SendStatus, Trigger
 from ccshortlink.ops.logs import configure_logging, get_logger
 
 
@@ -83,7 +83,7 @@ def cmd_send(args: argparse.Namespace) -> int:
 
     result = asyncio.run(send())
     print(json.dumps(result, ensure_ascii=False))
-    return Exit.OK if result["status"] in ("queued", "deferred") else Exit.FAILED
+    return Exit.OK if result["status"] in (SendStatus.QUEUED, SendStatus.DEFERRED) else Exit.FAILED
 
 
 def cmd_demo(args: argparse.Namespace) -> int:

@@ -8,6 +8,7 @@ from typing import Any
 from aiohttp import web
 
 from ccshortlink.core.privacy import mask_number
+from ccshortlink.core.vocab import SendStatus
 from ccshortlink.web.body import BodyProblem, parse_json, read_capped
 from ccshortlink.web.context import DEPS, visitor
 from ccshortlink.web.guard import anonymise, client_key
@@ -81,7 +82,7 @@ async def send(request: web.Request) -> web.Response:
         if deps.store.is_fault(exc):  # nothing was queued: the CRM should simply try again
             return _problem(503, "database unavailable, try again", **{"Retry-After": "10"})
         return _problem(500, "internal error")
-    refused = result.get("status") == "refused"
+    refused = result.get("status") == SendStatus.REFUSED
     deps.log.info("api_send", agent=agent_id, to=mask_number(number),
                   outcome=result.get("status"), reason=result.get("reason", ""),
                   status=422 if refused else 202)

@@ -17,6 +17,7 @@ from ccshortlink.core.cardview import MAX_COMMENT, build_card, clean_comment, te
 from ccshortlink.core.privacy import clip
 from ccshortlink.core.records import LinkView
 from ccshortlink.core.vcard import photo_type, render_vcard, vcard_filename
+from ccshortlink.core.vocab import LinkStatus
 from ccshortlink.web.agentfiles import AUDIO_TYPES, IMAGE_TYPES, agent_file, file_url
 from ccshortlink.web.context import (
     DEPS,
@@ -59,7 +60,7 @@ async def _resolve(request: web.Request) -> tuple[CachedLink, Agent] | web.Respo
         deps.log.info("card_missing", path=clip(request.path, 80), status=404)
         return message_page(deps, "missing", 404, _language(request, None))
     link, agent = entry.link, entry.agent
-    if link.status != "live" or agent is None:
+    if link.status != LinkStatus.LIVE or agent is None:
         deps.log.info("card_gone", code=code, agent=link.agent_id, link_status=link.status,
                       agent_known=agent is not None, status=410)
         return message_page(deps, "expired", 410, _language(request, agent))
