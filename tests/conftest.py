@@ -12,6 +12,7 @@ pytest_plugins = [
     "tests.support.smsc_peer",  # smsc_factory: a real SMSC process per test
     "tests.support.cardkit",  # store, site, client: the card site in-process on a real SQLite file
     "tests.support.smppkit",  # connect: an SmppClient on a given port, closed after the test
+    "tests.support.outboxkit",  # env: config, store, cards and clock on a real SQLite file
 ]
 
 
