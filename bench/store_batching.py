@@ -30,19 +30,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import itertools
-import sqlite3
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
-from typing import Any, Self, TypeVar
 
+from bench.busyload import LOOP_REST_S, LOOP_WORK_S, THREAD_REST_S, THREAD_WORK_S, BusyLoad
+from bench.hopstore import HopStore, count_hops
 from bench.report import median, table
 from ccshortlink.core.policy import (
     CustomerNumber,
@@ -63,36 +61,13 @@ from ccshortlink.core.records import (
 from ccshortlink.core.sms import encode_sms
 from ccshortlink.store import Store
 
-T = TypeVar("T")
 BATCH = 64  # calls per batch use case, as the daemon groups them under load
 TEXT = ("您好，刚才为您服务的是王小梅（工号CS1001）。"
         "下次可直接联系TA：https://cs.example.com/{code} 回TD退订")
 TALK_SECONDS = 42.0
 
-# The busy load: a thread parsing 2 ms of every 3 (the SMPP thread), the loop 1 ms of every 3
-# (AMI parsing); never longer than LOAD_LIMIT_S, even if nobody stops it.
-THREAD_WORK_S, THREAD_REST_S = 0.002, 0.001
-LOOP_WORK_S, LOOP_REST_S = 0.001, 0.002
-LOAD_LIMIT_S = 600.0
-CALIBRATE_S = 0.5  # the idle run that prices the loop's wake-ups for the load
-AMI_FRAME = ("Event: Hangup\r\nPrivilege: call,all\r\nChannel: PJSIP/1001-0000002a\r\n"
-             "ChannelState: 6\r\nCallerIDNum: 13912345678\r\nConnectedLineNum: 1001\r\n"
-             "Uniqueid: 1700000000.42\r\nLinkedid: 1700000000.41\r\nCause: 16\r\n"
-             "Cause-txt: Normal Clearing\r\n\r\n")
-
-
 class BenchError(Exception):
     """A variant did not do the work it is timed for."""
-
-
-class HopStore(Store):
-    """The Store as it was: every use case handed to aiosqlite's thread, one hop each."""
-
-    async def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
-        """Run the use case on the connection's thread instead of the loop's (`_write` too)."""
-        async with self._lock:
-            result: T = await self._db._execute(work, self._db._conn)
-            return result
 
 
 @dataclass(frozen=True)
@@ -216,92 +191,6 @@ async def in_batches(store: Store, calls: int) -> None:
         await _between_use_cases()
 
 
-def _parse_ami(seconds: float) -> int:
-    """Parse the canned AMI frame over and over for `seconds` (pure Python: holds the GIL).
-
-    Returns the headers parsed.
-    """
-    end = time.perf_counter() + seconds
-    headers = 0
-    while time.perf_counter() < end:
-        for _ in range(10):  # a few frames per clock read, so the clock is not the work
-            headers += len({name: value for name, _, value in
-                            (line.partition(": ") for line in AMI_FRAME.rstrip().split("\r\n"))})
-    return headers
-
-
-class BusyLoad:
-    """AMI-like parsing on the loop and on a thread of its own while a variant is measured."""
-
-    def __init__(self, enabled: bool, wake_cost: float = 0.0) -> None:
-        self.enabled = enabled
-        self.wake_cost = wake_cost  # the loop's CPU per wake-up of the load, see `calibrate`
-        self.wakes = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._thread_load, name="busy-load", daemon=True)
-        self._task: asyncio.Task[None] | None = None
-        self._thread_cpu = 0.0
-        self._loop_cpu = 0.0
-
-    @property
-    def work_seconds(self) -> float:
-        """CPU time of the load's parsing on both threads (complete once stopped)."""
-        return self._thread_cpu + self._loop_cpu
-
-    @property
-    def cpu_seconds(self) -> float:
-        """The load's own CPU time: its parsing, plus the loop waking up for it."""
-        return self.work_seconds + self.wakes * self.wake_cost
-
-    async def __aenter__(self) -> Self:
-        if self.enabled:
-            self._thread.start()
-            self._task = asyncio.create_task(self._loop_load())
-        return self
-
-    async def __aexit__(self, *exc_info: object) -> None:
-        self._stop.set()
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-        if self._thread.ident is not None:
-            self._thread.join()
-
-    def _thread_load(self) -> None:
-        """Work THREAD_WORK_S, rest THREAD_REST_S, until stopped or LOAD_LIMIT_S is up."""
-        deadline = time.monotonic() + LOAD_LIMIT_S
-        while not self._stop.is_set() and time.monotonic() < deadline:
-            _parse_ami(THREAD_WORK_S)
-            self._stop.wait(THREAD_REST_S)
-        self._thread_cpu = time.thread_time()  # this thread's CPU since it started
-
-    async def _loop_load(self) -> None:
-        """Work LOOP_WORK_S, rest LOOP_REST_S, on the loop's thread until cancelled."""
-        deadline = time.monotonic() + LOAD_LIMIT_S
-        while not self._stop.is_set() and time.monotonic() < deadline:
-            # Per chunk, on this thread's clock: the measured work shares this thread.
-            started = time.thread_time()
-            _parse_ami(LOOP_WORK_S)
-            self._loop_cpu += time.thread_time() - started
-            self.wakes += 1
-            await asyncio.sleep(LOOP_REST_S)
-
-    @classmethod
-    async def calibrate(cls) -> float:
-        """The loop's CPU per wake-up of the load beyond its parsing, measured with no other work.
-
-        A timer wake-up of asyncio costs tens of microseconds here, a few percent of a core
-        at this rate: left in, it would be charged to whichever variant runs longest.
-        """
-        load = cls(True)
-        cpu = time.process_time()
-        async with load:
-            await asyncio.sleep(CALIBRATE_S)
-        spent = time.process_time() - cpu - load.work_seconds
-        return max(0.0, spent / max(1, load.wakes))
-
-
 @dataclass(frozen=True)
 class Variant:
     name: str
@@ -323,24 +212,10 @@ class Run:
     hops: int
 
 
-def _count_hops(store: Store) -> Callable[[], int]:
-    """Count hand-offs to aiosqlite's thread from now on; returns a reader of the count."""
-    execute = store._db._execute  # every aiosqlite call goes through it
-    hops = 0
-
-    async def counted(*args: Any, **kwargs: Any) -> Any:
-        nonlocal hops
-        hops += 1
-        return await execute(*args, **kwargs)
-
-    store._db._execute = counted  # type: ignore[method-assign]
-    return lambda: hops
-
-
 async def run_variant(variant: Variant, path: Path, calls: int, load: BusyLoad) -> Run:
     """One measured run on a fresh file: opening and migrations are left out."""
     async with await variant.store.open(path) as store:
-        hops = _count_hops(store)
+        hops = count_hops(store)
         cpu = time.process_time()  # before the load starts, so all of its CPU is subtracted
         async with load:
             wall = time.perf_counter()
