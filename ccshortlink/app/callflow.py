@@ -47,7 +47,9 @@ class CallFlow:
             # call_evicted is the name this has always had; the others are new
             event = {Trigger.CALL_TIMEOUT: "call_evicted", Trigger.EVICTED: "channel_evicted"}.get(
                 outcome.trigger, "call_closed")
-            self.log.warning(event, linkedid=outcome.linkedid, trigger=outcome.trigger,
+            # A call no agent answered is everyday traffic, not trouble: info, not warning.
+            emit = self.log.info if outcome.trigger == Trigger.NOT_ANSWERED else self.log.warning
+            emit(event, linkedid=outcome.linkedid, trigger=outcome.trigger,
                              agent_extension=outcome.agent_extension or None,
                              customer=mask_number(outcome.customer_number) or None,
                              reason=outcome.reason)

@@ -23,7 +23,7 @@ TRIGGERS = {"hangup": "call ended", "agent_complete": "queue call ended",
             "feature_code": "agent feature code", "api": "API request", "cli": "CLI send",
             "pbx_restart": "call cut by a PBX restart",
             "no_cdr": "call begun before ccshortlink started, no Cdr",
-            "not_answered": "call begun before ccshortlink started, not answered",
+            "not_answered": "call not answered by an agent",
             "evicted": "channel let go (max_live_channels)",
             "call_timeout": "no Hangup within call_timeout_hours"}
 SUBJECTS = {"customer": "Customer", "link": "Link", "call": "Call"}

@@ -51,6 +51,7 @@ class CallClosed:
 Outcome = CallEnded | SendRequested | CallClosed
 
 RESTART_REASON = "the PBX restarted before the call ended"
+UNANSWERED_REASON = "no agent answered (rang out, abandoned or sent elsewhere)"
 
 
 _UNKNOWN = {"", "<unknown>", "unknown", "anonymous", "<anonymous>", "restricted", "private"}

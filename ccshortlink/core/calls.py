@@ -19,6 +19,7 @@ from collections.abc import Callable
 # The records live in callrecords; importing them from here keeps working.
 from ccshortlink.core.callrecords import (
     RESTART_REASON,
+    UNANSWERED_REASON,
     AgentLookup,
     CallClosed,
     CallEnded,
@@ -202,9 +203,14 @@ class CallTracker(ChannelBook):
         for agent, start in chan.talking_since.items():
             chan.talk_total[agent] = chan.talk_total.get(agent, 0.0) + now - start
         chan.talking_since.clear()
-        if chan.last_agent is None:
-            return []
         number = chan.caller_num or chan.dial_string
+        if chan.last_agent is None:
+            # Rang out, abandoned, voicemail: no card, but the caller's call is recorded (once:
+            # by its first channel; the legs it rang are not customers' calls of their own).
+            if chan.uniqueid != chan.linkedid:
+                return []
+            return [CallClosed(chan.linkedid, "", number, None, UNANSWERED_REASON,
+                               Trigger.NOT_ANSWERED)]
         for agent in chan.talk_total:
             recent = self._recent.get(agent)
             if recent is not None and recent.linkedid == chan.linkedid:

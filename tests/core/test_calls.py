@@ -6,7 +6,14 @@ import random
 
 import pytest
 
-from ccshortlink.core.calls import CallEnded, CallTracker, SendRequested, default_agent_lookup
+from ccshortlink.core.calls import (
+    CallClosed,
+    CallEnded,
+    CallTracker,
+    SendRequested,
+    default_agent_lookup,
+)
+from ccshortlink.core.vocab import Trigger
 from ccshortlink.peers.amipeer import read_transcript, rewrite_call
 from tests.support import scenarios
 from tests.support.transcripts import FIXTURES, events_of, frames_of
@@ -26,6 +33,17 @@ def replay(events: list[dict[str, str]], t: CallTracker | None = None, step: flo
     return out
 
 
+def cards(outcomes: list) -> list:
+    """What may lead to an SMS: everything but the calls closed without one."""
+    return [o for o in outcomes if not isinstance(o, CallClosed)]
+
+
+def unanswered(outcomes: list) -> list[str]:
+    """The customers of calls no agent answered: recorded (trace shows them), no SMS."""
+    return [o.customer_number for o in outcomes
+            if isinstance(o, CallClosed) and o.trigger == Trigger.NOT_ANSWERED]
+
+
 def test_direct_dial_answered_customer_hangup_gives_one_call_ended() -> None:
     t = tracker()
     out = replay(events_of("01-sip-answered-customer-hangup.txt"), t)
@@ -36,9 +54,11 @@ def test_direct_dial_answered_customer_hangup_gives_one_call_ended() -> None:
     assert t.active_channels == 0
 
 
-def test_ring_no_answer_abandon_gives_nothing() -> None:
+def test_ring_no_answer_abandon_gives_no_card_and_is_recorded() -> None:
     t = tracker()
-    assert replay(events_of("03-sip-ring-no-answer-abandon.txt"), t) == []
+    out = replay(events_of("03-sip-ring-no-answer-abandon.txt"), t)
+    assert cards(out) == []
+    assert unanswered(out) == ["+8613800138000"]
     assert t.active_channels == 0
 
 
@@ -91,9 +111,11 @@ def test_unknown_events_and_missing_fields_are_ignored() -> None:
     assert t.handle({}, 1.0) == []
 
 
-def test_events_of_an_unknown_agent_give_nothing() -> None:
+def test_events_of_an_unknown_agent_give_no_card() -> None:
     t = CallTracker(default_agent_lookup({"2001"}.__contains__))
-    assert replay(events_of("01-sip-answered-customer-hangup.txt"), t) == []
+    out = replay(events_of("01-sip-answered-customer-hangup.txt"), t)
+    assert cards(out) == []
+    assert unanswered(out) == ["+8613800138000"]  # no agent of ours took it
 
 
 def test_channels_whose_hangup_never_comes_are_evicted() -> None:
@@ -125,7 +147,7 @@ def test_unusual_channel_names_map_through_the_channel_map() -> None:
         for key in ("CallerIDNum", "DestCallerIDNum"):
             if e.get(key) == "1001":
                 e[key] = "Ann"
-    assert replay(s.events) == []
+    assert cards(replay(s.events)) == []
     t = CallTracker(default_agent_lookup(AGENTS.__contains__, {"PJSIP/desk-ann": "1001"}))
     assert [o.agent_extension for o in replay(s.events, t)] == ["1001"]
 
@@ -182,7 +204,7 @@ def test_thousands_of_interleaved_real_shaped_calls() -> None:
     stream = interleave(calls, seed=3)
     events = [f for frame in stream for f in frames_of(frame.decode()) if "Event" in f]
     t = tracker()
-    out = replay(events, t, step=0.001)
+    out = cards(replay(events, t, step=0.001))
     assert len(out) == len(expected)
     assert {o.customer_number for o in out} == expected
     assert all(o.agent_extension == "1001" for o in out)
@@ -190,7 +212,9 @@ def test_thousands_of_interleaved_real_shaped_calls() -> None:
 
 
 @pytest.mark.parametrize("script", [scenarios.voicemail_call, scenarios.queue_abandon])
-def test_voicemail_and_queue_abandon_give_nothing(script) -> None:  # type: ignore[no-untyped-def]
+def test_voicemail_and_queue_abandon_give_no_card(script) -> None:  # type: ignore[no-untyped-def]
     t = tracker()
-    assert replay(script("13800138000").events, t) == []
+    out = replay(script("13800138000").events, t)
+    assert cards(out) == []
+    assert unanswered(out) == ["13800138000"]
     assert t.active_channels == 0

@@ -93,8 +93,9 @@ async def test_answered_calls_get_one_sms_each_and_the_link_opens_the_card(
         assert statuses == ["delivered", "delivered"]
         with sqlite3.connect(db) as conn:
             decisions = conn.execute(
-                "SELECT linkedid, outcome FROM decisions ORDER BY id").fetchall()
-        assert [d[1] for d in decisions] == ["sent", "sent"]
+                "SELECT trigger, outcome FROM decisions ORDER BY id").fetchall()
+        # the recorded call nobody answered is in trace too, as skipped: no SMS for it
+        assert decisions == [("hangup", "sent"), ("not_answered", "skipped"), ("hangup", "sent")]
     finally:
         daemon.send_signal(signal.SIGTERM)
         _, stderr = await asyncio.wait_for(daemon.communicate(), timeout=20)
