@@ -11,6 +11,7 @@ from ccshortlink.app.pending import DECISION_BACKLOG, DecisionBacklog
 from ccshortlink.app.ports import DecisionCounters, FaultTest, Log
 from ccshortlink.app.sending import CardOutcome
 from ccshortlink.core.calls import Outcome
+from ccshortlink.core.describe import describe
 from ccshortlink.core.privacy import mask_number
 
 # A batch is one transaction run on the loop's thread: its size bounds how long AMI waits.
@@ -32,22 +33,16 @@ class Decider:
     """
 
     def __init__(self, handle_many: Callable[[], HandleMany], log: Log,
-                 metrics: DecisionCounters, *, limit: int = DECISION_BACKLOG,
-                 is_fault: FaultTest | None = None,
+                 metrics: DecisionCounters, *, is_fault: FaultTest,
+                 limit: int = DECISION_BACKLOG,
                  stop_grace: Callable[[], float] = lambda: STOP_GRACE) -> None:
         self.handle_many = handle_many  # read at each batch: the card service may be reloaded
         self.log = log
         self.metrics = metrics
         self.backlog: DecisionBacklog[Outcome] = DecisionBacklog(limit)
-        # Without a test of its own, the one of the card service's store (CardService.is_fault).
-        self.is_fault: FaultTest = is_fault or self._handler_fault
+        self.is_fault = is_fault  # the store's: a database fault, which a retry may get past
         self.stop_grace = stop_grace  # read at the stop: what is left of the shutdown budget
         self.outage = Outage(log, "decisions", self.is_fault)
-
-    def _handler_fault(self, exc: BaseException) -> bool:
-        owner = getattr(self.handle_many(), "__self__", None)
-        test: FaultTest | None = getattr(owner, "is_fault", None)
-        return test is not None and test(exc)
 
     @property
     def failing(self) -> bool:
@@ -99,7 +94,7 @@ class Decider:
             return 0.0
         if self.outage.since is None:
             self.log.warning("decisions_waiting", calls=len(self.backlog), limit=self.backlog.limit,
-                             error=f"{type(fault).__name__}: {fault}")
+                             error=describe(fault))
         return self.outage.failed(fault)
 
     def _take(self, queue: asyncio.Queue[Outcome]) -> None:

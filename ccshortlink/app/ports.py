@@ -71,7 +71,7 @@ class Faults(Protocol):
         ...
 
 
-class DecisionStore(Faults, Protocol):
+class DecisionStore(Protocol):
     """Sending: every request of a batch decided and recorded in one transaction."""
 
     async def decide_cards(self, requests: Sequence[CardRequest], now: float,
@@ -117,6 +117,7 @@ class AgentFiguresStore(Protocol):
 
 class VisitStore(Protocol):
     async def record_visits(self, visits: Sequence[tuple[str, str, str, str, float]]) -> int: ...
+    def is_transient(self, exc: BaseException) -> bool: ...
 
 
 class HousekeepingStore(Faults, Protocol):

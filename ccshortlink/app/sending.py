@@ -49,11 +49,6 @@ class CardService:
         self.on_queued = on_queued
         self.code_factory = code_factory
 
-    def is_fault(self, exc: BaseException) -> bool:
-        """The store's test: a database fault, which a later try of the same decision may
-        get past (the Decider keeps such calls and tries them again)."""
-        return self.store.is_fault(exc)
-
     async def handle(self, outcome: Outcome) -> CardOutcome:
         return _only(await self.handle_many([outcome]))
 

@@ -5,19 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from ccshortlink.app.ports import FaultTest, Log, VisitStore
+from ccshortlink.app.ports import Log, VisitStore
+from ccshortlink.core.describe import describe
 
 FLUSH_INTERVAL = 0.1  # seconds: at most one visits transaction this often
 FLUSH_ROWS = 1000  # ...unless this many visits are waiting
 MAX_PENDING = 100_000  # beyond this (the database is stuck) new visits are dropped, not kept
 RETRY_AFTER = 1.0  # seconds before writing again after the database refused a batch
 STOP_TIMEOUT = 10.0
-
-
-def is_operational(exc: BaseException) -> bool:
-    """Busy, locked, disk full: DB-API's OperationalError (PEP 249 names it the same in every
-    driver), which a later try of the same batch may get past."""
-    return any(kind.__name__ == "OperationalError" for kind in type(exc).__mro__)
 
 
 # One counted visit as `Store.record_visits` takes it: (code, kind, client, user_agent, at),
@@ -39,11 +34,9 @@ class VisitBuffer:
     """
 
     def __init__(self, store: VisitStore, log: Log, *, interval: float = FLUSH_INTERVAL,
-                 max_rows: int = FLUSH_ROWS, max_pending: int = MAX_PENDING,
-                 retry_when: FaultTest = is_operational) -> None:
+                 max_rows: int = FLUSH_ROWS, max_pending: int = MAX_PENDING) -> None:
         self._store = store
         self._log = log
-        self._retry_when = retry_when
         self.interval = interval
         self.max_rows = max_rows
         self.max_pending = max_pending
@@ -86,14 +79,14 @@ class VisitBuffer:
             except Exception as exc:
                 # Busy, locked, disk full: keep them for the next try. Anything else (the
                 # store closed, a batch it cannot take) would fail again: drop them.
-                retry = self._retry_when(exc)
+                retry = self._store.is_transient(exc)
                 kept = batch[:max(self.max_pending - len(self._pending), 0)] if retry else []
                 self._pending[:0] = kept
                 if not self._failing:  # once per outage, not once per batch
                     self._failing = True
                     self._log.error("visits_flush_failed", visits=len(batch),
                                     dropped=len(batch) - len(kept),
-                                    error=f"{type(exc).__name__}: {exc}")
+                                    error=describe(exc))
                 else:
                     self._dropped += len(batch) - len(kept)
                 raise
@@ -143,7 +136,7 @@ class VisitBuffer:
             except TimeoutError:
                 self._log.error("visits_writer_stuck", timeout=STOP_TIMEOUT)
             except Exception as exc:  # a bug in the writer must not stop the shutdown
-                self._log.error("visits_writer_failed", error=f"{type(exc).__name__}: {exc}")
+                self._log.error("visits_writer_failed", error=describe(exc))
         with contextlib.suppress(Exception):  # flush() logged the failure itself
             await self.flush()
         lost = len(self._pending) + self._dropped

@@ -15,8 +15,3 @@ __all__ = ["SCHEMA_VERSION", "ClaimedSms", "DatabaseError", "Store", "StoreError
 
 class Store(LinkStore, OutboxStore, CardStore, RetentionStore):
     """The one SQLite connection and every use case, one transaction each."""
-
-    @staticmethod
-    def is_fault(exc: BaseException) -> bool:
-        """The use cases' ports ask the store this (see is_db_fault)."""
-        return is_db_fault(exc)

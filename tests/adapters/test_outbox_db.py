@@ -221,7 +221,8 @@ async def test_calls_the_database_refuses_wait_in_order_and_only_a_full_backlog_
     config, store, cards, _ = env
     monkeypatch.setattr(base, "BUSY_WAIT", 0.1)  # give up on the lock quickly: a fault
     metrics = Metrics()
-    decider = Decider(lambda: cards.handle_many, get_logger(), metrics, limit=2)
+    decider = Decider(lambda: cards.handle_many, get_logger(), metrics, limit=2,
+                      is_fault=store.is_fault)
     other = sqlite3.connect(config.database_path, isolation_level=None)
     other.execute("BEGIN EXCLUSIVE")  # another process's transaction
     queue: asyncio.Queue[CallEnded] = asyncio.Queue()

@@ -116,6 +116,8 @@ async def test_store_writes_a_batch_in_one_go(store: Store) -> None:
 class RecordingStore:
     """Records each batch; a write can be held open to see what gathers meanwhile."""
 
+    is_transient = staticmethod(Store.is_transient)  # the real store's retry rule
+
     def __init__(self) -> None:
         self.batches: list[list[Visit]] = []
         self.release = asyncio.Event()
