@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from ccshortlink.app.ports import FaultTest, Log
+from ccshortlink.core.describe import describe
 
 T = TypeVar("T")
 BACKOFF_FIRST = 0.5  # s: a lock is often gone this soon
@@ -47,7 +48,7 @@ class Outage:
         loop = asyncio.get_running_loop()
         if self.since is None:
             self.since = loop.time()
-            self.log.error(f"{self.what}_db_failed", error=f"{type(exc).__name__}: {exc}",
+            self.log.error(f"{self.what}_db_failed", error=describe(exc),
                            reason="retrying with backoff until the database takes it")
         return self.backoff.next()
 

@@ -10,6 +10,7 @@ from typing import TypeVar
 from ccshortlink.app.batching import GroupWriter
 from ccshortlink.app.dbfaults import Outage, until_stored
 from ccshortlink.app.ports import GatewayClosed, Log, OutboxStore, SmsGateway, SubmitRejected
+from ccshortlink.core.describe import describe
 from ccshortlink.core.privacy import mask_number
 from ccshortlink.core.records import OutboxSms, SubmittedSms
 from ccshortlink.core.sms import EncodedSms
@@ -172,7 +173,7 @@ class Outbox:
                 if not self.store.is_fault(exc):
                     raise
                 log.error("sms_submitted_unrecorded", message_ids=message_ids,
-                          error=f"{type(exc).__name__}: {exc}",
+                          error=describe(exc),
                           reason="stopped before the database took the message ids: the next"
                                  " start sends this SMS again")
                 return

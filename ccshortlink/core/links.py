@@ -9,6 +9,7 @@ from collections.abc import Callable
 from jinja2 import TemplateError
 
 from ccshortlink.core.agents import Agent
+from ccshortlink.core.describe import describe
 from ccshortlink.core.sandbox import BoundedEnvironment, render_bounded
 from ccshortlink.core.vocab import LinkStatus
 
@@ -100,14 +101,14 @@ def check_templates(templates: dict[str, str], default_language: str, *,
             compiled[language] = SmsTemplates({language: text}, language)
         except (TemplateError, RecursionError, MemoryError) as exc:
             problems.append(f"[sms] template for {language!r} does not compile: "
-                            f"{type(exc).__name__}: {exc}")
+                            f"{describe(exc)}")
     url = link_url(public_url or SAMPLE_PUBLIC_URL, SAMPLE_CODE)
     for language, one in compiled.items():
         try:
             text = one.render_language(language, sample_agent(language), url, SAMPLE_CODE)
         except Exception as exc:  # anything a template raises is a config problem
             problems.append(f"[sms] template for {language!r} fails to render: "
-                            f"{type(exc).__name__}: {exc}")
+                            f"{describe(exc)}")
             continue
         if url not in text:
             problems.append(f"[sms] template for {language!r} renders without the link "

@@ -12,6 +12,7 @@ from typing import Any, TextIO
 import structlog
 from structlog.typing import EventDict, FilteringBoundLogger, Processor, WrappedLogger
 
+from ccshortlink.core.describe import describe
 from ccshortlink.core.privacy import mask_text
 
 Logger = FilteringBoundLogger
@@ -74,7 +75,7 @@ class _Formatter(structlog.stdlib.ProcessorFormatter):
             fallback = logging.makeLogRecord({"name": record.name, "levelno": logging.ERROR,
                                               "levelname": "ERROR", "msg": "log_format_failed",
                                               "args": (), "exc_info": None})
-            fallback.error = f"{type(exc).__name__}: {exc}"
+            fallback.error = describe(exc)
             return super().format(fallback)
 
 
