@@ -11,32 +11,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
-from ccshortlink.ami.protocol import AmiProtocol
-from ccshortlink.ops.logs import get_logger
+from tests.support.amikit import fed
 from tests.support.transcripts import FIXTURES
 
 RECORDINGS = sorted(p.name for p in FIXTURES.glob("0*.txt"))
 BANNER = b"Asterisk Call Manager/9.0.0\r\n"
-
-
-class Transport:
-    """The least a protocol needs from its transport: it records whether it was cut."""
-
-    def __init__(self) -> None:
-        self.aborted = False
-        self.written: list[bytes] = []
-
-    def write(self, data: bytes) -> None:
-        self.written.append(data)
-
-    def abort(self) -> None:
-        self.aborted = True
-
-    def close(self) -> None:
-        self.aborted = True
-
-    def is_closing(self) -> bool:
-        return self.aborted
 
 
 @pytest.fixture(scope="module")
@@ -48,12 +27,7 @@ def runner() -> Iterator[asyncio.Runner]:
 def events_of(runner: asyncio.Runner, chunks: list[bytes]) -> list[dict[str, str]]:
     """Feed `chunks` to a fresh protocol, one read each; the events it delivered, in order."""
     async def feed() -> list[dict[str, str]]:
-        events: list[dict[str, str]] = []
-        protocol = AmiProtocol(events.append, get_logger())
-        protocol.connection_made(Transport())
-        for chunk in chunks:
-            protocol.data_received(chunk)
-        return events
+        return fed(chunks)[0]  # on a running loop, as the protocol expects
     with capture_logs():
         return runner.run(feed())
 

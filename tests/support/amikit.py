@@ -135,6 +135,9 @@ class FakeTransport:
     def close(self) -> None:
         self.aborted = True
 
+    def is_closing(self) -> bool:
+        return self.aborted
+
 
 def fed(chunks: list[bytes], on_event: Callable[[dict[str, str]], Any] | None = None
         ) -> tuple[list[dict[str, str]], AmiProtocol]:
