@@ -15,23 +15,22 @@ from ccshortlink.cli.exits import Exit
 from ccshortlink.config.advice import check_report
 from ccshortlink.config.agents import AgentsError, load_agents
 from ccshortlink.config.settings import Config, ConfigError, load_config
+from ccshortlink.core.agents import AgentDirectory
 from ccshortlink.core.vocab import SendStatus, Trigger
 from ccshortlink.ops.logs import configure_logging, get_logger
 
 
-def load(path: str) -> Config:
+def load(path: str) -> tuple[Config, AgentDirectory]:
     """Config and SMS templates validated together, then the agents file: exit 78 on any."""
     config = load_config(path, render_templates=True)
     try:
-        load_agents(config.agents_file)
+        return config, load_agents(config.agents_file)
     except AgentsError as exc:
         raise ConfigError(path, exc.problems) from None
-    return config
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
-    config = load(args.config)
-    agents = load_agents(config.agents_file)
+    config, agents = load(args.config)
     lines, warnings = check_report(config)
     print(f"{args.config}: OK ({len(agents)} agents from {config.agents_file})")
     print("\n".join(lines))
@@ -44,7 +43,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from ccshortlink.daemon import Daemon, StartupError
     from ccshortlink.ops.notify import SystemdNotifier
 
-    config = load(args.config)
+    config, _ = load(args.config)  # the daemon reads the agents again as it starts
     configure_logging(config.log_level)
     log = get_logger()
     log.info("daemon_starting", version=__version__, config=str(config.path))
@@ -65,9 +64,8 @@ def cmd_send(args: argparse.Namespace) -> int:
     from ccshortlink.core.links import SmsTemplates
     from ccshortlink.store import Store
 
-    config = load(args.config)
+    config, agents = load(args.config)
     configure_logging(config.log_level)
-    agents = load_agents(config.agents_file)
     agent = agents.by_id(args.agent)
     if agent is None:
         print(f"ccshortlink: unknown agent {args.agent!r}", file=sys.stderr)
