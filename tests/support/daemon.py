@@ -16,7 +16,7 @@ from typing import Any
 
 from ccshortlink.peers.amipeer import AmiPeer, read_transcript, rewrite_call
 from tests.support.configfile import write_config
-from tests.support.smsc_peer import Smsc, SmscFactory
+from tests.support.smsc_peer import Smsc, SmscFactory, Wrap
 from tests.support.transcripts import FIXTURES
 
 ANSWERED_CALL = FIXTURES / "01-sip-answered-customer-hangup.txt"
@@ -34,9 +34,12 @@ class RunningDaemon:
         self._reader = asyncio.create_task(self._read())
 
     @classmethod
-    async def start(cls, config: Path, env: dict[str, str] | None = None) -> RunningDaemon:
+    async def start(cls, config: Path, env: dict[str, str] | None = None,
+                    wrap: Wrap | None = None) -> RunningDaemon:
+        """`wrap` runs it elsewhere, e.g. inside a live test's network namespace."""
+        argv = [sys.executable, "-m", "ccshortlink", "run", "-c", str(config)]
         process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "ccshortlink", "run", "-c", str(config),
+            *(wrap(argv) if wrap else argv),
             stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.PIPE, env={**os.environ, **(env or {})})
         return cls(process)

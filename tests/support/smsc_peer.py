@@ -17,6 +17,9 @@ import pytest_asyncio
 
 from ccshortlink.core.sms import ESM_CLASS_UDHI, decode_parts
 
+# How a command is run: as it is, or inside a live test's network namespace (`ip netns exec`).
+Wrap = Callable[[list[str]], list[str]]
+
 SERVER_JS = Path(__file__).parent.parent / "smsc" / "server.js"
 
 
@@ -70,8 +73,9 @@ def _flag(name: str, value: Any) -> list[str]:
 class Smsc:
     """A running node SMSC process; use `async with await Smsc.start(...)` or `smsc_factory`."""
 
-    def __init__(self, args: list[str]) -> None:
+    def __init__(self, args: list[str], wrap: Wrap | None = None) -> None:
         self._args = args
+        self._wrap = wrap or (lambda argv: argv)
         self.port = 0
         self.events: list[dict[str, Any]] = []
         self.stderr: list[str] = []
@@ -81,20 +85,20 @@ class Smsc:
 
     @classmethod
     async def start(cls, *, system_id: str = "ccshortlink", password: str = "secret",
-                    port: int = 0, **behaviour: Any) -> Smsc:
+                    port: int = 0, wrap: Wrap | None = None, **behaviour: Any) -> Smsc:
         """Start the SMSC; keyword arguments map to its flags (drop_after=2 -> --drop-after 2)."""
         if shutil.which("node") is None:
             raise RuntimeError("node is not installed: the test SMSC needs Node.js")
         args = ["--system-id", system_id, "--password", password]
         for name, value in behaviour.items():
             args += _flag(name, value)
-        smsc = cls(args)
+        smsc = cls(args, wrap)
         await smsc._spawn(port)
         return smsc
 
     async def _spawn(self, port: int) -> None:
         self._process = await asyncio.create_subprocess_exec(
-            "node", str(SERVER_JS), "--port", str(port), *self._args,
+            *self._wrap(["node", str(SERVER_JS), "--port", str(port), *self._args]),
             cwd=SERVER_JS.parent, stdin=asyncio.subprocess.DEVNULL,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         listening_before = len(self.listening_events())

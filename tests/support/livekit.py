@@ -1,0 +1,203 @@
+"""Fixture `live`: a real Asterisk, SIPp phones, the npm SMSC and the daemon as a process.
+
+Everything runs on 127.0.0.1, inside a private network namespace when the tests run as root.
+A live test is skipped with one line saying how to enable it where there is no Asterisk or no
+sipp. When one fails, its logs (Asterisk's, every SIP message, the SMSC's and the daemon's)
+are kept in test-output/live/<test>/ and the failure names that folder.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+
+from tests.support.configfile import ROOT, write_config
+from tests.support.daemon import RunningDaemon
+from tests.support.netns import Loopback, loopback
+from tests.support.pbx import HOW_TO_ENABLE, Asterisk, ami_user, find_install
+from tests.support.sipp import HOW_TO_ENABLE as NO_SIPP
+from tests.support.sipp import Sipp, sipp_found
+from tests.support.smsc_peer import ReceivedSms, Smsc
+
+KEPT = ROOT / "test-output" / "live"
+_failed = pytest.StashKey[bool]()
+
+
+def kept_folder(nodeid: str) -> Path:
+    return KEPT / re.sub(r"[^A-Za-z0-9_.-]+", "_", nodeid.split("::", 1)[-1])[:120]
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    if report.failed and "live" in item.fixturenames:
+        item.stash[_failed] = True
+        report.sections.append(("live PBX logs", f"kept in {kept_folder(item.nodeid)}"))
+    return report
+
+
+def secret_of_shipped_user() -> str:
+    match = re.search(r"^secret\s*=\s*(\S+)", ami_user(), re.MULTILINE)
+    assert match, "etc/asterisk/manager.conf has no secret for [ccshortlink]"
+    return match.group(1)
+
+
+def e164(number: str) -> str:
+    """A mainland number as the SMSC sees it (the tests' region is CN): +86 and the digits."""
+    return number if number.startswith("+") else "+86" + number
+
+
+class LiveDesk:
+    """One live test's PBX, phones, SMSC and daemon, and what a user would look at."""
+
+    def __init__(self, net: Loopback, folder: Path, pbx: Asterisk, smsc: Smsc) -> None:
+        self.net, self.folder, self.pbx, self.smsc = net, folder, pbx, smsc
+        self.daemon: RunningDaemon | None = None
+        self.config: Path | None = None
+        self.sipps: list[Sipp] = []
+
+    # ---- phones and calls --------------------------------------------------------------------
+
+    async def phone(self, extension: str, scenario: str = "uas_answer", *, ring_ms: int = 300,
+                    hold_ms: int = 2000) -> Sipp:
+        """The agent's SIP phone on its port: answers (or not, per scenario) until stopped."""
+        port = self.pbx.ports.agents[extension]
+        phone = await Sipp.run(self.net, self.folder, f"phone-{extension}", scenario,
+                               ["-p", str(port), "-mp", str(self.net.media_port())],
+                               {"@RING_MS@": str(ring_ms), "@HOLD_MS@": str(hold_ms)})
+        self.sipps.append(phone)
+        return phone
+
+    async def customer_phone(self, scenario: str = "uas_answer", *, ring_ms: int = 300) -> Sipp:
+        """The customers' side of the trunk: where Asterisk sends calls out to a customer."""
+        phone = await Sipp.run(self.net, self.folder, "trunk", scenario,
+                               ["-p", str(self.pbx.ports.trunk), "-mp", str(self.net.media_port())],
+                               {"@RING_MS@": str(ring_ms), "@HOLD_MS@": "1000"})
+        self.sipps.append(phone)
+        return phone
+
+    async def dial(self, caller: str, dialled: str, scenario: str = "uac_hangup", *,
+                   talk_ms: int = 1500, display: str = "") -> Sipp:
+        """Start one call from `caller` (a customer's number, or an agent's extension)."""
+        csv = self.folder / "sipp" / f"call-{caller.lstrip('+')}-{len(self.sipps)}.csv"
+        csv.parent.mkdir(parents=True, exist_ok=True)
+        csv.write_text(f"SEQUENTIAL\n{caller};{dialled};{display or caller};\n", encoding="utf-8")
+        args = [f"127.0.0.1:{self.pbx.ports.sip}", "-inf", str(csv), "-p", str(self.net.port()),
+                "-mp", str(self.net.media_port()), "-m", "1", "-d", str(talk_ms),
+                "-timeout", "60s", "-timeout_error"]
+        call = await Sipp.run(self.net, self.folder, f"{caller.lstrip('+')}-{dialled}",
+                              scenario, args)
+        self.sipps.append(call)
+        return call
+
+    async def call(self, caller: str, dialled: str, scenario: str = "uac_hangup", *,
+                   talk_ms: int = 1500) -> None:
+        """One whole call; fails unless SIPp saw it go as the scenario says."""
+        sipp = await self.dial(caller, dialled, scenario, talk_ms=talk_ms)
+        code = await sipp.finished()
+        assert code == 0, f"sipp {sipp.name} exited {code}; see {sipp.messages}"
+
+    async def hangups(self, count: int, timeout: float = 20.0) -> None:
+        """Wait until Asterisk has sent `count` Cdr events (each ended call leg has one)."""
+        assert self.pbx.admin is not None
+        await self.pbx.admin.wait_event("Cdr", count=count, timeout=timeout)
+
+    # ---- the daemon --------------------------------------------------------------------------
+
+    async def start_daemon(self, **sections: dict[str, object]) -> RunningDaemon:
+        base: dict[str, dict[str, object]] = {
+            "ami": {"host": "127.0.0.1", "port": self.pbx.ports.ami, "username": "ccshortlink",
+                    "secret": secret_of_shipped_user(), "reconnect_max": 0.5},
+            "smpp": {"port": self.smsc.port},
+        }
+        for name, values in sections.items():
+            base.setdefault(name, {}).update(values)
+        self.config = write_config(self.folder, **base)
+        daemon = await RunningDaemon.start(self.config, wrap=self.net.command)
+        self.daemon = daemon
+        await daemon.wait_event("daemon_ready", timeout=30)
+        await daemon.wait_event("ami_connected", timeout=30)
+        return daemon
+
+    async def stop_daemon(self) -> int:
+        assert self.daemon is not None
+        code = await self.daemon.stop()
+        self._save_daemon_log()
+        return code
+
+    def _save_daemon_log(self) -> None:
+        if self.daemon is not None:
+            with (self.folder / "daemon.log").open("a", encoding="utf-8") as log:
+                log.write(self.daemon.log)
+
+    # ---- what a user sees ---------------------------------------------------------------------
+
+    def sms_to(self, number: str) -> list[ReceivedSms]:
+        """What reached `number` (as the customer's phone shows it: national, or +E.164)."""
+        wanted = e164(number)
+        return [m for m in self.smsc.messages()
+                if m.complete and e164("+" + m.destination.lstrip("+")) == wanted]
+
+    async def wait_sms(self, number: str, count: int = 1, timeout: float = 20.0) -> list[str]:
+        await self.smsc.wait_for(lambda: len(self.sms_to(number)) >= count, timeout)
+        return [m.text for m in self.sms_to(number)]
+
+    def trace(self, query: str) -> dict[str, Any]:
+        """`ccshortlink trace QUERY --json`, as an operator runs it."""
+        assert self.config is not None
+        done = subprocess.run([sys.executable, "-m", "ccshortlink", "trace", query, "--json",
+                               "-c", str(self.config)], capture_output=True, text=True,
+                              timeout=60)
+        assert done.returncode == 0, f"trace {query}: {done.stderr}"
+        result: dict[str, Any] = json.loads(done.stdout)
+        return result
+
+    # ---- the end -----------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        for sipp in self.sipps:
+            await sipp.stop()
+        if self.daemon is not None and self.daemon.process.returncode is None:
+            await self.stop_daemon()
+        await self.pbx.stop()
+        await self.smsc.kill()
+        (self.folder / "smsc.jsonl").write_text(
+            "".join(json.dumps(e) + "\n" for e in self.smsc.events), encoding="utf-8")
+
+
+@pytest.fixture
+def live_network() -> Iterator[Loopback]:
+    with loopback() as net:
+        yield net
+
+
+@pytest_asyncio.fixture
+async def live(request: pytest.FixtureRequest, tmp_path: Path,
+               live_network: Loopback) -> AsyncIterator[LiveDesk]:
+    """A running Asterisk (FullyBooted) and SMSC; the test starts phones, calls and the daemon."""
+    install = find_install()
+    if install is None:
+        pytest.skip(HOW_TO_ENABLE)
+    if not sipp_found():
+        pytest.skip(NO_SIPP)
+    pbx = Asterisk(install, live_network, tmp_path / "asterisk")
+    smsc = await Smsc.start(system_id="ccshortlink", password="pw", wrap=live_network.command)
+    desk = LiveDesk(live_network, tmp_path, pbx, smsc)
+    try:
+        await pbx.start()
+        yield desk
+    finally:
+        await desk.close()
+        if request.node.stash.get(_failed, False):
+            kept = kept_folder(request.node.nodeid)
+            shutil.rmtree(kept, ignore_errors=True)
+            shutil.copytree(tmp_path, kept, ignore=shutil.ignore_patterns("*.db*", "avatars"))
