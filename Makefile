@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: all demo check test venv system-deps bench-deps bench install clean
+.PHONY: all demo check test test-live venv system-deps bench-deps bench install clean
 
 all: test
 
@@ -44,8 +44,16 @@ check: venv
 	$(PY) -m mypy
 	$(VENV)/bin/lint-imports
 
+# The live tests place real SIP calls through a real Asterisk (tests/live): the one named by
+# CCS_ASTERISK_PREFIX, else ../shared/asterisk/asterisk-*.tar.xz unpacked into build/, else an
+# `asterisk` on the PATH; without any of them they are skipped with a one-line hint.
+ASTERISK = CCS_ASTERISK_PREFIX="$$(sh scripts/find-asterisk)"
+
 test: check $(SMSC) system-deps
-	$(PY) -m pytest
+	$(ASTERISK) $(PY) -m pytest
+
+test-live: venv $(SMSC) system-deps
+	$(ASTERISK) $(PY) -m pytest -m live
 
 bench: venv $(SMSC) system-deps bench-deps
 	$(PY) -m pip install --quiet -e '.[test,bench]'

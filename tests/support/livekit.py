@@ -151,6 +151,20 @@ class LiveDesk:
         await self.smsc.wait_for(lambda: len(self.sms_to(number)) >= count, timeout)
         return [m.text for m in self.sms_to(number)]
 
+    async def daemon_said(self, event: str, count: int = 1, timeout: float = 20.0) -> None:
+        assert self.daemon is not None
+        await self.daemon.wait_event(event, count, timeout)
+
+    def decisions(self) -> list[dict[str, Any]]:
+        """The daemon's decisions so far, as logged: card_queued and card_skipped."""
+        assert self.daemon is not None
+        return [e for e in self.daemon.events if e.get("event") in ("card_queued", "card_skipped")]
+
+    async def wait_decisions(self, count: int, timeout: float = 20.0) -> list[dict[str, Any]]:
+        assert self.daemon is not None
+        await self.daemon.wait_for(lambda: len(self.decisions()) >= count, timeout)
+        return self.decisions()
+
     def trace(self, query: str) -> dict[str, Any]:
         """`ccshortlink trace QUERY --json`, as an operator runs it."""
         assert self.config is not None
