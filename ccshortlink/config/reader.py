@@ -7,6 +7,8 @@ import math
 from datetime import time
 from typing import Any
 
+HOUR, DAY = 3600.0, 86400.0  # bounds of durations, in seconds
+
 
 def did_you_mean(word: str, known: list[str]) -> str:
     """' (did you mean X?)' for the closest known word, or '' when none is close."""
