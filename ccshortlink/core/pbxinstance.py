@@ -7,11 +7,15 @@ Two clues, so that it works with or without the `system` read privilege:
   started. After a reconnect, a start later than the one seen before by more than
   UPTIME_TOLERANCE is a new instance; a reload changes `LastReload`, not `Uptime`.
 * Uniqueids are `[system-name-]epoch.counter`: the counter counts channels since Asterisk
-  started and only ever grows within one instance. After the AMI session was lost, a new
-  channel whose counter is not above the highest seen, while its epoch (the second it was
-  made) is EPOCH_GAP seconds later than any channel seen, comes from an Asterisk that counted
-  from 0 again. (A new instance that made more channels than the old one before we got back
-  in is not told by this clue: `FullyBooted`, with the `system` read privilege, tells it.)
+  started and only ever grows within one instance, and the epoch (the second the channel was
+  made) is taken with it. After the AMI session was lost, a new channel whose counter is not
+  above the highest seen, while its epoch is no earlier than any channel seen, comes from an
+  Asterisk that counted from 0 again. The same second counts: a small Asterisk killed and
+  started again boots within it, and then even repeats the old Uniqueids. A reconnect to the
+  same Asterisk cannot show such a channel: a new session gets only the events queued after
+  its login, and every channel made by then counts above those seen before the session was
+  lost. (A new instance that made more channels than the old one before we got back in is
+  not told by this clue: `FullyBooted`, with the `system` read privilege, tells it.)
 """
 
 from __future__ import annotations
@@ -19,7 +23,6 @@ from __future__ import annotations
 import math
 
 UPTIME_TOLERANCE = 3.0  # Uptime is whole seconds, plus the time the login took
-EPOCH_GAP = 2  # two channels made in the same second may be announced out of order
 
 
 def parse_uniqueid(value: str) -> tuple[int, int] | None:
@@ -76,7 +79,7 @@ class InstanceWatch:
         if counter > highest_counter or not after_reconnect:
             self._highest = (max(epoch, latest_epoch), max(counter, highest_counter))
             return False
-        if epoch >= latest_epoch + EPOCH_GAP:  # counted from 0 again, later than any channel
+        if epoch >= latest_epoch:  # counted from 0 again, no earlier than any channel seen
             self._highest = parsed
             self._started_at = None  # a FullyBooted broadcast later is this instance's
             return True

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from ccshortlink.core.calls import (
     RESTART_REASON,
     CallClosed,
@@ -160,6 +162,50 @@ def test_star55_after_a_restart_reaches_the_next_real_call_only() -> None:
     assert request == SendRequested("1001", NEW_CUSTOMER, "1795462000.0")
     [ended] = clock.feed(rest, session=2)
     assert ended.customer_number == NEW_CUSTOMER and ended.card_already_sent
+
+
+def test_instance_watch_a_lower_count_no_earlier_than_seen_after_a_reconnect_is_new() -> None:
+    watch = InstanceWatch()
+    assert watch.new_channel("pbxa-1795460028.0", after_reconnect=False) is False
+    assert watch.new_channel("pbxa-1795460028.1", after_reconnect=False) is False
+    # a reconnect to the same Asterisk: its new channels count on
+    assert watch.new_channel("pbxa-1795460030.2", after_reconnect=True) is False
+    # an Asterisk killed and started again within the second counts from 0 again
+    assert watch.new_channel("pbxa-1795460030.0", after_reconnect=True) is True
+    restarted = InstanceWatch()
+    restarted.new_channel("1795460028.1", after_reconnect=False)
+    assert restarted.new_channel("1795460029.0", after_reconnect=True) is True  # a second on
+    # made before the newest channel seen: no clue (a clock set back, say)
+    assert restarted.new_channel("1795460027.0", after_reconnect=True) is None
+
+
+@pytest.mark.parametrize("later", [0, 1], ids=["same second, same ids", "one second later"])
+def test_pbx_restarted_within_seconds_then_star55_in_the_next_call_reaches_its_customer(
+        later: int) -> None:
+    """As on a real Asterisk killed mid-call and started again at once, with no FullyBooted:
+    the next call's ids count from 0 again, in the same second (then they repeat the cut
+    call's ids exactly) or the next one. *55 during that call must not reach the cut call."""
+    t = tracker()
+    clock = Clock(t)
+    before, _ = answered_call()
+    clock.feed(before)
+    epoch = 1795460028 + later
+    talking, rest = split(new_instance(events_of("01-sip-answered-customer-hangup.txt"), epoch,
+                                       customer=NEW_CUSTOMER), "BridgeEnter")
+    out = clock.feed(talking, session=2)
+    assert [(o.trigger, o.linkedid, o.customer_number) for o in out] == [
+        ("pbx_restart", "1795460028.0", OLD_CUSTOMER)]
+    star55 = [{**e, "Uniqueid": f"{epoch}.2", "Linkedid": f"{epoch}.2"} if "Uniqueid" in e else e
+              for e in new_instance(events_of("05-userevent-sendcard.txt"), epoch)]
+    [request] = clock.feed(star55, session=2)
+    assert request == SendRequested("1001", NEW_CUSTOMER, f"{epoch}.0")
+    [ended] = clock.feed(rest, session=2)
+    assert ended.customer_number == NEW_CUSTOMER and ended.card_already_sent
+    # and after that call, *55 names its customer too, never the cut call's
+    later_star55 = [{**e, "Uniqueid": f"{epoch}.3", "Linkedid": f"{epoch}.3"}
+                    if "Uniqueid" in e else e for e in star55]
+    [request] = clock.feed(later_star55, session=2)
+    assert request.customer_number == NEW_CUSTOMER and t.active_channels == 0
 
 
 def test_call_that_began_before_the_daemon_is_decided_from_its_cdr() -> None:
