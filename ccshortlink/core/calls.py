@@ -88,6 +88,7 @@ class CallTracker(ChannelBook):
         if before or self._pending:
             out = [*before, *self._pending, *out]
             self._pending = []
+        self._remember_decided_from_cdr(out, now)
         return out
 
     # --- the Asterisk instance -----------------------------------------------------------
@@ -258,6 +259,7 @@ class CallTracker(ChannelBook):
     def expire(self, now: float) -> list[Outcome]:
         """Periodic: close calls whose Cdr or Hangup never came, one CallClosed per call."""
         out = self._unseen.due(now)
+        self._remember_decided_from_cdr(out, now)
         calls: dict[str, Channel] = {}
         for chan in self._drop_stale(now):
             if chan.is_customer or chan.linkedid not in calls:  # the customer's side tells most

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from ccshortlink.core.callrecords import (
     AgentLookup,
     CallClosed,
+    CallEnded,
     Event,
     Outcome,
     channel_endpoint,
@@ -76,6 +77,16 @@ class ChannelBook:
             linkedid=chan.linkedid, agent_extension=chan.last_agent or chan.agent or "",
             customer_number=(chan.caller_num or chan.dial_string) if chan.is_customer else "",
             talk_seconds=talk, reason=reason, trigger=trigger)
+
+    def _remember_decided_from_cdr(self, outcomes: list[Outcome], now: float) -> None:
+        """A call decided from its Cdr (begun before we watched) is its agent's latest one
+        too: `*55` after it must reach that customer, as after a call seen whole."""
+        for outcome in outcomes:
+            if isinstance(outcome, CallEnded) and outcome.decided_from == "cdr":
+                recent = self._recent.get(outcome.agent_extension)
+                if recent is None or recent.ended_at is not None:  # not talking with another
+                    self._recent[outcome.agent_extension] = RecentCall(
+                        outcome.customer_number, outcome.linkedid, now)
 
     # --- channels ------------------------------------------------------------------------
 

@@ -216,6 +216,18 @@ def test_call_that_began_before_the_daemon_is_decided_from_its_cdr() -> None:
                              decided_from="cdr")]
 
 
+def test_star55_after_a_call_decided_from_its_cdr_reaches_that_calls_customer() -> None:
+    """The daemon restarted mid-call and decided it from its Cdr: the agent's *55 after it
+    must find that customer, as after any call."""
+    _, after = answered_call()
+    t = tracker()
+    clock = Clock(t)
+    [ended] = clock.feed(after)
+    assert ended.decided_from == "cdr"
+    [request] = clock.feed(events_of("05-userevent-sendcard.txt"))
+    assert request == SendRequested("1001", OLD_CUSTOMER, "1795460028.0")
+
+
 def test_cdr_after_the_hangup_decides_once_and_a_second_cdr_changes_nothing() -> None:
     _, after = answered_call()
     cdr = next(e for e in after if e["Event"] == "Cdr")
