@@ -17,6 +17,7 @@ from ccshortlink.cli.exits import Exit
 from ccshortlink.cli.reportview import table
 from ccshortlink.config.settings import Config, load_config
 from ccshortlink.core.linkadmin import (
+    MAX_LIST_LIMIT,
     ChangedBy,
     LinkEntry,
     Revoked,
@@ -78,6 +79,9 @@ def _print_json(value: object) -> None:
 
 
 def _list(args: argparse.Namespace, config: Config, number: str | None) -> int:
+    if not 1 <= args.limit <= MAX_LIST_LIMIT:
+        print(f"ccshortlink: --limit must be 1 to {MAX_LIST_LIMIT}", file=sys.stderr)
+        return Exit.USAGE
     entries = _with_store(config, lambda store, now: store.find_links(
         now=now, agent_id=args.agent, customer_number=number, include_all=args.all,
         limit=args.limit))

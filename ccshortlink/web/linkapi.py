@@ -9,6 +9,7 @@ from typing import Any
 from aiohttp import web
 
 from ccshortlink.core.linkadmin import (
+    LIST_LIMIT,
     MAX_EXTEND_DAYS,
     MAX_LIST_LIMIT,
     ChangedBy,
@@ -78,7 +79,7 @@ async def list_links(request: web.Request) -> web.Response:
         if number is None:
             return _error(400, "number is not a phone number")
     try:
-        limit = int(query.get("limit", "100"))
+        limit = int(query.get("limit", str(LIST_LIMIT)))
     except ValueError:
         limit = 0
     if not 1 <= limit <= MAX_LIST_LIMIT:
