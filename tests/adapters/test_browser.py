@@ -168,4 +168,5 @@ async def test_a_link_revoked_over_the_api_shows_the_hotline_page(served: Served
     assert await page.get_by_text("王芳").count() == 0
     SCREENSHOTS.mkdir(exist_ok=True)
     await page.screenshot(path=str(SCREENSHOTS / "revoked.png"), full_page=True)
-    assert problems == []  # the 410 page keeps to the same CSP
+    # Chromium reports the 410 itself on the console; nothing else (no CSP violation)
+    assert [p for p in problems if "status of 410 (Gone)" not in p] == []
