@@ -172,7 +172,8 @@ class Daemon:
         app = make_app(store=store, agents=lambda: self.parts.live.agents,
                        web_config=self.config.web, clock=self.clock, health=self.health,
                        metrics=self.metrics, send_card=self.send_card, log=self.log,
-                       zone=ZoneInfo(self.config.policy.timezone))
+                       zone=ZoneInfo(self.config.policy.timezone),
+                       default_region=self.config.policy.default_region)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
         site = web.TCPSite(runner, self.config.web.host, self.config.web.port)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
+from ccshortlink.core.linkadmin import LinkEntry, Revoked
 from ccshortlink.core.records import (
     AgentLiveStats,
     CardRequest,
@@ -140,6 +141,19 @@ class HealthProbe(Protocol):
     def lock_wait(self) -> float: ...
     async def probe_write(self) -> None: ...
 
+
+class LinkAdminStore(Faults, Protocol):
+    """Operators' link admin (the links API and `ccshortlink links`): every change recorded."""
+
+    async def find_links(self, *, now: float, agent_id: str | None = None,
+                         customer_number: str | None = None, include_all: bool = False,
+                         limit: int = 100) -> list[LinkEntry]: ...
+    async def link_entry(self, code: str, now: float) -> LinkEntry | None: ...
+    async def revoke_code(self, code: str, *, by: str, now: float) -> Revoked | None: ...
+    async def revoke_number(self, customer_number: str, *, by: str,
+                            now: float) -> list[Revoked]: ...
+    async def extend_code(self, code: str, days: int, *, by: str,
+                          now: float) -> LinkEntry | None: ...
 
 # --- the SMS gateway ------------------------------------------------------------------------
 

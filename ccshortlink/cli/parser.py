@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from ccshortlink import __version__
-from ccshortlink.cli import commands
+from ccshortlink.cli import commands, linkcommands
 
 DEFAULT_CONFIG = "/etc/ccshortlink/ccshortlink.toml"
 
@@ -83,4 +83,27 @@ def build_parser() -> argparse.ArgumentParser:
         change = with_config(command(actions, action, text))
         change.add_argument("number", metavar="NUMBER")
         change.set_defaults(func=commands.cmd_opt_out)
+    links = command(sub, "links", "list, show, revoke or extend card links",
+                    "Changes are recorded (trace shows them) and reach a running daemon within "
+                    "seconds. Customer numbers are masked unless you asked by that number.")
+    link_actions = links.add_subparsers(dest="action", required=True)
+    listing = with_json(command(link_actions, "list", "list live links, newest first"))
+    listing.add_argument("--agent", metavar="ID", help="only this agent's links (CS ID)")
+    listing.add_argument("--number", metavar="N", help="only links to this customer number")
+    listing.add_argument("--all", action="store_true", help="expired and revoked links too")
+    listing.add_argument("--limit", type=int, default=100, help="at most this many (default 100)")
+    show = with_json(command(link_actions, "show", "show one link: its state, SMS and visits"))
+    show.add_argument("code", metavar="CODE")
+    revoke = with_config(command(link_actions, "revoke",
+                                 "stop a link working: it answers 410 with the hotline",
+                                 "Queued SMS carrying it are not sent. Exit 0 when done."))
+    which = revoke.add_mutually_exclusive_group(required=True)
+    which.add_argument("code", metavar="CODE", nargs="?", help="the link's code")
+    which.add_argument("--number", metavar="N", help="every live link of this customer number")
+    extend = with_config(command(link_actions, "extend", "keep a link working for longer",
+                                 "Counted from its expiry, or from now if it has passed."))
+    extend.add_argument("code", metavar="CODE")
+    extend.add_argument("--days", type=int, required=True, metavar="D", help="days to add")
+    for link_action in (listing, show, revoke, extend):
+        link_action.set_defaults(func=linkcommands.cmd_links)
     return parser

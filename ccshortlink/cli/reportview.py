@@ -18,6 +18,7 @@ LABELS = {
     "sms_expired": "SMS expired", "sms_requeued": "SMS requeued", "sms_created": "SMS",
     "page_opened": "page opened", "call_tapped": "call tapped",
     "vcard_downloaded": "vCard saved", "rated": "rated", "opted_out": "opted out",
+    "link_extended": "link extended",
 }
 TRIGGERS = {"hangup": "call ended", "agent_complete": "queue call ended",
             "feature_code": "agent feature code", "api": "API request", "cli": "CLI send",
@@ -46,7 +47,7 @@ def _stamp(at: float | None, zone: ZoneInfo) -> str:
 def trace_json(trace: Trace, zone: ZoneInfo) -> dict[str, Any]:
     def when(record: Mapping[str, Any]) -> dict[str, Any]:
         out = dict(record)
-        for key in ("created_at", "expires_at", "revoked_at"):
+        for key in ("created_at", "expires_at", "revoked_at", "previous_expires_at"):
             if out.get(key) is not None:
                 out[key] = local(out[key], zone).isoformat()
         return out
@@ -75,7 +76,9 @@ def _describe(event: TraceEvent, zone: ZoneInfo) -> str:
         return (f"{f['code']} for {f['agent']} → {f['customer_number']},"
                 f" expires {_stamp(f['expires_at'], zone)[:16]}")
     if kind in ("link_revoked", "link_expired"):
-        return str(f["code"])
+        return str(f["code"]) + (f" by {f['by']}" if f.get("by") else "")
+    if kind == "link_extended":
+        return f"{f['code']} by {f['by']} until {_stamp(f['expires_at'], zone)[:16]}"
     if kind.startswith("sms_"):
         detail = _NEXT_TRY.sub(lambda m: f"next try at {_stamp(float(m[1]), zone)[11:]}",
                                f["detail"])

@@ -14,6 +14,7 @@ import phonenumbers
 from ccshortlink.core.links import is_code, link_status
 from ccshortlink.core.policy import CustomerNumber, PolicyConfig, normalise_number
 from ccshortlink.store import SCHEMA_VERSION, StoreError, opening
+from ccshortlink.store.linkadmin import trace_changes
 
 VISIT_KINDS = {"open": "page_opened", "call": "call_tapped", "vcard": "vcard_downloaded"}
 
@@ -207,13 +208,16 @@ class Reports:
                 "agent_extension": d["agent_extension"], "customer_number": d["customer_number"],
                 "talk_seconds": d["talk_seconds"], "outcome": d["outcome"], "reason": d["reason"],
                 "code": codes.get(d["link_id"], ""), "sms_id": d["sms_id"]}))
+        changes, told = trace_changes(self._db, links_in, link_params)  # revoked, extended
+        events += [TraceEvent(at, kind, facts) for at, kind, facts in changes]
         for link in links:
             code = {"code": link["code"]}
             events.append(TraceEvent(link["created_at"], "link_created", {
                 **code, "agent": link["agent_id"], "customer_number": link["customer_number"],
                 "expires_at": link["expires_at"]}))
             if link["revoked_at"] is not None:
-                events.append(TraceEvent(link["revoked_at"], "link_revoked", code))
+                if link["id"] not in told:  # revoked by SQL: who did it is not known
+                    events.append(TraceEvent(link["revoked_at"], "link_revoked", code))
             elif link["expires_at"] <= now:
                 events.append(TraceEvent(link["expires_at"], "link_expired", code))
         smpp_status = {s["id"]: s["smpp_status"] for s in sms}

@@ -52,11 +52,14 @@ def _authorised(header: str, token: str) -> bool:
         presented.strip().encode("utf-8"), token.encode("utf-8"))
 
 
-async def send(request: web.Request) -> web.Response:
-    """POST /api/v1/send {"agent": "CS1001", "to": "+86..."}: text that customer the card."""
+def refusal(request: web.Request) -> web.Response | None:
+    """None for a request bearing the API token; else the 429 or 401 to answer.
+
+    With no `[web] api_token` the API is off and every API path is a plain 404.
+    """
     deps = request.app[DEPS]
     token = deps.web_config.api_token
-    if not token or deps.send_card is None:
+    if not token:
         raise web.HTTPNotFound()  # the API is off: look exactly like any unknown path
     key = client_key(visitor(request))
     if deps.misses.blocked(key):
@@ -65,6 +68,17 @@ async def send(request: web.Request) -> web.Response:
         deps.misses.hit(key)
         deps.log.warning("api_unauthorized", client=anonymise(visitor(request)), status=401)
         return _problem(401, "missing or wrong bearer token", **{"WWW-Authenticate": "Bearer"})
+    return None
+
+
+async def send(request: web.Request) -> web.Response:
+    """POST /api/v1/send {"agent": "CS1001", "to": "+86..."}: text that customer the card."""
+    deps = request.app[DEPS]
+    if deps.send_card is None:
+        raise web.HTTPNotFound()
+    denied = refusal(request)
+    if denied is not None:
+        return denied
     try:  # bounded before parsing: a huge or deeply nested body is a 413/400, never a 500
         payload: Any = parse_json(await read_capped(request))
     except BodyProblem as problem:

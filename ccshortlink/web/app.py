@@ -17,6 +17,7 @@ from ccshortlink.ops.logs import Logger
 from ccshortlink.ops.metrics import Metrics
 from ccshortlink.web import api as webapi
 from ccshortlink.web import card as webcard
+from ccshortlink.web import linkapi
 from ccshortlink.web.context import DEPS, Pages, SendCard, WebDeps, WebStore
 from ccshortlink.web.guard import SlidingLimiter, unusable_proxies
 
@@ -49,7 +50,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
 def make_app(*, store: WebStore, agents: Callable[[], AgentDirectory], web_config: WebConfig,
              clock: Callable[[], float], health: Callable[[], dict[str, str]],
              metrics: Metrics, send_card: SendCard | None, log: Logger,
-             zone: tzinfo = UTC) -> web.Application:
+             zone: tzinfo = UTC, default_region: str = "CN") -> web.Application:
     """Build the web application; `zone` dates the reviews left on cards.
 
     Visits are counted in memory and written by a task the app starts and stops with
@@ -64,11 +65,13 @@ def make_app(*, store: WebStore, agents: Callable[[], AgentDirectory], web_confi
         visits=VisitBuffer(store, log),
         misses=SlidingLimiter(MISSES_PER_MINUTE, 60.0, clock),
         writes=SlidingLimiter(WRITES_PER_MINUTE, 60.0, clock),
+        default_region=default_region,
     )
     for entry in unusable_proxies(web_config.trusted_proxies):  # config checks say it first
         log.warning("trusted_proxy_ignored", entry=entry, reason="not an address or network")
     app.on_response_prepare.append(_security_headers)
     app.cleanup_ctx.append(_lifecycle)
     webapi.add_routes(app)  # fixed paths before the /{code} catch-all
+    linkapi.add_routes(app)
     webcard.add_routes(app)
     return app

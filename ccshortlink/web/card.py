@@ -63,7 +63,8 @@ async def _resolve(request: web.Request) -> tuple[CachedLink, Agent] | web.Respo
     if link.status != LinkStatus.LIVE or agent is None:
         deps.log.info("card_gone", code=code, agent=link.agent_id, link_status=link.status,
                       agent_known=agent is not None, status=410)
-        return message_page(deps, "expired", 410, _language(request, agent))
+        kind = "revoked" if link.status == LinkStatus.REVOKED else "expired"
+        return message_page(deps, kind, 410, _language(request, agent))
     return entry, agent
 
 

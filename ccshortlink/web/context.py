@@ -18,7 +18,13 @@ from multidict import CIMultiDict, CIMultiDictProxy
 
 from ccshortlink.app.cardcache import AgentFiguresCache
 from ccshortlink.app.linkcache import LinkCache
-from ccshortlink.app.ports import AgentFiguresStore, Faults, LinkPages, VisitStore
+from ccshortlink.app.ports import (
+    AgentFiguresStore,
+    Faults,
+    LinkAdminStore,
+    LinkPages,
+    VisitStore,
+)
 from ccshortlink.app.visits import VisitBuffer
 from ccshortlink.config.settings import WebConfig
 from ccshortlink.core.agents import AgentDirectory
@@ -31,7 +37,7 @@ from ccshortlink.web.i18n import strings
 SendCard = Callable[[str, str], Awaitable[dict[str, Any]]]
 
 
-class WebStore(LinkPages, AgentFiguresStore, VisitStore, Faults, Protocol):
+class WebStore(LinkPages, AgentFiguresStore, VisitStore, LinkAdminStore, Faults, Protocol):
     """What the pages need of the store; the daemon hands in the SQLite one (store.Store)."""
 
     async def ping(self) -> bool: ...
@@ -109,6 +115,7 @@ class WebDeps:
     visits: VisitBuffer  # counted visits on their way to the store
     misses: SlidingLimiter  # unknown codes per client: blunts enumeration
     writes: SlidingLimiter  # ratings and call taps per client
+    default_region: str = "CN"  # numbers a CRM gives without a country code ([policy])
     # Visits counted since the last /metrics scrape: a dict increment per open instead of
     # a locked prometheus counter; `publish_visits` moves them over when anyone looks.
     unpublished_visits: dict[str, int] = field(init=False)
@@ -130,6 +137,8 @@ _MESSAGES = {
     # kind: (title key, body key, symbol)
     "missing": ("missing_title", "missing_body", "?"),
     "expired": ("expired_title", "expired_body", "clock"),
+    # Revoked by an operator: said plainly, without telling a stranger why.
+    "revoked": ("revoked_title", "revoked_body", "clock"),
     "busy": ("busy_title", "busy_body", "…"),
 }
 
@@ -165,7 +174,7 @@ def message_page(deps: WebDeps, kind: str, status: int, lang: str, **headers: st
     """The friendly 404 / 410 / 429 page; the 410 offers the hotline as a tel: button."""
     title_key, body_key, symbol = _MESSAGES[kind]
     t = strings(lang)
-    hotline = deps.web_config.hotline if kind == "expired" else ""
+    hotline = deps.web_config.hotline if kind in ("expired", "revoked") else ""
     body = deps.pages.render(
         "message.html", lang=lang, t=t, heading=t[title_key], body=t[body_key], symbol=symbol,
         hotline=hotline, hotline_tel=tel_uri(hotline) if hotline else "",

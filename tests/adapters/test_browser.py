@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiohttp
 import pytest
 from aiohttp import web
 from playwright.async_api import Browser, Page, async_playwright
@@ -147,3 +148,25 @@ async def test_call_button_tap_is_counted_by_the_browser_ping(served: Served,
             break
         await asyncio.sleep(0.1)
     assert visits(served.site, "call") == 1
+
+
+async def test_a_link_revoked_over_the_api_shows_the_hotline_page(served: Served,
+                                                                 browser: Browser) -> None:
+    page, problems = await open_card(browser, f"{served.base}/{CODE}")
+    assert await page.get_by_role("heading", name="王芳").is_visible()
+    async with aiohttp.ClientSession() as http, http.delete(
+            f"{served.base}/api/v1/links/{CODE}",
+            headers={"Authorization": "Bearer s3cret-token"}) as revoked:
+        assert revoked.status == 200
+    response = await page.reload()
+    assert response is not None and response.status == 410
+    assert await page.get_by_role("heading", name="链接已失效").is_visible()
+    hotline = page.locator("a.call")
+    assert await hotline.get_attribute("href") == "tel:400-820-8820"
+    box = await hotline.bounding_box()
+    assert box is not None and box["height"] >= 44
+    assert await page.get_by_text("王芳").count() == 0
+    SCREENSHOTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(SCREENSHOTS / "revoked.png"), full_page=True)
+    # Chromium reports the 410 itself on the console; nothing else (no CSP violation)
+    assert [p for p in problems if "status of 410 (Gone)" not in p] == []
