@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from ccshortlink.config.agents import AgentsError, load_agents
 from ccshortlink.config.settings import ConfigError, load_config
 from ccshortlink.core.agents import Agent
 from ccshortlink.core.callroute import CallRoute, Direction
@@ -193,3 +194,22 @@ def test_a_missed_call_text_must_give_the_hotline(tmp_path: Path) -> None:
     path.write_text(path.read_text(encoding="utf-8") + extra, encoding="utf-8")
     assert load_config(path, render_templates=True).sms.missed_call_templates["en"] == \
         "Sorry we missed you"
+
+
+def test_auto_send_is_read_from_the_agents_file(tmp_path: Path) -> None:
+    write_config(tmp_path)
+    agents = tmp_path / "agents.yaml"
+    text = agents.read_text(encoding="utf-8")
+    agents.write_text(text.replace('    extensions: ["1002"]\n',
+                                   '    extensions: ["1002"]\n    auto_send: false\n'),
+                      encoding="utf-8")
+    directory = load_agents(agents)
+    assert [a.auto_send for a in directory.agents] == [True, False]
+    agents.write_text(text.replace('    extensions: ["1002"]\n',
+                                   '    extensions: ["1002"]\n    auto_send: maybe\n'),
+                      encoding="utf-8")
+    with pytest.raises(AgentsError) as info:
+        load_agents(agents)
+    line = text.splitlines().index("  - id: CS1002") + 1  # problems name the agent's line
+    assert info.value.problems == [
+        f"{agents}:{line}: 'auto_send' must be true or false, got 'maybe'"]
