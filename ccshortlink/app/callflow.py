@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 from ccshortlink.app.ports import Counter, Log
 from ccshortlink.core.calls import CallClosed, CallEnded, CallTracker, Outcome
 from ccshortlink.core.privacy import mask_number
+from ccshortlink.core.routebook import RouteBook
 from ccshortlink.core.vocab import Trigger
 
 
@@ -24,6 +25,8 @@ class CallFlow:
         self.monotonic = monotonic
         self.outcomes: asyncio.Queue[Outcome] = asyncio.Queue()
         self.stopping = False  # set at the stop: later events are not turned into decisions
+        # Beside the tracker, on the same events: each call's direction and queues, for the rules
+        self.routes = RouteBook(max_calls=tracker.max_channels, timeout=tracker.call_timeout)
 
     def on_event(self, event: Mapping[str, str], session: int | None = None) -> None:
         """Runs on the loop for every AMI event, in order: must stay fast and never block."""
@@ -33,13 +36,17 @@ class CallFlow:
             self.calls_seen.inc()
         if session is not None:  # a new session may be a restarted Asterisk
             self.tracker.session(session)
-        for outcome in self.tracker.handle(event, self.monotonic()):
-            self.report(outcome)
+        now = self.monotonic()
+        for outcome in self.tracker.handle(event, now):
+            self.report(self.routes.annotate(outcome))
+        self.routes.handle(event, now, self.tracker.agent_lookup)
 
     def expire(self) -> None:
         """Close the calls no Cdr or Hangup came for."""
-        for outcome in self.tracker.expire(self.monotonic()):
-            self.report(outcome)
+        now = self.monotonic()
+        for outcome in self.tracker.expire(now):
+            self.report(self.routes.annotate(outcome))
+        self.routes.expire(now)
 
     def report(self, outcome: Outcome) -> None:
         """One log line per ended call or request; each goes on to be decided or recorded."""

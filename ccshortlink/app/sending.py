@@ -5,13 +5,16 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import partial
+from functools import cached_property, partial
 
+from ccshortlink.app.missedcalls import missed_call_request, wants_missed_call_sms
 from ccshortlink.app.ports import DecisionStore, Log
 from ccshortlink.config.settings import Config
 from ccshortlink.core.agents import Agent, AgentDirectory
+from ccshortlink.core.callrules import hangup_rule_skip
 from ccshortlink.core.calls import CallClosed, CallEnded, Outcome, SendRequested
 from ccshortlink.core.links import SmsTemplates, link_url, new_code
+from ccshortlink.core.missedcall import MissedCallTexts
 from ccshortlink.core.policy import NumberRejected, day_start, decide, normalise_number
 from ccshortlink.core.privacy import mask_number
 from ccshortlink.core.records import CardRequest, CardResult, DecisionRecord, SmsDraft
@@ -86,8 +89,9 @@ class CardService:
 
     def _call_request(self, outcome: Outcome, now: float) -> CardRequest:
         if isinstance(outcome, CallClosed):
-            return self._closed_request(outcome)
-        agent = self.agents().by_extension(outcome.agent_extension)
+            return self._closed_request(outcome, now)
+        directory = self.agents()
+        agent = directory.by_extension(outcome.agent_extension)
         talk = outcome.talk_seconds if isinstance(outcome, CallEnded) else None
         already = outcome.card_already_sent if isinstance(outcome, CallEnded) else False
         if agent is None:
@@ -97,16 +101,28 @@ class CardService:
         if isinstance(outcome, SendRequested) and outcome.reason:
             return _skip(outcome.trigger, outcome.linkedid, agent.id, outcome.agent_extension,
                          "", None, outcome.reason)
+        if isinstance(outcome, CallEnded):  # a card by itself at hangup: the rules may hold it
+            rule = hangup_rule_skip(
+                agent=agent, route=outcome.route, other_party=outcome.customer_number,
+                policy=self.config.policy,
+                is_agent_extension=lambda ext: directory.by_extension(ext) is not None)
+            if rule is not None:
+                return _skip(outcome.trigger, outcome.linkedid, agent.id,
+                             outcome.agent_extension, outcome.customer_number, talk, rule)
         return self._card_request(agent, outcome.customer_number, now, trigger=outcome.trigger,
                                   linkedid=outcome.linkedid,
                                   agent_extension=outcome.agent_extension, talk_seconds=talk,
                                   card_already_sent=already)
 
-    def _closed_request(self, closed: CallClosed) -> CardRequest:
+    def _closed_request(self, closed: CallClosed, now: float) -> CardRequest:
         """A call closed without a decision (the PBX restarted, no Cdr...): kept for `trace`."""
         agent = self.agents().by_extension(closed.agent_extension) \
             if closed.agent_extension else None
         customer = normalise_number(closed.customer_number, self.config.policy)
+        if wants_missed_call_sms(closed, self.config) \
+                and not isinstance(customer, NumberRejected):
+            return missed_call_request(closed, customer, config=self.config,
+                                       texts=self.missed_call_texts, now=now)
         number = closed.customer_number if isinstance(customer, NumberRejected) else customer.e164
         return _skip(closed.trigger, closed.linkedid, agent.id if agent else "",
                      closed.agent_extension, number, closed.talk_seconds, closed.reason)
@@ -134,6 +150,11 @@ class CardService:
                 facts=facts, customer=customer, policy=policy, now=now),
             draft=partial(self._draft, templates, agent, customer.region))
 
+    @cached_property
+    def missed_call_texts(self) -> MissedCallTexts:
+        sms = self.config.sms
+        return MissedCallTexts(sms.missed_call_templates, sms.default_language)
+
     async def _decide(self, requests: list[CardRequest | Exception],
                       now: float) -> list[CardOutcome | Exception]:
         """Requests that could not even be built keep their error in their place."""
@@ -152,6 +173,13 @@ class CardService:
             return result
         record, issued = result.record, result.issued
         customer = mask_number(record.customer_number) if record.customer_number else None
+        if issued is None and result.sms_id is not None:
+            deferred = record.outcome == DecisionOutcome.DEFERRED
+            self.log.info("missed_call_sms_queued", linkedid=record.linkedid,
+                          customer=customer, sms_id=result.sms_id, deferred=deferred,
+                          reason=record.reason)
+            return CardOutcome(status=SendStatus.DEFERRED if deferred else SendStatus.QUEUED,
+                               reason=record.reason, sms_id=result.sms_id)
         if issued is None:
             self.log.info("card_skipped", linkedid=record.linkedid, trigger=record.trigger,
                           agent=record.agent_id or None,

@@ -10,6 +10,7 @@ from ccshortlink.config.agentvalues import (
     count_of,
     extensions_of,
     file_of,
+    flag_of,
     is_channel,
     items_of,
     kind,
@@ -27,7 +28,7 @@ class AgentsError(ProblemsError):
 _AGENT_FIELDS = (
     "id", "extensions", "name", "phone", "slogan", "avatar", "title", "language", "greeting",
     "satisfaction", "satisfaction_votes", "calls_handled", "customers_served",
-    "service_records", "reviews",
+    "service_records", "reviews", "auto_send",
 )
 _TOP_LEVEL = ("agents", "channel_map")
 _RECORD_FIELDS = ("title", "detail", "date")
@@ -85,6 +86,7 @@ def _agent(entry: Map, base: Path, where: str, file: str, problems: list[str]) -
         customers_served=count_of(entry, "customers_served", where, problems),
         service_records=_records(entry, where, file, problems),
         reviews=_reviews(entry, where, file, problems),
+        auto_send=flag_of(entry, "auto_send", where, problems, default=True),
     )
 
 

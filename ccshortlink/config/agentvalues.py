@@ -68,6 +68,22 @@ def count_of(entry: Map, key: str, where: str, problems: list[str]) -> int:
     return int(value)
 
 
+# YAML 1.1's booleans, read as the text they are written with (the reader keeps scalars as text).
+_FLAGS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
+
+
+def flag_of(entry: Map, key: str, where: str, problems: list[str], default: bool) -> bool:
+    """true/false (or yes/no, on/off); `default` when absent."""
+    value = entry.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, str) or value.strip().lower() not in _FLAGS:
+        shown = repr(value) if isinstance(value, str) else kind(value)
+        problems.append(f"{where}: '{key}' must be true or false, got {shown}")
+        return default
+    return _FLAGS[value.strip().lower()]
+
+
 def score_of(entry: Map, where: str, problems: list[str]) -> float | None:
     """The 'satisfaction' score, 1 to 5 in plain decimals (no nan, inf or 1e0)."""
     value = entry.get("satisfaction")

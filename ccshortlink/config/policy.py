@@ -6,6 +6,7 @@ from zoneinfo import ZoneInfo
 
 import phonenumbers
 
+from ccshortlink.config.cardrules import read_card_rules
 from ccshortlink.config.reader import DAY, HOUR, Reader
 from ccshortlink.core.policy import PolicyConfig
 
@@ -35,6 +36,7 @@ def read_policy(policy: Reader) -> PolicyConfig:
                                                   minimum=0, maximum=DAY / 60),
         max_live_channels=policy.integer("max_live_channels", 20000, minimum=10,
                                          maximum=10_000_000),
+        **read_card_rules(policy),
     )
     if (policy_cfg.quiet_start is None) != (policy_cfg.quiet_end is None):
         problems.append("[policy] quiet_start and quiet_end must be given together")

@@ -8,6 +8,7 @@ from typing import Any
 
 from ccshortlink.config.ami import AmiConfig, read_ami
 from ccshortlink.config.file import ConfigError, read_toml
+from ccshortlink.config.missedcall import check_missed_call
 from ccshortlink.config.policy import read_policy
 from ccshortlink.config.reader import Reader, report_unknown_sections
 from ccshortlink.config.smpp import SmppConfig, read_smpp
@@ -86,6 +87,9 @@ def parse_config(data: dict[str, Any], path: Path, *, render_templates: bool = F
     for reader in readers:
         reader.report_unknown()
 
+    problems += check_missed_call(policy_cfg, sms_cfg.missed_call_templates,
+                                  sms_cfg.default_language, web_cfg.hotline,
+                                  render=render_templates)
     if render_templates:
         problems += check_templates(sms_cfg.templates, sms_cfg.default_language,
                                     public_url=web_cfg.public_url)

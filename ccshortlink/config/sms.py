@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ccshortlink.config.missedcall import DEFAULT_MISSED_CALL_TEMPLATES, read_missed_call_templates
 from ccshortlink.config.reader import Reader
 
 
@@ -15,6 +16,8 @@ class SmsConfig:
     expire_hours: float = 24.0
     opt_out_words: tuple[str, ...] = ("STOP", "TD", "T", "退订", "R", "UNSUBSCRIBE")
     opt_in_words: tuple[str, ...] = ("START", "订阅")
+    missed_call_templates: dict[str, str] = field(
+        default_factory=lambda: dict(DEFAULT_MISSED_CALL_TEMPLATES))
 
 
 DEFAULT_TEMPLATES = {
@@ -46,6 +49,7 @@ def read_sms(sms: Reader) -> SmsConfig:
         expire_hours=sms.number("expire_hours", 24.0, minimum=0.01, maximum=720),
         opt_out_words=sms.words("opt_out_words", SmsConfig.opt_out_words),
         opt_in_words=sms.words("opt_in_words", SmsConfig.opt_in_words),
+        missed_call_templates=read_missed_call_templates(sms),
     )
     if sms_cfg.default_language not in templates:
         sms.problems.append(

@@ -51,6 +51,8 @@ class Agent:
     customers_served: int = 0
     service_records: tuple[ServiceRecord, ...] = ()
     reviews: tuple[Review, ...] = ()
+    # False: no card goes by itself when this agent's call ends; `*55` still sends one.
+    auto_send: bool = True
 
     @property
     def initials(self) -> str:

@@ -6,6 +6,7 @@ import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from ccshortlink.core.callroute import CallRoute
 from ccshortlink.core.vocab import Trigger
 
 Event = Mapping[str, str]
@@ -23,6 +24,7 @@ class CallEnded:
     trigger: Trigger = Trigger.HANGUP
     card_already_sent: bool = False
     decided_from: str = "events"  # "cdr" when the call began before ccshortlink was watching
+    route: CallRoute | None = None  # its direction and queues, when its start was seen
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,7 @@ class CallClosed:
     talk_seconds: float | None
     reason: str
     trigger: Trigger  # pbx_restart | no_cdr | not_answered | evicted | call_timeout
+    route: CallRoute | None = None  # its direction and queues, when its start was seen
 
 
 Outcome = CallEnded | SendRequested | CallClosed

@@ -36,6 +36,11 @@ class PolicyConfig:
     call_timeout_hours: float = 12.0  # evict calls whose last Hangup never arrives
     feature_code_window_minutes: float = 30.0
     max_live_channels: int = 20000  # the tracker evicts the oldest channel beyond this
+    # Who gets a card at hangup (core/callrules.py); *55, the API and the CLI are not held back.
+    directions: tuple[str, ...] = ("inbound", "outbound")
+    queues_include: tuple[str, ...] = ()  # empty: every queue
+    queues_exclude: tuple[str, ...] = ()
+    missed_call_sms: bool = False  # an unanswered queue call gets the missed-call SMS
 
 
 @dataclass(frozen=True)

@@ -100,12 +100,15 @@ class CardRequest:
     ttl: float = 0.0
     judge: Callable[[SendFacts], Decision] | None = None
     draft: Callable[[str, float], SmsDraft] | None = None  # (code, not_before) -> the SMS
+    # The missed-call SMS: no link, and its resend window is its own (store/notices.py).
+    missed_call: bool = False
 
 
 @dataclass(frozen=True)
 class CardResult:
     record: DecisionRecord  # as stored: sent | deferred | skipped, with the reason
     issued: IssuedLink | None
+    sms_id: int | None = None  # an SMS queued without a link (the missed-call SMS)
 
 
 @dataclass(frozen=True)

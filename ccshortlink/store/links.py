@@ -17,6 +17,7 @@ from ccshortlink.core.records import (
 from ccshortlink.core.vocab import DecisionOutcome, Verdict
 from ccshortlink.store.base import StoreBase
 from ccshortlink.store.errors import StoreError
+from ccshortlink.store.notices import decide_missed_call
 from ccshortlink.store.rows import insert_decision, sms_event
 from ccshortlink.store.transactions import each_in_savepoint
 
@@ -107,6 +108,8 @@ def _decide_card(db: sqlite3.Connection, request: CardRequest, now: float,
     if request.judge is None:
         insert_decision(db, record, now, None, None)
         return CardResult(record=record, issued=None)
+    if request.missed_call:
+        return decide_missed_call(db, request, now)
     decision = request.judge(_send_facts(db, record.agent_id, record.customer_number,
                                          request.pair_since, request.day_start))
     if decision.outcome == Verdict.SKIP:

@@ -195,7 +195,8 @@ class Reports:
         decided_in, decided_params = _in({d["link_id"] for d in decisions} - {None})
         codes = {r["id"]: r["code"] for r in links} | {r["id"]: r["code"] for r in self._rows(
             f"SELECT id, code FROM links WHERE id IN {decided_in}", decided_params)}
-        sms = self._rows(f"SELECT s.*, l.code FROM sms s JOIN links l ON l.id = s.link_id"
+        sms = self._rows(f"SELECT s.*, COALESCE(l.code, '') AS code FROM sms s"
+                         f" LEFT JOIN links l ON l.id = s.link_id"
                          f" WHERE s.id IN {sms_in} ORDER BY s.id", sms_params)
         message_ids: dict[int, list[str | None]] = {}
         for part in self._rows(f"SELECT sms_id, message_id FROM sms_parts WHERE sms_id IN"
@@ -264,12 +265,14 @@ class Reports:
         add(self._rows("SELECT agent_id, COUNT(*) AS calls_decided,"
                        " SUM(outcome = 'skipped') AS skipped FROM decisions"
                        " WHERE decided_at >= ? GROUP BY agent_id", (since,)))
-        add(self._rows("SELECT l.agent_id, SUM(s.smpp_status = 0) AS sms_sent,"
+        # An SMS with no link (the missed-call SMS) counts under agent "", as its decision does.
+        add(self._rows("SELECT COALESCE(l.agent_id, '') AS agent_id,"
+                       " SUM(s.smpp_status = 0) AS sms_sent,"
                        " SUM(s.status = 'delivered') AS sms_delivered,"
                        " SUM(s.status IN ('failed', 'expired')) AS sms_failed,"
                        " SUM(s.status IN ('queued', 'submitting')) AS sms_waiting"
-                       " FROM sms s JOIN links l ON l.id = s.link_id WHERE s.created_at >= ?"
-                       " GROUP BY l.agent_id", (since,)))
+                       " FROM sms s LEFT JOIN links l ON l.id = s.link_id"
+                       " WHERE s.created_at >= ? GROUP BY 1", (since,)))
         add(self._rows("SELECT l.agent_id,"
                        " COUNT(DISTINCT CASE WHEN v.kind = 'open' THEN v.link_id END)"
                        " AS links_opened,"
