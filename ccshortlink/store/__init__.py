@@ -5,6 +5,7 @@ from __future__ import annotations
 from ccshortlink.store.base import SCHEMA_VERSION
 from ccshortlink.store.card import CardStore
 from ccshortlink.store.errors import DatabaseError, StoreError, is_db_fault, is_transient
+from ccshortlink.store.gauges import GaugeStore
 from ccshortlink.store.links import LinkStore
 from ccshortlink.store.outbox import ClaimedSms, OutboxStore
 from ccshortlink.store.retention import RetentionStore
@@ -13,5 +14,5 @@ __all__ = ["SCHEMA_VERSION", "ClaimedSms", "DatabaseError", "Store", "StoreError
            "is_transient"]
 
 
-class Store(LinkStore, OutboxStore, CardStore, RetentionStore):
+class Store(LinkStore, OutboxStore, CardStore, RetentionStore, GaugeStore):
     """The one SQLite connection and every use case, one transaction each."""

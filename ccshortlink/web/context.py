@@ -28,11 +28,12 @@ from ccshortlink.ops.metrics import VISIT_KINDS, Metrics
 from ccshortlink.web.encoding import VARY
 from ccshortlink.web.guard import SlidingLimiter, client_address, post_refusal
 from ccshortlink.web.i18n import strings
+from ccshortlink.web.scrape import GaugeSource, StoreGauges
 
 SendCard = Callable[[str, str], Awaitable[dict[str, Any]]]
 
 
-class WebStore(LinkPages, AgentFiguresStore, VisitStore, Faults, Protocol):
+class WebStore(LinkPages, AgentFiguresStore, VisitStore, Faults, GaugeSource, Protocol):
     """What the pages need of the store; the daemon hands in the SQLite one (store.Store)."""
 
     async def ping(self) -> bool: ...
@@ -119,9 +120,11 @@ class WebDeps:
     # Visits counted since the last /metrics scrape: a dict increment per open instead of
     # a locked prometheus counter; `publish_visits` moves them over when anyone looks.
     unpublished_visits: dict[str, int] = field(init=False)
+    gauges: StoreGauges = field(init=False)  # what /metrics reads from the store
 
     def __post_init__(self) -> None:
         self.unpublished_visits = dict.fromkeys(VISIT_KINDS, 0)
+        self.gauges = StoreGauges(self.store, self.metrics, self.clock)
 
     def publish_visits(self) -> None:
         """Add the visits counted since the last call to ccshortlink_visits_total."""
