@@ -27,7 +27,7 @@ from ccshortlink.core.agents import AgentDirectory
 from ccshortlink.core.links import SmsTemplates
 from ccshortlink.core.vocab import SmsStatus, Trigger
 from ccshortlink.ops.logs import Logger
-from ccshortlink.ops.metrics import Metrics
+from ccshortlink.ops.metrics import DEFAULT_PBX, Metrics
 from ccshortlink.ops.notify import SystemdNotifier
 from ccshortlink.smpp.client import DeliveryReceipt, MobileOriginated, SmppAuthError, SmppClient
 from ccshortlink.store import DatabaseError, Store
@@ -163,6 +163,8 @@ class Daemon:
             on_db_state=lambda ok: setattr(live, "db_ok", ok),
             is_error=lambda exc: isinstance(exc, DatabaseError))
         ami = AmiClient(config.ami, self._on_ami_event, log, on_state=self._on_ami_state)
+        # The bind is the SMPP thread's own state: read whenever /metrics is scraped.
+        metrics.smpp_connected.set_function(lambda: 1.0 if smpp.bound else 0.0)
         return Parts(live=live, calls=calls, smpp=smpp, ami=ami, outbox=outbox, cards=cards,
                      decider=decider, replies=replies, housekeeping=housekeeping,
                      db_watch=DbWatch(store, log, lambda: decider.failing),
@@ -260,6 +262,7 @@ class Daemon:
 
     def _on_ami_state(self, up: bool) -> None:
         self.parts.live.ami_up = up
+        self.metrics.ami_connected.labels(pbx=DEFAULT_PBX).set(1 if up else 0)
 
     async def _on_receipt(self, receipt: DeliveryReceipt) -> None:
         await self.parts.replies.on_receipt(receipt)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ccshortlink.store.base import SCHEMA_VERSION
 from ccshortlink.store.card import CardStore
 from ccshortlink.store.errors import DatabaseError, StoreError, is_db_fault, is_transient
+from ccshortlink.store.gauges import GaugeStore
 from ccshortlink.store.linkadmin import LinkAdminStore
 from ccshortlink.store.links import LinkStore
 from ccshortlink.store.outbox import ClaimedSms, OutboxStore
@@ -14,5 +15,5 @@ __all__ = ["SCHEMA_VERSION", "ClaimedSms", "DatabaseError", "Store", "StoreError
            "is_transient"]
 
 
-class Store(LinkStore, OutboxStore, CardStore, RetentionStore, LinkAdminStore):
+class Store(LinkStore, OutboxStore, CardStore, RetentionStore, LinkAdminStore, GaugeStore):
     """The one SQLite connection and every use case, one transaction each."""

@@ -27,9 +27,9 @@ async def healthz(request: web.Request) -> web.Response:
 
 
 async def metrics(request: web.Request) -> web.Response:
-    """Prometheus text; the outbox gauge is refreshed from the store at scrape time."""
+    """Prometheus text; the outbox and link gauges are refreshed from the store at scrape time."""
     deps = request.app[DEPS]
-    deps.metrics.set_outbox(await deps.store.sms_status_counts())
+    await deps.gauges.refresh()
     deps.publish_visits()
     response = web.Response(body=deps.metrics.exposition(),
                             headers={"Content-Type": deps.metrics.content_type,

@@ -19,6 +19,7 @@ from ccshortlink.web import api as webapi
 from ccshortlink.web import card as webcard
 from ccshortlink.web import linkapi
 from ccshortlink.web.context import DEPS, Pages, SendCard, WebDeps, WebStore
+from ccshortlink.web.encoding import negotiate
 from ccshortlink.web.guard import SlidingLimiter, unusable_proxies
 
 MISSES_PER_MINUTE = 20
@@ -56,7 +57,8 @@ def make_app(*, store: WebStore, agents: Callable[[], AgentDirectory], web_confi
     Visits are counted in memory and written by a task the app starts and stops with
     itself (see VisitBuffer): a crash can lose at most the last ~0.1 s of visit counts.
     """
-    app = web.Application(client_max_size=64 * 1024)  # a rating form or an API call, no more
+    # client_max_size: a rating form or an API call, no more
+    app = web.Application(client_max_size=64 * 1024, middlewares=[negotiate])
     app[DEPS] = WebDeps(
         store=store, agents=agents, web_config=web_config, clock=clock, health=health,
         metrics=metrics, send_card=send_card, log=log, zone=zone, pages=Pages(),

@@ -28,6 +28,7 @@ from ccshortlink.web.context import (
     page_response,
     visitor,
 )
+from ccshortlink.web.encoding import accepts_gzip, gzipped
 from ccshortlink.web.guard import anonymise, client_key, is_bot
 from ccshortlink.web.i18n import choose_language, strings
 
@@ -106,7 +107,7 @@ def _card_html(deps: WebDeps, link: LinkView, agent: Agent, figures: AgentFigure
                *, notice: str = "", form_error: str = "", stars: int | None = None,
                comment: str | None = None) -> str:
     return deps.pages.render(
-        "card.html", lang=lang, t=strings(lang), code=link.code,
+        "card.html", lang=lang, t=strings(lang), code=link.code, agent_lang=agent.language,
         view=build_card(agent, figures.live, figures.ratings, deps.zone),
         company=deps.web_config.company,
         avatar_url=file_url(link.code, agent.avatar, "avatar"),
@@ -129,16 +130,28 @@ async def _render_card(request: web.Request, deps: WebDeps, link: LinkView, agen
 
 
 async def _plain_card(request: web.Request, deps: WebDeps, entry: CachedLink,
-                      agent: Agent) -> bytes:
-    """The card as everyone sees it: rendered once per language and set of live figures."""
+                      agent: Agent) -> tuple[bytes, bool]:
+    """The card as everyone sees it, and whether those bytes are gzip: rendered once per
+    language and set of live figures, and compressed once per rendering."""
     lang = _language(request, agent)
+    gzip = accepts_gzip(request.headers.get("Accept-Encoding", ""))
     figures = deps.figures.fresh(agent.id)
-    body = entry.page(lang, figures)
-    if body is None:
+    # The compressed page sits beside the plain one under its own key, drawn from the same
+    # figures: a new rendering makes both stale together.
+    key = f"{lang}+gzip" if gzip else lang
+    body = entry.page(key, figures)
+    if body is not None:
+        return body, gzip
+    plain = entry.page(lang, figures)
+    if plain is None or figures is None:  # (no figures: no page either)
         figures = await deps.figures.get(agent.id)
-        body = _card_html(deps, entry.link, agent, figures, lang).encode("utf-8")
-        entry.pages[lang] = (figures, body)
-    return body
+        plain = _card_html(deps, entry.link, agent, figures, lang).encode("utf-8")
+        entry.pages[lang] = (figures, plain)
+    if not gzip:
+        return plain, False
+    body = gzipped(plain)
+    entry.pages[key] = (figures, body)
+    return body, True
 
 
 @_for_live_link
@@ -154,10 +167,10 @@ async def card(request: web.Request, deps: WebDeps, entry: CachedLink,
                       bytes=response.content_length, status=200)
         return response
     counted = _count_visit(request, deps, link.code, "open")
-    body = await _plain_card(request, deps, entry, agent)
+    body, gzip = await _plain_card(request, deps, entry, agent)
     deps.log.info("link_opened", code=link.code, agent=agent.id, counted=counted,
                   bytes=len(body), status=200)
-    return page_response(deps, body)
+    return page_response(deps, body, gzip=gzip)
 
 
 @_for_live_link
@@ -166,9 +179,9 @@ async def rate(request: web.Request, deps: WebDeps, entry: CachedLink,
     """POST /{code}/rate: 1-5 stars and an optional comment, one per link, editable."""
     link = entry.link
     # The link is the credential; this only stops other sites posting with a visitor's browser.
-    if foreign_post(request):
-        deps.log.info("rating_rejected", code=link.code, reason="cross_site", status=403)
-        raise web.HTTPForbidden(text="cross-site form posts are not accepted")
+    if refusal := foreign_post(request):
+        deps.log.info("rating_rejected", code=link.code, reason=refusal, status=403)
+        raise web.HTTPForbidden(text="only the card's own page can post a rating")
     if not deps.writes.allow(client_key(visitor(request))):
         deps.log.warning("client_rate_limited", client=anonymise(visitor(request)),
                          reason="ratings")
@@ -208,13 +221,22 @@ async def call(request: web.Request, deps: WebDeps, entry: CachedLink,
     GET redirects to the agent's tel: URI, for links that should dial straight away.
     """
     link = entry.link
+    ping = request.method == "POST"
+    # A ping from another site is refused like any foreign POST; the customer's call itself
+    # never depends on it (the button dials tel: directly).
+    if ping and (refusal := foreign_post(request)):
+        deps.log.info("call_tap_rejected", code=link.code, reason=refusal, status=403)
+        raise web.HTTPForbidden(text="only the card's own page can count a call-back tap")
+    # A GET is a navigation: counted unless the browser says another site embedded it.
+    embedded = not ping and request.headers.get("Sec-Fetch-Site", "").strip().lower() in (
+        "cross-site", "same-site")
     counted = False
     # Over the limit the tap is not recorded, but the customer is never kept from calling.
-    if not foreign_post(request) and deps.writes.allow(client_key(visitor(request))):
+    if not embedded and deps.writes.allow(client_key(visitor(request))):
         counted = _count_visit(request, deps, link.code, "call")
     deps.log.info("call_tap", code=link.code, agent=agent.id, counted=counted,
-                  via="ping" if request.method == "POST" else "redirect")
-    if request.method == "POST":
+                  via="ping" if ping else "redirect")
+    if ping:
         return web.Response(status=204)
     raise web.HTTPFound(location=tel_uri(agent.phone))
 

@@ -31,13 +31,16 @@ from ccshortlink.core.agents import AgentDirectory
 from ccshortlink.core.cardview import tel_uri
 from ccshortlink.ops.logs import Logger
 from ccshortlink.ops.metrics import VISIT_KINDS, Metrics
-from ccshortlink.web.guard import SlidingLimiter, client_address, is_foreign_post
+from ccshortlink.web.encoding import VARY
+from ccshortlink.web.guard import SlidingLimiter, client_address, post_refusal
 from ccshortlink.web.i18n import strings
+from ccshortlink.web.scrape import GaugeSource, StoreGauges
 
 SendCard = Callable[[str, str], Awaitable[dict[str, Any]]]
 
 
-class WebStore(LinkPages, AgentFiguresStore, VisitStore, LinkAdminStore, Faults, Protocol):
+class WebStore(LinkPages, AgentFiguresStore, VisitStore, LinkAdminStore, Faults, GaugeSource,
+               Protocol):
     """What the pages need of the store; the daemon hands in the SQLite one (store.Store)."""
 
     async def ping(self) -> bool: ...
@@ -78,15 +81,21 @@ class Pages:
         self.protective_headers: tuple[tuple[str, str], ...] = (
             ("Content-Security-Policy", self.csp),
             ("X-Content-Type-Options", "nosniff"),
-            ("Referrer-Policy", "no-referrer"),
+            # Our own pages' requests carry their origin (the rating form is checked by
+            # it, webguard.post_refusal); no other site ever sees the link's code.
+            ("Referrer-Policy", "same-origin"),
             ("X-Frame-Options", "DENY"),
             ("Cross-Origin-Opener-Policy", "same-origin"),
             ("Cross-Origin-Resource-Policy", "same-origin"),
             ("Cache-Control", NO_STORE),
         )
-        # A card page's full header set, built once and copied into each response.
-        self.page_headers = CIMultiDictProxy(CIMultiDict(
-            [("Content-Type", f"{HTML}; charset=utf-8"), *self.protective_headers]))
+        # A card page's full header set, built once and copied into each response; the
+        # second for the same page gzip-compressed (webencoding).
+        page = [("Content-Type", f"{HTML}; charset=utf-8"), ("Vary", VARY),
+                *self.protective_headers]
+        self.page_headers = CIMultiDictProxy(CIMultiDict(page))
+        self.gzip_page_headers = CIMultiDictProxy(CIMultiDict(
+            [*page, ("Content-Encoding", "gzip")]))
         # Compiled now, not by the first customer to open a card.
         self._templates = {name: self.env.get_template(name)
                            for name in ("card.html", "message.html")}
@@ -119,9 +128,11 @@ class WebDeps:
     # Visits counted since the last /metrics scrape: a dict increment per open instead of
     # a locked prometheus counter; `publish_visits` moves them over when anyone looks.
     unpublished_visits: dict[str, int] = field(init=False)
+    gauges: StoreGauges = field(init=False)  # what /metrics reads from the store
 
     def __post_init__(self) -> None:
         self.unpublished_visits = dict.fromkeys(VISIT_KINDS, 0)
+        self.gauges = StoreGauges(self.store, self.metrics, self.clock)
 
     def publish_visits(self) -> None:
         """Add the visits counted since the last call to ccshortlink_visits_total."""
@@ -151,16 +162,20 @@ def visitor(request: web.Request) -> str | None:
     return client_address(request.remote, forwarded, trusted)
 
 
-def foreign_post(request: web.Request) -> bool:
-    """Another site made the visitor's browser send this POST (see webguard.is_foreign_post)."""
+def foreign_post(request: web.Request) -> str:
+    """Why this POST is not taken as coming from our own page, "" when it is
+    (see webguard.post_refusal)."""
     headers = request.headers
-    return is_foreign_post(headers.get("Sec-Fetch-Site", ""), headers.get("Origin"),
-                           request.app[DEPS].web_config.public_url, request.host)
+    return post_refusal(headers.get("Sec-Fetch-Site", ""), headers.get("Origin"),
+                        headers.get("Referer"), request.app[DEPS].web_config.public_url,
+                        request.host)
 
 
-def page_response(deps: WebDeps, body: bytes) -> web.Response:
-    """A 200 HTML page from bytes already rendered, with every header already in place."""
-    return web.Response(body=body, headers=deps.pages.page_headers)
+def page_response(deps: WebDeps, body: bytes, *, gzip: bool = False) -> web.Response:
+    """A 200 HTML page from bytes already rendered (and compressed when `gzip`), with every
+    header already in place."""
+    pages = deps.pages
+    return web.Response(body=body, headers=pages.gzip_page_headers if gzip else pages.page_headers)
 
 
 def html_response(body: str, status: int = 200, **headers: str) -> web.Response:

@@ -195,19 +195,37 @@ def _origin(url: str) -> str:
 
 
 @_memoised
-def is_foreign_post(fetch_site: str, origin: str | None, public_url: str, host: str) -> bool:
-    """True when a browser says another site made it send this form or ping.
+def post_refusal(fetch_site: str, origin: str | None, referer: str | None, public_url: str,
+                 host: str) -> str:
+    """Why a state-changing POST is refused, or "" when it came from our own page.
 
-    Sec-Fetch-Site is authoritative where sent; otherwise an Origin that is neither
-    `public_url`'s nor this server's own host. "Origin: null" is what a same-origin POST
-    from our own card sends (its Referrer-Policy is no-referrer), so it cannot be refused.
+    Accepted only on positive evidence: `Sec-Fetch-Site: same-origin`, else an Origin that
+    is `public_url`'s or this server's own host, else (no usable Origin) a Referer from
+    either. The card is served with `Referrer-Policy: same-origin`, so every browser that
+    posts its form sends its real Origin or Referer; "Origin: null" comes from sandboxed
+    frames and data: pages. A request with neither header is a script, not a page of ours:
+    refused too (the CRM's send API is token-checked and never comes here).
     """
-    if fetch_site.strip().lower() in ("cross-site", "same-site"):
-        return True
-    if origin is None or origin.strip() in ("", "null"):
-        return False
-    presented = _origin(origin)
-    if not presented:
-        return True
-    own_host = host.strip().lower()
-    return presented != _origin(public_url) and presented.split("://", 1)[1] != own_host
+    site = fetch_site.strip().lower()
+    if site == "same-origin":
+        return ""
+    if site:  # cross-site, same-site, none: the browser itself says it is not our page
+        return "cross_site"
+    ours = (_origin(public_url), host.strip().lower())
+    presented = (origin or "").strip()
+    if presented and presented != "null":
+        return "" if _is_ours(_origin(presented), ours) else "foreign_origin"
+    if referer and referer.strip():
+        return "" if _is_ours(_origin(referer), ours) else "foreign_referer"
+    return "null_origin" if presented == "null" else "no_origin"
+
+
+def _is_ours(presented: str, ours: tuple[str, str]) -> bool:
+    public, own_host = ours
+    return bool(presented) and (presented == public or presented.split("://", 1)[1] == own_host)
+
+
+def is_foreign_post(fetch_site: str, origin: str | None, referer: str | None, public_url: str,
+                    host: str) -> bool:
+    """True when the POST is refused (see post_refusal)."""
+    return bool(post_refusal(fetch_site, origin, referer, public_url, host))

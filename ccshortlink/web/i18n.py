@@ -110,12 +110,14 @@ def _accepted(header: str) -> list[str]:
 
 
 def choose_language(agent_language: str, accept_language: str) -> str:
-    """The agent's own language wins, then the browser's preference, then zh-CN."""
-    if agent_language and (chosen := _supported(agent_language)):
-        return chosen
+    """The language of the card's own labels: the visitor's browser first (zh or en), then
+    the agent's language, then zh-CN. What the agent wrote is shown as written whatever
+    this says."""
     for tag in _accepted(accept_language):
         if chosen := _supported(tag):
             return chosen
+    if agent_language and (chosen := _supported(agent_language)):
+        return chosen
     return DEFAULT
 
 

@@ -68,11 +68,11 @@ def visits(site: Site, kind: str) -> int:
         return int(db.execute("SELECT COUNT(*) FROM visits WHERE kind = ?", (kind,)).fetchone()[0])
 
 
-async def open_card(browser: Browser, url: str, *,
-                    java_script_enabled: bool = True) -> tuple[Page, list[str]]:
+async def open_card(browser: Browser, url: str, *, java_script_enabled: bool = True,
+                    locale: str = "zh-CN") -> tuple[Page, list[str]]:
     context = await browser.new_context(
         viewport={"width": 390, "height": 844}, device_scale_factor=2, is_mobile=True,
-        has_touch=True, locale="zh-CN", java_script_enabled=java_script_enabled)
+        has_touch=True, locale=locale, java_script_enabled=java_script_enabled)
     page = await context.new_page()
     problems: list[str] = []
     page.on("console", lambda m: problems.append(m.text) if m.type in ("error", "warning")
@@ -128,7 +128,8 @@ async def test_rating_through_the_form_without_javascript(served: Served,
 
 async def test_changing_the_rating_moves_the_average(served: Served, browser: Browser) -> None:
     await issue(served.site.store, served.site.clock, "English234", agent_id="CS2002")
-    page, problems = await open_card(browser, f"{served.base}/English234")
+    # an English-speaking visitor: the labels follow the browser's language
+    page, problems = await open_card(browser, f"{served.base}/English234", locale="en-US")
     assert await page.locator(".stats b").first.inner_text() == "5.0"
     for stars, average in (("1", "4.0"), ("3", "4.5")):  # (15 + 1) / 4, then (15 + 3) / 4
         await page.locator(f"label[for=s{stars}]").click()

@@ -15,6 +15,7 @@ from tests.support.cardkit import (
     CUSTOMER,
     DAY,
     IPHONE,
+    OWN_PAGE,
     Client,
     Site,
     issue,
@@ -52,7 +53,7 @@ async def test_security_headers_on_every_page(site: Site, client: Client) -> Non
             assert directive in csp, (path, directive)
         assert "unsafe-inline" not in csp and "script-src" not in csp
         assert response.headers["X-Content-Type-Options"] == "nosniff"
-        assert response.headers["Referrer-Policy"] == "no-referrer"
+        assert response.headers["Referrer-Policy"] == "same-origin"
         assert response.headers["Cache-Control"] == "private, no-store"
 
 
@@ -163,7 +164,8 @@ async def test_rating_is_stored_editable_and_moves_the_average(site: Site,
                                                                client: Client) -> None:
     await issue(site.store, site.clock, CODE, agent_id="CS2002")  # static 5.0 over 3 votes
     response = await client.post(f"/{CODE}/rate", data={"stars": "1", "comment": "Too slow"},
-                                 headers={"User-Agent": IPHONE}, allow_redirects=False)
+                                 headers={"User-Agent": IPHONE, **OWN_PAGE},
+                                 allow_redirects=False)
     assert response.status == 303
     assert response.headers["Location"] == f"../{CODE}?rated=1#rate"
     _, body = await page(client, f"/{CODE}?rated=1")
@@ -172,7 +174,7 @@ async def test_rating_is_stored_editable_and_moves_the_average(site: Site,
     assert "Too slow" in body and 'value="1" id="s1" checked' in body
     # the same link rates again: the rating is replaced, not added
     await client.post(f"/{CODE}/rate", data={"stars": "5", "comment": ""},
-                      headers={"User-Agent": IPHONE}, allow_redirects=False)
+                      headers={"User-Agent": IPHONE, **OWN_PAGE}, allow_redirects=False)
     _, body = await page(client, f"/{CODE}")
     assert "5.0" in body and "4 ratings" in body and "Too slow" not in body
     assert await visits(site, "open") == 1  # the redirect after rating is not a new open
@@ -197,9 +199,10 @@ async def test_figures_from_elsewhere_show_within_half_a_minute(site: Site,
 async def test_bad_rating_forms_are_refused_with_the_reason(site: Site,
                                                              client: Client) -> None:
     await issue(site.store, site.clock, CODE, agent_id="CS2002")
-    response = await client.post(f"/{CODE}/rate", data={"stars": "9"})
+    response = await client.post(f"/{CODE}/rate", data={"stars": "9"}, headers=OWN_PAGE)
     assert response.status == 400 and "Please choose 1 to 5 stars." in await response.text()
-    response = await client.post(f"/{CODE}/rate", data={"stars": "4", "comment": "x" * 281})
+    response = await client.post(f"/{CODE}/rate", data={"stars": "4", "comment": "x" * 281},
+                                 headers=OWN_PAGE)
     body = await response.text()
     assert response.status == 400 and "at most 280 characters" in body
     assert "x" * 281 in body  # the comment is kept for the customer to shorten
@@ -212,7 +215,7 @@ async def test_bad_rating_forms_are_refused_with_the_reason(site: Site,
 
 async def test_ratings_are_rate_limited_per_client(site: Site, client: Client) -> None:
     await issue(site.store, site.clock, CODE)
-    statuses = [(await client.post(f"/{CODE}/rate", data={"stars": "5"},
+    statuses = [(await client.post(f"/{CODE}/rate", data={"stars": "5"}, headers=OWN_PAGE,
                                    allow_redirects=False)).status for _ in range(11)]
     assert statuses == [303] * 10 + [429]
 
@@ -225,7 +228,7 @@ async def test_call_taps_are_counted_and_redirect_to_tel(site: Site, client: Cli
     # the hyperlink-auditing ping the card's tel: button sends
     ping = await client.post(f"/{CODE}/call", data=b"PING",
                              headers={"User-Agent": IPHONE, "Content-Type": "text/ping",
-                                      "Ping-To": "tel:+14155550100;ext=22"})
+                                      "Ping-To": "tel:+14155550100;ext=22", **OWN_PAGE})
     assert ping.status == 204
     head = await client.head(f"/{CODE}/call", headers={"User-Agent": IPHONE},
                              allow_redirects=False)

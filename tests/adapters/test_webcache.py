@@ -14,6 +14,7 @@ from tests.support.cardkit import (
     CODE,
     DAY,
     IPHONE,
+    OWN_PAGE,
     START,
     Client,
     Clock,
@@ -33,7 +34,8 @@ async def test_a_rating_shows_at_once_on_this_and_other_links_of_the_agent(
         _, body = await page(client, f"/{code}")
         assert "5.0" in body and "3 ratings" in body
     response = await client.post(f"/{CODE}/rate", data={"stars": "1"},
-                                 headers={"User-Agent": IPHONE}, allow_redirects=False)
+                                 headers={"User-Agent": IPHONE, **OWN_PAGE},
+                                 allow_redirects=False)
     assert response.status == 303
     _, body = await page(client, f"/{CODE}")
     assert 'value="1" id="s1" checked' in body and "4 ratings" in body

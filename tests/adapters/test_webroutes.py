@@ -63,8 +63,13 @@ async def test_language_choice(site: Site, client: Client) -> None:
     await issue(site.store, site.clock, "English234", agent_id="CS2002")
     _, body = await page(client, f"/{CODE}", **{"Accept-Language": "en-GB,en;q=0.9"})
     assert '<html lang="en">' in body and "Call back" in body
+    # the labels follow the visitor; what the agent wrote stays as written, marked as such
     _, body = await page(client, "/English234", **{"Accept-Language": "zh-CN,zh;q=0.9"})
-    assert '<html lang="en">' in body  # the agent's own language wins
+    assert '<html lang="zh-CN">' in body and "一键回拨" in body
+    assert '<h1 lang="en">Alice Wang</h1>' in body
+    # a browser that names neither: the agent's language, then zh-CN
+    _, body = await page(client, "/English234", **{"Accept-Language": "fr-FR"})
+    assert '<html lang="en">' in body and "<h1>Alice Wang</h1>" in body
     _, body = await page(client, f"/{CODE}", **{"Accept-Language": "fr-FR"})
     assert '<html lang="zh-CN">' in body and "一键回拨" in body
 

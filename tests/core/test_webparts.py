@@ -19,6 +19,7 @@ from ccshortlink.web.guard import (
     client_key,
     is_bot,
     is_foreign_post,
+    post_refusal,
     unusable_proxies,
 )
 from ccshortlink.web.i18n import STRINGS, choose_language
@@ -31,8 +32,12 @@ def test_every_language_has_every_string() -> None:
 
 
 @pytest.mark.parametrize(("agent_language", "header", "expected"), [
-    ("en", "zh-CN,zh;q=0.9", "en"),
-    ("zh", "en", "zh-CN"),
+    # the visitor's browser decides the labels; the agent's language only when it names
+    # neither zh nor en
+    ("en", "zh-CN,zh;q=0.9", "zh-CN"),
+    ("zh", "en", "en"),
+    ("en", "fr-FR,fr;q=0.9", "en"),
+    ("en", "", "en"),
     ("", "en-US,en;q=0.9,zh-CN;q=0.8", "en"),
     ("", "fr-FR,fr;q=0.9,zh-TW;q=0.5,en;q=0.4", "zh-CN"),
     ("", "fr;q=1, en;q=0.3, zh;q=0.6", "zh-CN"),
@@ -114,23 +119,36 @@ def test_the_client_is_the_rightmost_address_that_is_not_a_trusted_proxy() -> No
         "not-a-network", "10.0.0.0/33"]
 
 
-@pytest.mark.parametrize(("fetch_site", "origin", "host", "foreign"), [
-    ("same-origin", "https://c.example.com", "c.example.com", False),
-    ("", "https://c.example.com", "127.0.0.1:8080", False),  # behind a proxy: public_url
-    ("", "http://127.0.0.1:8080", "127.0.0.1:8080", False),  # straight to the daemon
-    ("", "https://C.Example.com:443", "127.0.0.1:8080", False),
-    ("", "null", "c.example.com", False),  # our own page: Referrer-Policy no-referrer
-    ("", None, "c.example.com", False),  # an old browser or a curl user
-    ("cross-site", "null", "c.example.com", True),
-    ("same-site", "https://other.example.com", "c.example.com", True),
-    ("", "https://evil.example", "c.example.com", True),
-    ("", "https://c.example.com.evil.example", "c.example.com", True),
-    ("", "http://c.example.com:8443", "c.example.com", True),
-    ("", "not a url", "c.example.com", True),
+OURS = "https://c.example.com/Kd7mPq2xZ9"
+
+
+@pytest.mark.parametrize(("fetch_site", "origin", "referer", "host", "refusal"), [
+    ("same-origin", "https://c.example.com", None, "c.example.com", ""),
+    ("same-origin", None, None, "c.example.com", ""),  # the browser's word is enough
+    ("", "https://c.example.com", None, "127.0.0.1:8080", ""),  # behind a proxy: public_url
+    ("", "http://127.0.0.1:8080", None, "127.0.0.1:8080", ""),  # straight to the daemon
+    ("", "https://C.Example.com:443", None, "127.0.0.1:8080", ""),
+    ("", None, OURS, "127.0.0.1:8080", ""),  # an older browser: Referer only
+    ("", "", "http://127.0.0.1:8080/Kd7mPq2xZ9?rated=1", "127.0.0.1:8080", ""),
+    ("", None, None, "c.example.com", "no_origin"),  # a script
+    ("", "null", None, "c.example.com", "null_origin"),  # a sandboxed frame, a data: page
+    ("", None, "https://evil.example/c.example.com", "c.example.com", "foreign_referer"),
+    ("", "null", "https://evil.example/", "c.example.com", "foreign_referer"),
+    ("", "https://evil.example", OURS, "c.example.com", "foreign_origin"),  # Origin first
+    ("cross-site", "null", None, "c.example.com", "cross_site"),
+    ("cross-site", "https://c.example.com", OURS, "c.example.com", "cross_site"),
+    ("same-site", "https://other.example.com", None, "c.example.com", "cross_site"),
+    ("none", None, None, "c.example.com", "cross_site"),
+    ("", "https://evil.example", None, "c.example.com", "foreign_origin"),
+    ("", "https://c.example.com.evil.example", None, "c.example.com", "foreign_origin"),
+    ("", "http://c.example.com:8443", None, "c.example.com", "foreign_origin"),
+    ("", "not a url", None, "c.example.com", "foreign_origin"),
 ])
-def test_foreign_posts_are_told_apart(fetch_site: str, origin: str | None, host: str,
-                                      foreign: bool) -> None:
-    assert is_foreign_post(fetch_site, origin, "https://c.example.com", host) is foreign
+def test_foreign_posts_are_told_apart(fetch_site: str, origin: str | None, referer: str | None,
+                                      host: str, refusal: str) -> None:
+    assert post_refusal(fetch_site, origin, referer, "https://c.example.com", host) == refusal
+    assert is_foreign_post(fetch_site, origin, referer, "https://c.example.com",
+                           host) is bool(refusal)
 
 
 def test_sliding_limiter_counts_per_client_and_forgets_after_the_window() -> None:

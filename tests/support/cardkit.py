@@ -181,6 +181,8 @@ def build_site(store: Store, agents_file: Path, *, api_token: str = "s3cret-toke
 IPHONE = ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 "
           "(KHTML, like Gecko) Version/17.5 Mobile/15E148 Safari/604.1")
 CODE = "Kd7mPq2xZ9"
+# What a current browser sends with a POST from the card itself (public_url's origin).
+OWN_PAGE = {"Origin": "https://c.example.com", "Sec-Fetch-Site": "same-origin"}
 Client = TestClient[web.Request, web.Application]
 
 
