@@ -4,6 +4,7 @@ refused before a login or bind is written, logged with why, and retried."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -120,6 +121,40 @@ async def test_smpp_over_tls_binds_and_the_sms_arrives(certs: Certs, smsc_factor
     [bound] = harness.logged("smpp_bound")
     assert bound["tls"] in ("TLSv1.2", "TLSv1.3") and bound["tls_verified"] is True
     assert smsc.named("tls_error") == []
+
+
+async def test_smpp_over_tls_keeps_up_with_a_burst(certs: Certs, smsc_factory: SmscFactory,
+                                                   connect: Connect) -> None:
+    """Many answers in few TLS records: none is left unread in the TLS layer (a stall)."""
+    smsc = await smsc_factory(password=PASSWORD, tls_key=certs.key, tls_cert=certs.cert,
+                              receipts=True)
+    harness = await connect(smsc.port, tls=TlsConfig(server_name="127.0.0.1", ca_file=certs.ca),
+                            window=50)
+    texts = [f"card {i}" for i in range(300)]
+    await asyncio.gather(*(harness.client.submit(number(i), encode_sms(text, 1))
+                           for i, text in enumerate(texts)))
+    await smsc.wait_accepted(len(texts))
+    assert sorted(smsc.texts()) == sorted(texts)
+    await smpp_eventually(lambda: len(harness.receipts) == len(texts))
+
+
+async def test_smpp_over_tls_stops_at_once_while_the_bind_is_unanswered(
+        certs: Certs, smsc_factory: SmscFactory, connect: Connect) -> None:
+    """A TLS socket turns readable for a session ticket, with no SMPP data behind it: reading
+    it must not wait for the SMSC's next bytes, or a stop waits for the bind's answer."""
+    smsc = await smsc_factory(password=PASSWORD, tls_key=certs.key, tls_cert=certs.cert,
+                              bind_delay_ms=6000)
+    harness = await connect(smsc.port, start=False, response_timeout=8.0,
+                            tls=TlsConfig(server_name="localhost", ca_file=certs.ca))
+    starting = asyncio.create_task(harness.client.start())
+    await smsc.wait_events("bind")
+    await asyncio.sleep(0.3)  # the tickets have arrived
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    await harness.client.close(timeout=0.5)
+    assert loop.time() - began < 2.0
+    await asyncio.wait_for(starting, 1.0)
+    assert not harness.client.bound
 
 
 @pytest.mark.parametrize("case", REFUSALS)

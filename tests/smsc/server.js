@@ -8,19 +8,19 @@ const smpp = require('smpp');
 const USAGE = 'node server.js --port 0 --system-id ID --password PW [--delay-ms N] ' +
   '[--throttle N] [--throttle-status 0x58] [--reject-status 0x0B] [--drop-after N] ' +
   '[--drop-before-resp] [--receipts] [--receipt-tlv] [--receipt-stat DELIVRD] ' +
-  '[--mo FROM:TEXT]... [--quiet] [--tls-key KEY.pem --tls-cert CERT.pem]';
+  '[--mo FROM:TEXT]... [--quiet] [--tls-key KEY.pem --tls-cert CERT.pem] [--bind-delay-ms N]';
 
 function parseArgs(argv) {
   const opts = {
     port: 0, host: '127.0.0.1', systemId: 'ccshortlink', password: 'secret', delayMs: 0,
     throttle: 0, throttleStatus: 0x58, rejectStatus: 0, dropAfter: 0, dropBeforeResp: false,
     receipts: false, receiptTlv: false, receiptStat: 'DELIVRD', mo: [], quiet: false,
-    tlsKey: '', tlsCert: '',
+    tlsKey: '', tlsCert: '', bindDelayMs: 0,
   };
   const numeric = {
     '--port': 'port', '--delay-ms': 'delayMs', '--throttle': 'throttle',
     '--throttle-status': 'throttleStatus', '--reject-status': 'rejectStatus',
-    '--drop-after': 'dropAfter',
+    '--drop-after': 'dropAfter', '--bind-delay-ms': 'bindDelayMs',
   };
   const text = {'--system-id': 'systemId', '--password': 'password', '--host': 'host',
     '--receipt-stat': 'receiptStat', '--tls-key': 'tlsKey', '--tls-cert': 'tlsCert'};
@@ -158,9 +158,13 @@ function onSession(session) {
       session.send(pdu.response({command_status: smpp.ESME_RINVPASWD}));
       return;
     }
-    bound = true;
-    session.send(pdu.response({system_id: 'testsmsc'}));
-    for (const spec of opts.mo) sendMo(session, sessionId, spec);
+    const accept = () => {
+      bound = true;
+      session.send(pdu.response({system_id: 'testsmsc'}));
+      for (const spec of opts.mo) sendMo(session, sessionId, spec);
+    };
+    if (opts.bindDelayMs > 0) setTimeout(accept, opts.bindDelayMs);  // a slow SMSC
+    else accept();
   };
   session.on('bind_transceiver', onBind);
   session.on('bind_transmitter', onBind);
