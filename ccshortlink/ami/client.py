@@ -11,8 +11,10 @@ from panoramisk.actions import Action
 
 from ccshortlink.ami.protocol import AmiEvent, AmiProtocol, EventHandler
 from ccshortlink.config.settings import AmiConfig
+from ccshortlink.config.tls import TlsConfig
 from ccshortlink.core.describe import describe
 from ccshortlink.ops.logs import Logger
+from ccshortlink.ops.tls import client_context, describe_tls_failure
 
 # What is used from panoramisk, and why not its Manager: the protocol's action bookkeeping
 # (Action serialisation, ActionIDs, one future per action, response matching) is kept.
@@ -119,9 +121,14 @@ class AmiClient:
     async def _handshake(self) -> str | None:
         loop = asyncio.get_running_loop()
         timeout = max(_HANDSHAKE_TIMEOUT, self._config.ping_timeout)
+        tls = self._config.tls
         async with asyncio.timeout(timeout):
+            # Over TLS the Login below is written only once the handshake has checked the
+            # certificate: a refused one fails here, before a byte of the secret is sent.
             _, protocol = await loop.create_connection(
-                self._make_protocol, self._config.host, self._config.port)
+                self._make_protocol, self._config.host, self._config.port,
+                ssl=client_context(tls) if tls else None,
+                server_hostname=tls.server_name if tls else None)
             greeting: set[asyncio.Future[Any]] = {protocol.banner_received, protocol.finished}
             await asyncio.wait(greeting, return_when=asyncio.FIRST_COMPLETED)
             if not protocol.banner_received.done():
@@ -142,7 +149,8 @@ class AmiClient:
             raise AmiAuthError(f"AMI login as {self._config.username!r} rejected: {message}")
         self._set_connected(True)
         self._log.info("ami_connected", host=self._config.host, port=self._config.port,
-                       banner=protocol.banner, events=self._config.events)
+                       banner=protocol.banner, events=self._config.events,
+                       **_tls_fields(protocol, tls))
         return None
 
     async def _serve(self) -> str:
@@ -198,7 +206,19 @@ class AmiClient:
                 self._log.exception("ami_state_handler_failed", connected=connected)
 
 
+def _tls_fields(protocol: AmiProtocol, tls: TlsConfig | None) -> dict[str, object]:
+    """For the connected line: the TLS version in use and whether the peer was checked."""
+    if tls is None:
+        return {}
+    transport = getattr(protocol, "transport", None)
+    version = transport.get_extra_info("ssl_object").version() if transport else None
+    return {"tls": version or "on", "tls_verified": tls.verify}
+
+
 def _describe(exc: BaseException) -> str:
+    tls_failure = describe_tls_failure(exc)
+    if tls_failure is not None:
+        return tls_failure
     if isinstance(exc, TimeoutError):
         return "no answer to connect/login in time"
     if isinstance(exc, ConnectionRefusedError):

@@ -34,6 +34,10 @@ def config_warnings(config: Config) -> list[str]:
     if token and token.strip().lower() not in EXAMPLE_SECRETS and len(token) < MIN_TOKEN:
         warnings.append(f"[web] api_token is {len(token)} characters: use {MIN_TOKEN} or more "
                         "random ones (e.g. `openssl rand -hex 16`)")
+    for section, tls in (("[ami]", config.ami.tls), ("[smpp]", config.smpp.tls)):
+        if tls is not None and not tls.verify:
+            warnings.append(f"{section} tls_verify = false: the peer's certificate is not "
+                            "checked, so whoever is on the path can pose as it and read the login")
     problem = database_folder_problem(config.database_path)
     if problem:
         warnings.append(f"[database] path {config.database_path}: {problem}")

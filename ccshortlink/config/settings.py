@@ -74,8 +74,8 @@ def parse_config(data: dict[str, Any], path: Path, *, render_templates: bool = F
         readers.append(Reader(data, name, problems))
         return readers[-1]
 
-    ami_cfg = read_ami(read("ami"))
-    smpp_cfg = read_smpp(read("smpp"))
+    ami_cfg = read_ami(read("ami"), base)
+    smpp_cfg = read_smpp(read("smpp"), base)
     web_cfg = read_web(read("web"))
     db_path = _resolve(base, read("database").text("path", "ccshortlink.db", required=True))
     agents_file = _resolve(base, read("agents").text("file", "agents.yaml", required=True))

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from ccshortlink.config.reader import HOUR, Reader
 from ccshortlink.config.rules import check_smpp_lengths
+from ccshortlink.config.tls import TlsConfig, read_tls
 
 
 @dataclass(frozen=True)
@@ -24,14 +26,17 @@ class SmppConfig:
     response_timeout: float = 10.0
     reconnect_max: float = 60.0
     registered_delivery: bool = True
+    tls: TlsConfig | None = None  # None: plain TCP
 
     def __repr__(self) -> str:
         return f"SmppConfig(host={self.host!r}, port={self.port}, system_id={self.system_id!r})"
 
 
-def read_smpp(smpp: Reader) -> SmppConfig:
+def read_smpp(smpp: Reader, base: Path = Path(".")) -> SmppConfig:
+    """`base` is the config file's folder: a relative tls_ca_file is found from there."""
+    host = smpp.text("host", "127.0.0.1", required=True)
     smpp_cfg = SmppConfig(
-        host=smpp.text("host", "127.0.0.1", required=True),
+        host=host,
         port=smpp.integer("port", 2775, minimum=1, maximum=65535, required=True),
         system_id=smpp.text("system_id", required=True),
         password=smpp.text("password", required=True),
@@ -46,6 +51,7 @@ def read_smpp(smpp: Reader) -> SmppConfig:
         response_timeout=smpp.number("response_timeout", 10.0, minimum=0.05, maximum=600),
         reconnect_max=smpp.number("reconnect_max", 60.0, minimum=0.1, maximum=HOUR),
         registered_delivery=smpp.flag("registered_delivery", True),
+        tls=read_tls(smpp, host, base),
     )
     check_smpp_lengths(smpp_cfg.__dict__, smpp.problems)
     return smpp_cfg

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 import time
 from collections.abc import Callable
 from contextlib import suppress
@@ -89,9 +90,12 @@ class AmiPeer:
         self._writers: set[asyncio.StreamWriter] = set()
         self._changed = asyncio.Event()
 
-    async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
-        """Listen on host:port (0 = any free port); return the bound port."""
-        self._server = await asyncio.start_server(self._handle, host, port)
+    async def start(self, host: str = "127.0.0.1", port: int = 0, *,
+                    tls: ssl.SSLContext | None = None) -> int:
+        """Listen on host:port (0 = any free port), over TLS with `tls`; return the bound port.
+
+        Over TLS a client is counted in `connections` only once its handshake has passed."""
+        self._server = await asyncio.start_server(self._handle, host, port, ssl=tls)
         return int(self._server.sockets[0].getsockname()[1])
 
     async def stop(self) -> None:

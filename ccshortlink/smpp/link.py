@@ -100,7 +100,7 @@ class SmppLink:
                     return
                 reason = str(exc)
             else:
-                self._log.info("smpp_bound", queued=self._window.queued)
+                self._log.info("smpp_bound", queued=self._window.queued, **connection.tls_fields)
                 if first_attempt:
                     self._post(settle, self._started, None, None)
                 first_attempt, down_logged, delay = False, False, RECONNECT_FIRST_DELAY

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import select
 import socket
+import ssl
 import struct
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -15,9 +16,11 @@ import smpplib.exceptions
 import smpplib.smpp
 
 from ccshortlink.config.settings import SmppConfig
+from ccshortlink.config.tls import TlsConfig
 from ccshortlink.core.describe import describe as describe_exception
 from ccshortlink.core.sms import EncodedSms
 from ccshortlink.ops.logs import Logger
+from ccshortlink.ops.tls import client_context, describe_tls_failure
 from ccshortlink.smpp.mailbox import Mailbox
 
 __all__ = ["LinkDown", "Mailbox", "SmscConnection", "describe"]
@@ -38,7 +41,19 @@ class LinkDown(Exception):
 def describe(exc: BaseException) -> str:
     """The exception, or what caused it when smpplib wrapped it with no detail of its own."""
     cause = exc.__context__ if str(exc) in ("", "Connection refused") and exc.__context__ else exc
-    return describe_exception(cause)
+    return describe_tls_failure(cause) or describe_exception(cause)
+
+
+class _TlsWrapper:
+    """What smpplib is handed as its ssl_context: it wraps the socket without a server name,
+    so the name could not be checked; this adds the configured one."""
+
+    def __init__(self, tls: TlsConfig) -> None:
+        self._tls = tls
+
+    def wrap_socket(self, raw: socket.socket) -> ssl.SSLSocket:
+        # The handshake runs in smpplib's connect(): the bind is sent only after it passed.
+        return client_context(self._tls).wrap_socket(raw, server_hostname=self._tls.server_name)
 
 
 class SmscConnection:
@@ -50,9 +65,10 @@ class SmscConnection:
         self._mailbox = mailbox
         self._log = log
         self._clock = clock
-        self._client = smpplib.client.Client(config.host, config.port,
-                                             timeout=config.response_timeout,
-                                             allow_unknown_opt_params=True)
+        self._client = smpplib.client.Client(
+            config.host, config.port, timeout=config.response_timeout,
+            allow_unknown_opt_params=True,
+            ssl_context=_TlsWrapper(config.tls) if config.tls is not None else None)
         self.last_heard = 0.0  # when bytes last arrived
         self._inbox = bytearray()  # the start of a PDU not yet whole
         self._parsed: deque[Any] = deque()  # PDUs read but not yet taken
@@ -72,6 +88,14 @@ class SmscConnection:
             raise LinkDown(f"connect failed: {describe(exc)}") from None
         # A window of small PDUs must not wait on Nagle's algorithm for the previous one's ACK.
         self._socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    @property
+    def tls_fields(self) -> dict[str, object]:
+        """For the bound line: the TLS version in use and whether the SMSC was checked."""
+        sock, tls = self._socket, self._config.tls
+        if tls is None or not isinstance(sock, ssl.SSLSocket):
+            return {}
+        return {"tls": sock.version() or "on", "tls_verified": tls.verify}
 
     def make(self, command: str, **fields: Any) -> Any:
         """A new PDU with the next sequence number."""
@@ -95,6 +119,8 @@ class SmscConnection:
         if self._parsed or self._broken:
             return True, False  # already read: the mailbox is looked at on the next turn
         sock = self._socket
+        if isinstance(sock, ssl.SSLSocket) and sock.pending():
+            return True, False  # decrypted already: select() would not see it
         wake_fd = self._mailbox.wake_fd
         watched: list[socket.socket | int] = [sock, wake_fd]
         readable, _, _ = select.select(watched, [], [], max(0.0, timeout))
@@ -135,11 +161,13 @@ class SmscConnection:
 
     def _fill(self) -> None:
         try:
-            data = self._socket.recv(_READ_SIZE)
+            data = self._receive()
         except TimeoutError:
             raise LinkDown("the SMSC stopped sending mid-PDU") from None
         except OSError as exc:
             raise LinkDown(f"read failed: {describe(exc)}") from None
+        if data is None:
+            return
         if not data:
             raise LinkDown("connection closed by the SMSC")
         self.last_heard = self._clock()
@@ -162,6 +190,21 @@ class SmscConnection:
             if not pdu.is_error() and pdu.command in smpplib.consts.STATE_SETTERS:
                 self._client.state = smpplib.consts.STATE_SETTERS[pdu.command]
             self._parsed.append(pdu)
+
+    def _receive(self) -> bytes | None:
+        """What the SMSC sent; None when a TLS socket was readable but held no data yet."""
+        sock = self._socket
+        if not isinstance(sock, ssl.SSLSocket):
+            return sock.recv(_READ_SIZE)
+        # A readable TLS socket may hold only part of a record, or a record with no data (a
+        # session ticket): a blocking read would then wait for the SMSC's next PDU.
+        sock.setblocking(False)
+        try:
+            return sock.recv(_READ_SIZE)
+        except ssl.SSLWantReadError:
+            return None
+        finally:
+            sock.settimeout(self._config.response_timeout)
 
     def hang_up(self) -> None:
         # smpplib warns when closing from any state but OPEN; a dead link is routine here.

@@ -8,21 +8,22 @@ const smpp = require('smpp');
 const USAGE = 'node server.js --port 0 --system-id ID --password PW [--delay-ms N] ' +
   '[--throttle N] [--throttle-status 0x58] [--reject-status 0x0B] [--drop-after N] ' +
   '[--drop-before-resp] [--receipts] [--receipt-tlv] [--receipt-stat DELIVRD] ' +
-  '[--mo FROM:TEXT]... [--quiet]';
+  '[--mo FROM:TEXT]... [--quiet] [--tls-key KEY.pem --tls-cert CERT.pem] [--bind-delay-ms N]';
 
 function parseArgs(argv) {
   const opts = {
     port: 0, host: '127.0.0.1', systemId: 'ccshortlink', password: 'secret', delayMs: 0,
     throttle: 0, throttleStatus: 0x58, rejectStatus: 0, dropAfter: 0, dropBeforeResp: false,
     receipts: false, receiptTlv: false, receiptStat: 'DELIVRD', mo: [], quiet: false,
+    tlsKey: '', tlsCert: '', bindDelayMs: 0,
   };
   const numeric = {
     '--port': 'port', '--delay-ms': 'delayMs', '--throttle': 'throttle',
     '--throttle-status': 'throttleStatus', '--reject-status': 'rejectStatus',
-    '--drop-after': 'dropAfter',
+    '--drop-after': 'dropAfter', '--bind-delay-ms': 'bindDelayMs',
   };
   const text = {'--system-id': 'systemId', '--password': 'password', '--host': 'host',
-    '--receipt-stat': 'receiptStat'};
+    '--receipt-stat': 'receiptStat', '--tls-key': 'tlsKey', '--tls-cert': 'tlsCert'};
   const flags = {'--drop-before-resp': 'dropBeforeResp', '--receipts': 'receipts',
     '--receipt-tlv': 'receiptTlv', '--quiet': 'quiet'};
   for (let i = 0; i < argv.length; i++) {
@@ -157,9 +158,13 @@ function onSession(session) {
       session.send(pdu.response({command_status: smpp.ESME_RINVPASWD}));
       return;
     }
-    bound = true;
-    session.send(pdu.response({system_id: 'testsmsc'}));
-    for (const spec of opts.mo) sendMo(session, sessionId, spec);
+    const accept = () => {
+      bound = true;
+      session.send(pdu.response({system_id: 'testsmsc'}));
+      for (const spec of opts.mo) sendMo(session, sessionId, spec);
+    };
+    if (opts.bindDelayMs > 0) setTimeout(accept, opts.bindDelayMs);  // a slow SMSC
+    else accept();
   };
   session.on('bind_transceiver', onBind);
   session.on('bind_transmitter', onBind);
@@ -230,13 +235,22 @@ function onSession(session) {
   });
 }
 
-const server = smpp.createServer(onSession);
+// With --tls-key/--tls-cert it is an SMPP-over-TLS SMSC: sessions start after the handshake,
+// and a client that refuses the certificate (or speaks plain SMPP) shows up as tls_error.
+const fs = require('fs');
+const server = opts.tlsKey || opts.tlsCert ?
+  smpp.createServer({key: fs.readFileSync(opts.tlsKey), cert: fs.readFileSync(opts.tlsCert)},
+    onSession) :
+  smpp.createServer(onSession);
+server.on('tlsClientError', (err) => {
+  emit({event: 'tls_error', error: String(err && (err.code || err.message) || err)});
+});
 server.on('error', (err) => {
   process.stderr.write(`smsc: ${err.stack || err}\n`);
   process.exit(2);
 });
 server.listen(opts.port, opts.host, () => {
-  emit({event: 'listening', port: server.address().port});
+  emit({event: 'listening', port: server.address().port, tls: Boolean(opts.tlsKey)});
 });
 process.on('SIGTERM', () => {
   emit({event: 'stopping'});

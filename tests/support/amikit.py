@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 import socket
+import ssl
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -109,10 +110,11 @@ async def running(client: AmiClient) -> AsyncIterator[asyncio.Task[None]]:
 
 
 @asynccontextmanager
-async def serving(frames: list[bytes], port: int = 0,
+async def serving(frames: list[bytes], port: int = 0, *, tls: ssl.SSLContext | None = None,
                   **options: Any) -> AsyncIterator[tuple[AmiPeer, int]]:
+    """A replay peer on `port`, over TLS with the server context `tls`."""
     peer = AmiPeer(frames, username=USER, secret=SECRET, **options)
-    port = await peer.start(port=port)
+    port = await peer.start(port=port, tls=tls)
     try:
         yield peer, port
     finally:

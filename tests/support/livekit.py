@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
+from tests.support.certs import make_certs
 from tests.support.configfile import ROOT, write_config
 from tests.support.daemon import RunningDaemon
 from tests.support.netns import Loopback, loopback
@@ -197,13 +198,18 @@ def live_network() -> Iterator[Loopback]:
 @pytest_asyncio.fixture
 async def live(request: pytest.FixtureRequest, tmp_path: Path,
                live_network: Loopback) -> AsyncIterator[LiveDesk]:
-    """A running Asterisk (FullyBooted) and SMSC; the test starts phones, calls and the daemon."""
+    """A running Asterisk (FullyBooted) and SMSC; the test starts phones, calls and the daemon.
+
+    Parametrized indirectly with {"ami_tls": True}, Asterisk's AMI also listens over TLS with a
+    certificate made for the test (its CA in tmp_path/certs)."""
     install = find_install()
     if install is None:
         pytest.skip(HOW_TO_ENABLE)
     if not sipp_found():
         pytest.skip(NO_SIPP)
-    pbx = Asterisk(install, live_network, tmp_path / "asterisk")
+    options: dict[str, Any] = getattr(request, "param", None) or {}
+    certs = make_certs(tmp_path / "certs") if options.get("ami_tls") else None
+    pbx = Asterisk(install, live_network, tmp_path / "asterisk", tls=certs)
     smsc = await Smsc.start(system_id="ccshortlink", password="pw", wrap=live_network.command)
     desk = LiveDesk(live_network, tmp_path, pbx, smsc)
     try:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.support.amiadmin import AmiAdmin
+from tests.support.certs import Certs
 from tests.support.configfile import ROOT
 from tests.support.netns import Loopback
 
@@ -94,12 +95,14 @@ class Asterisk:
     """One Asterisk process, its config and logs in `folder` (etc/ lib/ log/ run/ spool/)."""
 
     def __init__(self, install: Install, net: Loopback, folder: Path, *, name: str = "pbxa",
-                 originate: bool = False, hotline: str = "") -> None:
+                 originate: bool = False, hotline: str = "", tls: Certs | None = None) -> None:
+        """With `tls`, AMI also listens over TLS on `ami_tls_port` with that certificate."""
         self.install, self.net, self.folder, self.name = install, net, folder, name
         agents = dict(zip(("1001", "1002"), net.ports(2), strict=True))
         self.ports = Ports(net.port(), net.port(), agents, net.port(), 30000 if net.private
                            else net.port())
         self._originate, self._hotline = originate, hotline
+        self.tls, self.ami_tls_port = tls, net.port() if tls else 0
         self.process: asyncio.subprocess.Process | None = None
         self.admin: AmiAdmin | None = None
         self.console = folder / "log" / "console.txt"
@@ -115,7 +118,7 @@ class Asterisk:
             "@PORT_1002@": str(self.ports.agents["1002"]),
             "@TRUNK_PORT@": str(self.ports.trunk),
             "@RTP_START@": str(self.ports.rtp), "@RTP_END@": str(self.ports.rtp + 199),
-            "@CCS_USER@": ami_user(originate=self._originate), "@TLS@": "",
+            "@CCS_USER@": ami_user(originate=self._originate), "@TLS@": self._tls_lines(),
             "@HOTLINE@": self._hotline,
         }
         for template in CONF.glob("*.conf"):
@@ -123,6 +126,13 @@ class Asterisk:
             (self.folder / "etc" / template.name).write_text(text, encoding="utf-8")
         # as shipped: a broken snippet must fail the live tests
         shutil.copy(SHIPPED / "extensions-ccshortlink.conf", self.folder / "etc")
+
+    def _tls_lines(self) -> str:
+        """manager.conf's [general] TLS lines, as the README tells an admin to write them."""
+        if self.tls is None:
+            return ""
+        return (f"tlsenable = yes\ntlsbindaddr = 127.0.0.1:{self.ami_tls_port}\n"
+                f"tlscertfile = {self.tls.cert}\ntlsprivatekey = {self.tls.key}")
 
     async def start(self, timeout: float = 30.0) -> None:
         """Start it in the foreground and wait for FullyBooted on the admin AMI connection."""
