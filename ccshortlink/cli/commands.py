@@ -61,7 +61,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_send(args: argparse.Namespace) -> int:
     from ccshortlink.app.sending import CardService
-    from ccshortlink.core.links import SmsTemplates
+    from ccshortlink.config.sms import card_templates
     from ccshortlink.store import Store
 
     config, agents = load(args.config)
@@ -73,7 +73,7 @@ def cmd_send(args: argparse.Namespace) -> int:
 
     async def send() -> dict[str, object]:
         async with await Store.open(config.database_path) as store:
-            templates = SmsTemplates(config.sms.templates, config.sms.default_language)
+            templates = card_templates(config.sms)
             cards = CardService(store=store, config=config, agents=lambda: agents,
                                 templates=lambda: templates, clock=time.time, log=get_logger())
             # The running daemon's outbox picks the row up within a second.

@@ -7,11 +7,12 @@ from ccshortlink.store.card import CardStore
 from ccshortlink.store.errors import DatabaseError, StoreError, is_db_fault, is_transient
 from ccshortlink.store.links import LinkStore
 from ccshortlink.store.outbox import ClaimedSms, OutboxStore
+from ccshortlink.store.replies import ReplyRows
 from ccshortlink.store.retention import RetentionStore
 
 __all__ = ["SCHEMA_VERSION", "ClaimedSms", "DatabaseError", "Store", "StoreError", "is_db_fault",
            "is_transient"]
 
 
-class Store(LinkStore, OutboxStore, CardStore, RetentionStore):
+class Store(LinkStore, OutboxStore, CardStore, RetentionStore, ReplyRows):
     """The one SQLite connection and every use case, one transaction each."""

@@ -45,7 +45,7 @@ class OutboxStore(StoreBase):
         def work(db: sqlite3.Connection) -> ClaimedSms:
             rows = db.execute(
                 "SELECT s.id, s.destination, s.data_coding, s.esm_class, s.attempts, s.expires_at,"
-                " l.code FROM sms s JOIN links l ON l.id = s.link_id"
+                " COALESCE(l.code, '') AS code FROM sms s LEFT JOIN links l ON l.id = s.link_id"
                 " WHERE s.status = 'queued' AND s.not_before <= ? ORDER BY s.not_before, s.id"
                 " LIMIT ?", (now, limit)).fetchall() if limit > 0 else []
             ids = [row["id"] for row in rows]
