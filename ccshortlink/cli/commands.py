@@ -121,8 +121,9 @@ def cmd_stats(args: argparse.Namespace) -> int:
     week = day_start(now - 6 * 86400, config.policy.timezone)  # today and the 6 days before
     with Reports.open(config.database_path) as reports:
         periods = [("today", today, reports.stats(today)), ("7_days", week, reports.stats(week))]
-    print(as_json(stats_json(periods, names, zone)) if args.json
-          else render_stats(periods, names, zone))
+        replies = {"today": reports.reply_counts(today), "7_days": reports.reply_counts(week)}
+    print(as_json(stats_json(periods, names, zone, replies)) if args.json
+          else render_stats(periods, names, zone, replies))
     return Exit.OK
 
 

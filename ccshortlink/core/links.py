@@ -60,6 +60,10 @@ class SmsTemplates:
         self.opt_out_hints = dict(DEFAULT_OPT_OUT_HINTS if opt_out_hints is None
                                   else opt_out_hints)
 
+    @property
+    def languages(self) -> list[str]:
+        return sorted(self._compiled)
+
     def language_for(self, agent: Agent, customer_region: str = "") -> str:
         """The agent's language if configured, else the customer's country's, else the default."""
         wanted = agent.language or REGION_LANGUAGE.get(customer_region, "")
