@@ -21,10 +21,12 @@ DEFAULT_REPLY_TEXTS: dict[SmsKind, dict[str, str]] = {
         "en": "You will get {{ company or 'our' }} messages again. {{ opt_out_hint }}",
     },
     SmsKind.HELP_REPLY: {
-        "zh-CN": "{{ company }}客服{% if hotline %}热线：{{ hotline }}{% else %}将尽快联系您"
-                 "{% endif %}。{{ opt_out_hint }}",
-        "en": "{{ company or 'Customer service' }}{% if hotline %}: call {{ hotline }}"
-              "{% else %} will get back to you{% endif %}. {{ opt_out_hint }}",
+        # Without a hotline, the card link of an earlier SMS is the way back: no false promise.
+        "zh-CN": "{{ company }}客服{% if hotline %}热线：{{ hotline }}{% else %}：请点击此前短信中"
+                 "的链接联系为您服务的客服{% endif %}。{{ opt_out_hint }}",
+        "en": "{{ company or 'Customer service' }}: {% if hotline %}call {{ hotline }}"
+              "{% else %}open the link in our earlier SMS to reach your agent{% endif %}. "
+              "{{ opt_out_hint }}",
     },
 }
 

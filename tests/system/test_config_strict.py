@@ -169,7 +169,8 @@ def test_check_config_warns_but_accepts(tmp_path: Path) -> None:
 
 
 def test_every_subcommand_says_what_it_does() -> None:
-    commands = ["run", "check-config", "send", "demo", "trace", "stats", "agents", "opt-out"]
+    commands = ["run", "check-config", "send", "demo", "trace", "stats", "agents", "opt-out",
+                "sms"]
     top, *helps = cli_many([["--help"]] + [[command, "--help"] for command in commands])
     for command, (_, _, _, own) in zip(commands, helps, strict=True):
         listed = [line for line in top[3].splitlines() if line.strip().startswith(command + " ")]
