@@ -85,7 +85,7 @@ def test_config_reads_signature_hint_words_and_answers(tmp_path: Path) -> None:
     lines, warnings = check_report(config)
     # the default zh-CN text carries the new hint through {{ opt_out_hint }}
     assert "template zh-CN: 1 part, UCS-2, 69 characters with a typical agent and link" in lines
-    assert not [w for w in warnings if "opt out" in w or "signature" in w]
+    assert not [w for w in warnings if "opt out" in w or "no signature" in w]
     # a config without the new keys: the texts as before, no signature
     (tmp_path / "plain").mkdir()
     plain = load_config(write_config(tmp_path / "plain"))
