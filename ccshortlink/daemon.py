@@ -23,8 +23,9 @@ from ccshortlink.app.sending import CardService
 from ccshortlink.app.shutdown import StopBudget
 from ccshortlink.config.agents import AgentsError, load_agents
 from ccshortlink.config.settings import Config
+from ccshortlink.config.sms import card_templates
+from ccshortlink.config.smstexts import reply_texts
 from ccshortlink.core.agents import AgentDirectory
-from ccshortlink.core.links import SmsTemplates
 from ccshortlink.core.vocab import SmsStatus, Trigger
 from ccshortlink.ops.logs import Logger
 from ccshortlink.ops.metrics import DEFAULT_PBX, Metrics
@@ -135,7 +136,9 @@ class Daemon:
     def _build(self, store: Store, smpp: SmppClient, agents: AgentDirectory) -> Parts:
         """Every part, each handed what it needs: the one place that knows them all."""
         config, log, metrics = self.config, self.log, self.metrics
-        live = Live(agents, SmsTemplates(config.sms.templates, config.sms.default_language))
+        live = Live(agents, card_templates(config.sms), replies=reply_texts(
+            config.sms.carrier, config.sms.default_language, company=config.web.company,
+            hotline=config.web.hotline))
         tracker = call_tracker(config.policy, agents)
         calls = CallFlow(tracker, log, calls_seen=metrics.calls_seen,
                          calls_ended=metrics.calls_ended)
@@ -155,7 +158,8 @@ class Daemon:
                           stop_grace=lambda: self.budget.for_tasks(STOP_GRACE))
         replies = Replies(store=store, sms=config.sms, policy=config.policy,
                           ids_stored=outbox.ids_stored, stop=self.stop, clock=self.clock,
-                          log=log, on_delivered=metrics.sms.labels(status="delivered").inc)
+                          log=log, on_delivered=metrics.sms.labels(status="delivered").inc,
+                          texts=lambda: live.replies, on_queued=queued)
         housekeeping = Housekeeping(
             store=store, retention_days=config.retention_days, log=log, clock=self.clock,
             stop=self.stop, watchdog=self.notifier.watchdog,

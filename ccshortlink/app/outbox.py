@@ -136,7 +136,9 @@ class Outbox:
 
     async def _send(self, sms: OutboxSms) -> None:
         now = self.clock()
-        log = self.log.bind(sms_id=sms.id, code=sms.code, customer=mask_number(sms.destination),
+        # An answer to a reply has no link, so no code.
+        log = self.log.bind(sms_id=sms.id, code=sms.code or None,
+                            customer=mask_number(sms.destination),
                             attempt=sms.attempts)
         if now >= sms.expires_at:
             await self._stored(lambda: self.store.mark_failed(

@@ -14,9 +14,13 @@ from ccshortlink.core.records import (
     OutboxSms,
     RatingView,
     ReceiptRecord,
+    ReplyRecord,
+    ReplyResult,
+    SmsDraft,
     SubmittedSms,
 )
 from ccshortlink.core.sms import EncodedSms
+from ccshortlink.core.vocab import SmsKind
 
 
 class SubmitRejected(Exception):
@@ -99,12 +103,15 @@ class OutboxStore(Faults, Protocol):
 
 
 class ReplyStore(Faults, Protocol):
-    """Receipts and the customers' STOP/START replies."""
+    """Receipts and the customers' replies (STOP/START/HELP and any other text)."""
 
     async def record_receipts(self, receipts: Sequence[ReceiptRecord]
                               ) -> Sequence[int | None | Exception]: ...
     async def set_opt_out(self, customer_number: str, opted_out: bool, source: str,
                           now: float) -> bool: ...
+    async def record_reply(self, reply: ReplyRecord, answer: SmsDraft | None,
+                           answer_kind: SmsKind | None,
+                           may_answer: Callable[[float | None], bool]) -> ReplyResult: ...
 
 
 class LinkPages(Protocol):

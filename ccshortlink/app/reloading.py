@@ -10,10 +10,13 @@ from pathlib import Path
 from ccshortlink.app.ports import Log
 from ccshortlink.config.problems import ProblemsError
 from ccshortlink.config.settings import load_config
+from ccshortlink.config.sms import card_templates
+from ccshortlink.config.smstexts import reply_texts
 from ccshortlink.core.agents import AgentDirectory
 from ccshortlink.core.calls import AgentLookup, CallTracker, default_agent_lookup
 from ccshortlink.core.links import SmsTemplates
 from ccshortlink.core.policy import PolicyConfig
+from ccshortlink.core.replytexts import ReplyTexts
 
 
 @dataclass
@@ -24,6 +27,7 @@ class Live:
     templates: SmsTemplates
     ami_up: bool = False
     db_ok: bool = True
+    replies: ReplyTexts | None = None  # the answers to opt-out, opt-in and help replies
 
 
 def agent_lookup(agents: AgentDirectory) -> AgentLookup:
@@ -76,7 +80,8 @@ class Reloader:
 
     async def reload(self) -> bool:
         try:
-            agents, templates, languages, lookup = await asyncio.to_thread(self._read)
+            agents, (templates, replies), languages, lookup = await asyncio.to_thread(
+                self._read)
         except ProblemsError as exc:  # the config or agents file: every problem
             self.log.error("reload_failed", problems=exc.problems,
                            reason="kept the previous agents and templates")
@@ -87,14 +92,18 @@ class Reloader:
             return False
         self.live.agents = agents
         self.live.templates = templates
+        self.live.replies = replies
         self.tracker.agent_lookup = lookup
         self.log.info("reload_done", agents=len(agents), templates=languages)
         return True
 
-    def _read(self) -> tuple[AgentDirectory, SmsTemplates, list[str], AgentLookup]:
+    def _read(self) -> tuple[AgentDirectory, tuple[SmsTemplates, ReplyTexts], list[str],
+                             AgentLookup]:
         """Runs in a worker thread: everything a reload needs, built and checked."""
         # Templates rendered in the bounded sandbox with the configured public_url, as at start.
         config = load_config(self.config_path, render_templates=True)
         agents = self.load_agents(config.agents_file)
-        templates = SmsTemplates(config.sms.templates, config.sms.default_language)
-        return agents, templates, sorted(config.sms.templates), agent_lookup(agents)
+        texts = (card_templates(config.sms), reply_texts(
+            config.sms.carrier, config.sms.default_language, company=config.web.company,
+            hotline=config.web.hotline))
+        return agents, texts, sorted(config.sms.templates), agent_lookup(agents)

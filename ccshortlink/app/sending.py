@@ -153,7 +153,9 @@ class CardService:
     @cached_property
     def missed_call_texts(self) -> MissedCallTexts:
         sms = self.config.sms
-        return MissedCallTexts(sms.missed_call_templates, sms.default_language)
+        return MissedCallTexts(sms.missed_call_templates, sms.default_language,
+                               signatures=sms.carrier.signatures,
+                               opt_out_hints=sms.carrier.opt_out_hints)
 
     async def _decide(self, requests: list[CardRequest | Exception],
                       now: float) -> list[CardOutcome | Exception]:

@@ -61,7 +61,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_send(args: argparse.Namespace) -> int:
     from ccshortlink.app.sending import CardService
-    from ccshortlink.core.links import SmsTemplates
+    from ccshortlink.config.sms import card_templates
     from ccshortlink.store import Store
 
     config, agents = load(args.config)
@@ -73,7 +73,7 @@ def cmd_send(args: argparse.Namespace) -> int:
 
     async def send() -> dict[str, object]:
         async with await Store.open(config.database_path) as store:
-            templates = SmsTemplates(config.sms.templates, config.sms.default_language)
+            templates = card_templates(config.sms)
             cards = CardService(store=store, config=config, agents=lambda: agents,
                                 templates=lambda: templates, clock=time.time, log=get_logger())
             # The running daemon's outbox picks the row up within a second.
@@ -121,8 +121,9 @@ def cmd_stats(args: argparse.Namespace) -> int:
     week = day_start(now - 6 * 86400, config.policy.timezone)  # today and the 6 days before
     with Reports.open(config.database_path) as reports:
         periods = [("today", today, reports.stats(today)), ("7_days", week, reports.stats(week))]
-    print(as_json(stats_json(periods, names, zone)) if args.json
-          else render_stats(periods, names, zone))
+        replies = {"today": reports.reply_counts(today), "7_days": reports.reply_counts(week)}
+    print(as_json(stats_json(periods, names, zone, replies)) if args.json
+          else render_stats(periods, names, zone, replies))
     return Exit.OK
 
 

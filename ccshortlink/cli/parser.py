@@ -106,4 +106,24 @@ def build_parser() -> argparse.ArgumentParser:
     extend.add_argument("--days", type=int, required=True, metavar="D", help="days to add")
     for link_action in (listing, show, revoke, extend):
         link_action.set_defaults(func=linkcommands.cmd_links)
+    _add_sms(sub, command, with_json)
     return parser
+
+
+def _add_sms(sub: Any, command: Any, with_json: Any) -> None:
+    """`ccshortlink sms preview`: what an SMS will say and cost, before it is sent."""
+    from ccshortlink.cli import smspreview
+
+    sms = command(sub, "sms", "preview the exact SMS text, its encoding and its cost")
+    actions = sms.add_subparsers(dest="action", required=True)
+    preview = with_json(command(
+        actions, "preview", "show the exact text an SMS would carry and how many parts it costs",
+        "A card (--agent) or an answer to a reply (--reply), signed as it is sent; a card "
+        "reuses the pair's live link when there is one."))
+    preview.add_argument("--agent", help="the agent's CS ID: preview their card")
+    preview.add_argument("--reply", choices=smspreview.ANSWERS,
+                         help="preview the answer to an opt-out, an opt-in or a help reply")
+    preview.add_argument("--to", required=True, help="the customer's number")
+    preview.add_argument("--language", help="this language's text, not the one picked for "
+                         "the agent and number")
+    preview.set_defaults(func=smspreview.cmd_sms_preview)

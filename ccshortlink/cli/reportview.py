@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from ccshortlink.cli.replyview import describe_reply, replies_line
 from ccshortlink.store.reports import Figures, Trace, TraceEvent
 
 LABELS = {
@@ -19,6 +20,7 @@ LABELS = {
     "page_opened": "page opened", "call_tapped": "call tapped",
     "vcard_downloaded": "vCard saved", "rated": "rated", "opted_out": "opted out",
     "link_extended": "link extended",
+    "reply": "reply",
 }
 TRIGGERS = {"hangup": "call ended", "agent_complete": "queue call ended",
             "feature_code": "agent feature code", "api": "API request", "cli": "CLI send",
@@ -92,6 +94,8 @@ def _describe(event: TraceEvent, zone: ZoneInfo) -> str:
         return f"{f['code']} {f['stars']}/5{comment}"
     if kind == "opted_out":
         return f"{f['customer_number']} ({f['source']})"
+    if kind == "reply":
+        return describe_reply(f)
     client = ", ".join(x for x in (f.get("client"), f.get("user_agent")) if x)
     return f"{f.get('code', '')}" + (f" ({client})" if client else "")
 
@@ -110,7 +114,8 @@ def render_trace(trace: Trace, zone: ZoneInfo) -> str:
                      f" {link['status']}, expires {_stamp(link['expires_at'], zone)[:16]}")
     for sms in trace.sms:
         lines.append("")
-        lines.append(f"SMS #{sms['id']} to {sms['destination']} (link {sms['code']}):"
+        what = f"link {sms['code']}" if sms["code"] else sms["kind"].replace("_", " ")
+        lines.append(f"SMS #{sms['id']} to {sms['destination']} ({what}):"
                      f" {sms['status']} after {sms['attempts']} attempt(s), {sms['parts']} part(s)")
         lines.append(f"  {sms['text']}")
     return "\n".join(lines)
@@ -150,10 +155,12 @@ def _total(per_agent: Mapping[str, Figures]) -> Figures:
 
 
 def stats_json(periods: Sequence[tuple[str, float, Mapping[str, Figures]]],
-               names: Mapping[str, str], zone: ZoneInfo) -> dict[str, Any]:
+               names: Mapping[str, str], zone: ZoneInfo,
+               replies: Mapping[str, Mapping[str, int]] | None = None) -> dict[str, Any]:
     return {"timezone": zone.key, "periods": [
         {"period": period, "since": local(since, zone).isoformat(),
-         "all": _total(per_agent).as_dict(),
+         "all": _total(per_agent).as_dict(), **({"replies": dict(replies[period])}
+                                                if replies and period in replies else {}),
          "agents": {agent: {"name": names.get(agent, ""), **figures.as_dict()}
                     for agent, figures in _with_agents(per_agent, names).items()}}
         for period, since, per_agent in periods]}
@@ -167,7 +174,8 @@ def _with_agents(per_agent: Mapping[str, Figures], names: Mapping[str, str]) -> 
 
 
 def render_stats(periods: Sequence[tuple[str, float, Mapping[str, Figures]]],
-                 names: Mapping[str, str], zone: ZoneInfo) -> str:
+                 names: Mapping[str, str], zone: ZoneInfo,
+                 replies: Mapping[str, Mapping[str, int]] | None = None) -> str:
     header = ["agent", *(title for title, _ in COLUMNS), "rating"]
     lines: list[str] = []
     for period, since, per_agent in periods:
@@ -180,5 +188,8 @@ def render_stats(periods: Sequence[tuple[str, float, Mapping[str, Figures]]],
                 f"{agent} {names[agent]}" if agent in names else agent or "(no agent)")
             values = figures.as_dict()
             rows.append([label, *(str(values[key]) for _, key in COLUMNS), _rating(figures)])
-        lines += table(header, rows) + [""]
+        lines += table(header, rows)
+        if replies and period in replies:
+            lines.append(replies_line(replies[period]))
+        lines.append("")
     return "\n".join(lines).rstrip()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from ccshortlink.config.carriercheck import carrier_report
 from ccshortlink.config.settings import Config
 from ccshortlink.config.templatecheck import describe, template_costs
 
@@ -17,9 +18,12 @@ MIN_TOKEN = 16  # the API sends SMS on the company's bill: a token must not be g
 
 def check_report(config: Config) -> tuple[list[str], list[str]]:
     """check-config's lines about each template's cost, and every warning."""
-    costs = template_costs(config.sms.templates, config.web.public_url)
+    costs = template_costs(config.sms.templates, config.web.public_url,
+                           signatures=config.sms.carrier.signatures,
+                           opt_out_hints=config.sms.carrier.opt_out_hints)
     lines, template_warnings = describe(costs, config.sms.default_language)
-    return lines, config_warnings(config) + template_warnings
+    reply_lines, carrier_warnings = carrier_report(config.sms, config.web)
+    return lines + reply_lines, config_warnings(config) + template_warnings + carrier_warnings
 
 
 def config_warnings(config: Config) -> list[str]:

@@ -11,9 +11,9 @@ from ccshortlink.core.policy import PolicyConfig
 
 DEFAULT_MISSED_CALL_TEMPLATES = {
     # One UCS-2 part, with a 12-character hotline; no link: no agent spoke with the caller.
-    "zh-CN": "抱歉，刚才未能接听您的来电。请拨打{{ hotline }}再次联系我们。回TD退订",
+    "zh-CN": "抱歉，刚才未能接听您的来电。请拨打{{ hotline }}再次联系我们。{{ opt_out_hint }}",
     "en": "Sorry we missed your call. Please call us again on {{ hotline }}. "
-    "Reply STOP to opt out",
+    "{{ opt_out_hint }}",
 }
 
 

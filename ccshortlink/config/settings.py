@@ -13,6 +13,7 @@ from ccshortlink.config.policy import read_policy
 from ccshortlink.config.reader import Reader, report_unknown_sections
 from ccshortlink.config.smpp import SmppConfig, read_smpp
 from ccshortlink.config.sms import DEFAULT_TEMPLATES, SmsConfig, read_sms
+from ccshortlink.config.smstexts import check_reply_texts
 from ccshortlink.config.web import WebConfig, read_web
 from ccshortlink.core.links import check_templates
 from ccshortlink.core.policy import PolicyConfig
@@ -93,6 +94,7 @@ def parse_config(data: dict[str, Any], path: Path, *, render_templates: bool = F
     if render_templates:
         problems += check_templates(sms_cfg.templates, sms_cfg.default_language,
                                     public_url=web_cfg.public_url)
+        problems += check_reply_texts(sms_cfg.carrier, sms_cfg.default_language)
     if problems:
         raise ConfigError(str(path), problems)
     return Config(

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 from ccshortlink.config.missedcall import DEFAULT_MISSED_CALL_TEMPLATES, read_missed_call_templates
 from ccshortlink.config.reader import Reader
+from ccshortlink.config.smstexts import CarrierTexts, read_carrier_texts
+from ccshortlink.core.links import SmsTemplates
 
 
 @dataclass(frozen=True)
@@ -18,16 +20,26 @@ class SmsConfig:
     opt_in_words: tuple[str, ...] = ("START", "订阅")
     missed_call_templates: dict[str, str] = field(
         default_factory=lambda: dict(DEFAULT_MISSED_CALL_TEMPLATES))
+    # The signature, the opt-out hint, the help words and the answers to replies.
+    carrier: CarrierTexts = field(default_factory=CarrierTexts)
 
 
 DEFAULT_TEMPLATES = {
-    # One UCS-2 part (67 of 70 characters) with a 3-character name, CS1001 and a 9-character
-    # code on https://cs.example.com: a second part costs as much again for every call.
-    "zh-CN": "刚才为您服务的是{{ agent.name }}（工号{{ agent.id }}），"
-    "再次联系TA：{{ url }} 回TD退订",
+    # One UCS-2 part (68 of 70 characters) with a 5-character signature such as 【云客服】, a
+    # 3-character name, CS1001, a 9-character code on https://cs.example.com and 回TD退订
+    # (69 with a 10-character code): a second part costs as much again for every call.
+    "zh-CN": "{{ agent.name }}（工号{{ agent.id }}）为您服务，再次联系TA：{{ url }} "
+    "{{ opt_out_hint }}",
     "en": "Thanks for calling. You spoke with {{ agent.name }} (ID {{ agent.id }}). "
-    "Reach them again: {{ url }} Reply STOP to opt out",
+    "Reach them again: {{ url }} {{ opt_out_hint }}",
 }
+
+
+def card_templates(sms: SmsConfig) -> SmsTemplates:
+    """The card texts as the daemon sends them: signed, with the opt-out hints."""
+    return SmsTemplates(sms.templates, sms.default_language,
+                        signatures=sms.carrier.signatures,
+                        opt_out_hints=sms.carrier.opt_out_hints)
 
 
 def read_sms(sms: Reader) -> SmsConfig:
@@ -50,6 +62,7 @@ def read_sms(sms: Reader) -> SmsConfig:
         opt_out_words=sms.words("opt_out_words", SmsConfig.opt_out_words),
         opt_in_words=sms.words("opt_in_words", SmsConfig.opt_in_words),
         missed_call_templates=read_missed_call_templates(sms),
+        carrier=read_carrier_texts(sms, default_language),
     )
     if sms_cfg.default_language not in templates:
         sms.problems.append(

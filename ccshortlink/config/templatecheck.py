@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from ccshortlink.core.links import (
@@ -22,13 +23,17 @@ class TemplateCost:
     encoding: str  # "GSM 7-bit" or "UCS-2"
 
 
-def template_costs(templates: dict[str, str], public_url: str = "") -> list[TemplateCost]:
-    """One entry per template that renders; check_templates reports the ones that do not."""
+def template_costs(templates: dict[str, str], public_url: str = "", *,
+                   signatures: Mapping[str, str] | None = None,
+                   opt_out_hints: Mapping[str, str] | None = None) -> list[TemplateCost]:
+    """One entry per template that renders, signed as it is sent; check_templates reports
+    the ones that do not."""
     url = link_url(public_url or SAMPLE_PUBLIC_URL, SAMPLE_CODE)
     costs = []
     for language in sorted(templates):
         try:
-            one = SmsTemplates({language: templates[language]}, language)
+            one = SmsTemplates({language: templates[language]}, language,
+                               signatures=signatures, opt_out_hints=opt_out_hints)
             text = one.render_language(language, sample_agent(language), url, SAMPLE_CODE)
             sms = encode_sms(text, 0)
         except Exception:  # check_templates names the problem
@@ -39,13 +44,14 @@ def template_costs(templates: dict[str, str], public_url: str = "") -> list[Temp
 
 
 def describe(costs: list[TemplateCost], default_language: str) -> tuple[list[str], list[str]]:
-    """Lines for check-config, and warnings: a default-language text of more than one part."""
+    """Lines for check-config, and warnings: a text of more than one part."""
     lines, warnings = [], []
     for cost in costs:
         parts = "1 part" if cost.parts == 1 else f"{cost.parts} parts"
         lines.append(f"template {cost.language}: {parts}, {cost.encoding}, "
                      f"{cost.characters} characters with a typical agent and link")
-        if cost.language == default_language and cost.parts > 1:
-            warnings.append(f"[sms] the {cost.language} template (default language) needs "
+        if cost.parts > 1:
+            which = " (default language)" if cost.language == default_language else ""
+            warnings.append(f"[sms] the {cost.language} template{which} needs "
                             f"{cost.parts} SMS parts: each call is billed {cost.parts} times")
     return lines, warnings

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from jinja2 import TemplateError
 
 from ccshortlink.core.agents import Agent
+from ccshortlink.core.carriertext import DEFAULT_OPT_OUT_HINTS, for_language, sign
 from ccshortlink.core.describe import describe
 from ccshortlink.core.sandbox import BoundedEnvironment, render_bounded
 from ccshortlink.core.vocab import LinkStatus
@@ -36,7 +37,7 @@ def is_code(text: str) -> bool:
     return len(text) == CODE_LENGTH and all(c in ALPHABET for c in text)
 
 
-_REGION_LANGUAGE = {"CN": "zh-CN", "HK": "zh-HK", "MO": "zh-HK", "TW": "zh-TW", "SG": "zh-CN",
+REGION_LANGUAGE = {"CN": "zh-CN", "HK": "zh-HK", "MO": "zh-HK", "TW": "zh-TW", "SG": "zh-CN",
                     "US": "en", "GB": "en", "AU": "en", "CA": "en", "NZ": "en", "IE": "en"}
 
 
@@ -45,18 +46,27 @@ def link_url(public_url: str, code: str) -> str:
 
 
 class SmsTemplates:
-    """The configured SMS texts, compiled once; one per language."""
+    """The configured SMS texts, compiled once; one per language, each signed as it is sent."""
 
-    def __init__(self, templates: dict[str, str], default_language: str) -> None:
+    def __init__(self, templates: dict[str, str], default_language: str, *,
+                 signatures: Mapping[str, str] | None = None,
+                 opt_out_hints: Mapping[str, str] | None = None) -> None:
         # Sandboxed and bounded: the template comes from a config file, but it must never reach
         # Python, loop without end or grow without limit, at check time or at send time.
         env = BoundedEnvironment()
         self._compiled = {lang: env.from_string(text) for lang, text in templates.items()}
         self.default_language = default_language
+        self.signatures = dict(signatures or {})  # language (or "*" for all) -> signature
+        self.opt_out_hints = dict(DEFAULT_OPT_OUT_HINTS if opt_out_hints is None
+                                  else opt_out_hints)
+
+    @property
+    def languages(self) -> list[str]:
+        return sorted(self._compiled)
 
     def language_for(self, agent: Agent, customer_region: str = "") -> str:
         """The agent's language if configured, else the customer's country's, else the default."""
-        wanted = agent.language or _REGION_LANGUAGE.get(customer_region, "")
+        wanted = agent.language or REGION_LANGUAGE.get(customer_region, "")
         if wanted in self._compiled:
             return wanted
         base = wanted.split("-", 1)[0]
@@ -66,14 +76,13 @@ class SmsTemplates:
         return self.default_language
 
     def render(self, agent: Agent, url: str, code: str, customer_region: str = "") -> str:
-        template = self._compiled[self.language_for(agent, customer_region)]
-        text = render_bounded(template, agent=agent, url=url, code=code)
-        return " ".join(text.split())
+        return self.render_language(self.language_for(agent, customer_region), agent, url, code)
 
     def render_language(self, language: str, agent: Agent, url: str, code: str) -> str:
-        """One language's text, as `render` would send it."""
-        text = render_bounded(self._compiled[language], agent=agent, url=url, code=code)
-        return " ".join(text.split())
+        """One language's text exactly as it is sent: the signature first."""
+        text = render_bounded(self._compiled[language], agent=agent, url=url, code=code,
+                              opt_out_hint=for_language(self.opt_out_hints, language))
+        return sign(" ".join(text.split()), for_language(self.signatures, language))
 
 
 SAMPLE_PUBLIC_URL = "https://cs.example.com"

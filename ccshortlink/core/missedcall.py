@@ -7,10 +7,12 @@ missed_call_sms` is on; the opt-outs, the daily cap and quiet hours hold it as t
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import replace
 
 from ccshortlink.core.callroute import CallRoute
-from ccshortlink.core.links import _REGION_LANGUAGE  # one table: cards and this text agree
+from ccshortlink.core.carriertext import DEFAULT_OPT_OUT_HINTS, for_language, sign
+from ccshortlink.core.links import REGION_LANGUAGE  # one table: cards and this text agree
 from ccshortlink.core.policy import CustomerNumber, Decision, PolicyConfig, SendFacts, decide
 from ccshortlink.core.sandbox import BoundedEnvironment, render_bounded
 from ccshortlink.core.vocab import Trigger, Verdict
@@ -27,14 +29,20 @@ def missed_call_reason(route: CallRoute) -> str:
 class MissedCallTexts:
     """The configured missed-call texts, compiled once; one per language."""
 
-    def __init__(self, templates: dict[str, str], default_language: str) -> None:
+    def __init__(self, templates: dict[str, str], default_language: str, *,
+                 signatures: Mapping[str, str] | None = None,
+                 opt_out_hints: Mapping[str, str] | None = None) -> None:
         env = BoundedEnvironment()  # from a config file: sandboxed and bounded, as the cards'
         self._compiled = {lang: env.from_string(text) for lang, text in templates.items()}
         self.default_language = default_language
+        # Signed and hinted like every other SMS the daemon sends ([sms] signature).
+        self.signatures = dict(signatures or {})
+        self.opt_out_hints = dict(DEFAULT_OPT_OUT_HINTS if opt_out_hints is None
+                                  else opt_out_hints)
 
     def language_for(self, customer_region: str) -> str:
         """No agent to take a language from: the customer's country's, else the default."""
-        wanted = _REGION_LANGUAGE.get(customer_region, "")
+        wanted = REGION_LANGUAGE.get(customer_region, "")
         if wanted in self._compiled:
             return wanted
         base = wanted.split("-", 1)[0]
@@ -48,8 +56,9 @@ class MissedCallTexts:
                                     company=company)
 
     def render_language(self, language: str, *, hotline: str, company: str) -> str:
-        text = render_bounded(self._compiled[language], hotline=hotline, company=company)
-        return " ".join(text.split())
+        text = render_bounded(self._compiled[language], hotline=hotline, company=company,
+                              opt_out_hint=for_language(self.opt_out_hints, language))
+        return sign(" ".join(text.split()), for_language(self.signatures, language))
 
 
 def decide_missed_call(*, facts: SendFacts, customer: CustomerNumber, policy: PolicyConfig,

@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ccshortlink.core.policy import Decision, SendFacts
-from ccshortlink.core.vocab import DecisionOutcome, LinkStatus, Trigger
+from ccshortlink.core.vocab import DecisionOutcome, LinkStatus, ReplyKind, Trigger
 
 
 @dataclass(frozen=True)
@@ -124,3 +124,20 @@ class ReceiptRecord:
     state: str
     error_code: str
     at: float
+
+
+@dataclass(frozen=True)
+class ReplyRecord:
+    """A customer's SMS to us, as typed, and what it was taken for."""
+
+    customer_number: str  # E.164 when it could be normalised
+    text: str
+    kind: ReplyKind
+    received_at: float
+
+
+@dataclass(frozen=True)
+class ReplyResult:
+    changed: bool  # the do-not-send list changed
+    sms_id: int | None  # the automatic answer queued, if any
+    not_answered: str  # why no answer went out ('' when one did, or none was due)

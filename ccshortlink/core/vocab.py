@@ -71,3 +71,22 @@ class SmsStatus(StrEnum):
     DELIVERED = "delivered"
     FAILED = "failed"
     EXPIRED = "expired"
+
+
+class ReplyKind(StrEnum):
+    """What a customer's SMS to us asks for, once normalised and matched against the words."""
+
+    OPT_OUT = "opt_out"
+    OPT_IN = "opt_in"
+    HELP = "help"
+    OTHER = "other"  # recorded, never answered
+
+
+class SmsKind(StrEnum):
+    """What an SMS in the outbox is: an agent's card, or an automatic answer to a reply."""
+
+    CARD = "card"
+    OPT_OUT_CONFIRMATION = "opt_out_confirmation"
+    OPT_IN_CONFIRMATION = "opt_in_confirmation"
+    HELP_REPLY = "help_reply"
+    MISSED_CALL = "missed_call"  # [policy] missed_call_sms: the hotline, no agent link

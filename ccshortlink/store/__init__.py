@@ -9,11 +9,13 @@ from ccshortlink.store.gauges import GaugeStore
 from ccshortlink.store.linkadmin import LinkAdminStore
 from ccshortlink.store.links import LinkStore
 from ccshortlink.store.outbox import ClaimedSms, OutboxStore
+from ccshortlink.store.replies import ReplyRows
 from ccshortlink.store.retention import RetentionStore
 
 __all__ = ["SCHEMA_VERSION", "ClaimedSms", "DatabaseError", "Store", "StoreError", "is_db_fault",
            "is_transient"]
 
 
-class Store(LinkStore, OutboxStore, CardStore, RetentionStore, LinkAdminStore, GaugeStore):
+class Store(LinkStore, OutboxStore, CardStore, RetentionStore, LinkAdminStore, GaugeStore,
+            ReplyRows):
     """The one SQLite connection and every use case, one transaction each."""

@@ -21,7 +21,7 @@ from ccshortlink.store.transactions import in_transaction
 __all__ = ["SCHEMA_VERSION", "StoreBase", "StoreError", "is_db_fault"]
 
 
-SCHEMA_VERSION = 5  # the newest migration's number; numbers may skip one
+SCHEMA_VERSION = 4  # the newest migration's number; numbers may skip one
 T = TypeVar("T")
 BUSY_TIMEOUT = 0.02  # s: SQLite waits this long for another process's lock, in place
 BUSY_WAIT = 10.0  # s: _read tries again, awaiting between tries, for this long in all
@@ -94,7 +94,6 @@ class StoreBase:
     async def _prepare(self) -> None:
         await self._db.execute("PRAGMA journal_mode=WAL")
         await self._db.execute("PRAGMA synchronous=NORMAL")
-        await self._db.execute("PRAGMA foreign_keys=ON")
         # Short: use cases run on the loop's thread, and SQLite's busy handler sleeps where it
         # is called. A longer wait for another process's lock is done in _read, by awaiting.
         await self._db.execute(f"PRAGMA busy_timeout={int(BUSY_TIMEOUT * 1000)}")
@@ -106,9 +105,12 @@ class StoreBase:
             raise StoreError(
                 f"{self.path}: database schema version {current} is newer than this "
                 f"ccshortlink ({SCHEMA_VERSION}); upgrade ccshortlink or restore a backup")
+        # Foreign keys are off while migrations run (a pragma a transaction cannot change):
+        # a migration may copy a table that others refer to, as SQLite's ALTER TABLE advises.
         for version, sql in migrations():
             if version > current:
                 await self._write_in_thread(partial(migrate, version, sql))
+        await self._db.execute("PRAGMA foreign_keys=ON")
 
     async def close(self) -> None:
         async with self._checkpoint_lock, self._lock:

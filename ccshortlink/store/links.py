@@ -94,9 +94,11 @@ def _send_facts(db: sqlite3.Connection, agent_id: str, customer_number: str, pai
         " WHERE l.agent_id = ? AND l.customer_number = ? AND s.created_at >= ?"
         " AND s.status NOT IN ('failed', 'expired')",
         (agent_id, customer_number, pair_since)).fetchone()
+    # Answers to the customer's own replies (a STOP confirmation) are not cards: not capped.
     today = db.execute(
         "SELECT COUNT(*) FROM sms WHERE destination = ? AND created_at >= ?"
-        " AND status NOT IN ('failed', 'expired')",
+        " AND status NOT IN ('failed', 'expired')"
+        " AND kind NOT IN ('opt_out_confirmation', 'opt_in_confirmation', 'help_reply')",
         (customer_number, day_start)).fetchone()
     return SendFacts(opted_out=opted is not None, last_pair_sms_at=last[0],
                      sms_since_day_start=int(today[0]))

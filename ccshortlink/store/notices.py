@@ -27,9 +27,9 @@ def decide_missed_call(db: sqlite3.Connection, request: CardRequest, now: float)
                      reason=reason)
     draft = request.draft("", decision.not_before)
     cursor = db.execute(
-        "INSERT INTO sms (link_id, destination, text, data_coding, esm_class, status,"
+        "INSERT INTO sms (link_id, kind, destination, text, data_coding, esm_class, status,"
         " not_before, expires_at, created_at, updated_at)"
-        " VALUES (NULL, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)",
+        " VALUES (NULL, 'missed_call', ?, ?, ?, ?, 'queued', ?, ?, ?, ?)",
         (record.customer_number, draft.text, draft.data_coding, draft.esm_class,
          draft.not_before, draft.expires_at, now, now))
     sms_id = int(cursor.lastrowid or 0)

@@ -15,6 +15,7 @@ from ccshortlink.core.links import is_code, link_status
 from ccshortlink.core.policy import CustomerNumber, PolicyConfig, normalise_number
 from ccshortlink.store import SCHEMA_VERSION, StoreError, opening
 from ccshortlink.store.linkadmin import trace_changes
+from ccshortlink.store.replyreport import reply_counts, reply_events
 
 VISIT_KINDS = {"open": "page_opened", "call": "call_tapped", "vcard": "vcard_downloaded"}
 
@@ -161,10 +162,11 @@ class Reports:
             f"SELECT id FROM sms WHERE destination IN {where} OR link_id IN {links_in}",
             params + link_params)}
         opt_outs = self._rows(f"SELECT * FROM opt_outs WHERE customer_number IN {where}", params)
-        if not (decisions or link_ids or sms_ids or opt_outs):
+        replies = [TraceEvent(*event) for event in reply_events(self._db, where, params)]
+        if not (decisions or link_ids or sms_ids or opt_outs or replies):
             return None
-        key = e164 or query
-        return self._story("customer", key, decisions, link_ids, sms_ids, opt_outs, now)
+        story = self._story("customer", e164 or query, decisions, link_ids, sms_ids, opt_outs, now)
+        return replace(story, events=sorted(replies + story.events, key=lambda e: e.at))
 
     def _trace_link(self, link: sqlite3.Row, now: float) -> Trace:
         # The pair's skipped decisions while the link lived say why no further SMS went out;
@@ -284,6 +286,9 @@ class Reports:
                        " FROM ratings WHERE updated_at >= ? GROUP BY agent_id", (since,)))
         return {agent: Figures(**figures) for agent, figures in sorted(per_agent.items())}
 
+    def reply_counts(self, since: float) -> dict[str, int]:
+        return reply_counts(self._db, since)
+
 
 def _link_summary(row: sqlite3.Row, now: float) -> dict[str, Any]:
     status = link_status(row["expires_at"], row["revoked_at"], now)
@@ -294,7 +299,8 @@ def _link_summary(row: sqlite3.Row, now: float) -> dict[str, Any]:
 
 
 def _sms_summary(row: sqlite3.Row, message_ids: list[str | None]) -> dict[str, Any]:
-    return {"id": row["id"], "code": row["code"], "destination": row["destination"],
+    return {"id": row["id"], "code": row["code"] or "", "destination": row["destination"],
+            "kind": row["kind"] if "kind" in row.keys() else "card",  # noqa: SIM118 - schema 2
             "status": row["status"], "attempts": row["attempts"], "parts": len(message_ids),
             "message_ids": [m for m in message_ids if m],
             "smpp_status": row["smpp_status"], "error": row["error"], "text": row["text"],

@@ -16,7 +16,8 @@ class RetentionStore(StoreBase):
     async def apply_retention(self, cutoff: float, now: float,
                               anonymise: Callable[[str], str]) -> dict[str, int]:
         """Delete visits, SMS events and parts from before `cutoff`; anonymise older links,
-        decisions and SMS (numbers through `anonymise`, texts kept) so counts still add up.
+        decisions, SMS and replies (numbers through `anonymise`; the texts we sent kept, those
+        customers typed emptied) so counts still add up.
 
         SMS still waiting to be sent keep their destination and parts however old they are,
         and a live link keeps its number until it expires (the pair reuses it). Returns row
@@ -44,9 +45,16 @@ class RetentionStore(StoreBase):
                 "UPDATE sms SET destination = ccshortlink_anonymise(destination)"
                 f" WHERE created_at < ? AND {settled}"
                 " AND destination != ccshortlink_anonymise(destination)", (cutoff,))
+            # What a customer typed is theirs: the text goes, the kind stays for the counts.
+            replies = db.execute(
+                "UPDATE replies SET customer_number = ccshortlink_anonymise(customer_number),"
+                " text = '' WHERE received_at < ?"
+                " AND (customer_number != ccshortlink_anonymise(customer_number) OR text != '')",
+                (cutoff,))
             return {"visits_deleted": visits.rowcount, "sms_events_deleted": events.rowcount,
                     "sms_parts_deleted": parts.rowcount, "links_anonymised": links.rowcount,
-                    "decisions_anonymised": decisions.rowcount, "sms_anonymised": sms.rowcount}
+                    "decisions_anonymised": decisions.rowcount, "sms_anonymised": sms.rowcount,
+                    "replies_anonymised": replies.rowcount}
 
         # Possibly many rows: on the connection's thread, so the loop is not held up.
         return await self._write_in_thread(work)

@@ -74,12 +74,15 @@ def test_ordinary_templates_render_as_before() -> None:
 
 
 def test_the_default_zh_cn_text_is_one_ucs2_part_with_a_typical_link() -> None:
-    templates = SmsTemplates(DEFAULT_TEMPLATES, "zh-CN")
-    for code in ("a2B3c4D5e", "a2B3c4D5eF"):  # today's 9 characters, and room for a 10th
-        text = templates.render(AGENT, link_url("https://cs.example.com/", code), code)
-        sms = encode_sms(text, 1)
-        assert sms.data_coding == DATA_CODING_UCS2 and len(sms.parts) == 1, (len(text), text)
-        assert "王小梅" in text and "CS1001" in text and "回TD退订" in text
+    # with a typical 5-character signature too: carriers in mainland China ask for one
+    for signature in ("", "【云客服】"):
+        templates = SmsTemplates(DEFAULT_TEMPLATES, "zh-CN", signatures={"*": signature})
+        for code in ("a2B3c4D5e", "a2B3c4D5eF"):  # today's 9 characters, and room for a 10th
+            text = templates.render(AGENT, link_url("https://cs.example.com/", code), code)
+            sms = encode_sms(text, 1)
+            assert sms.data_coding == DATA_CODING_UCS2 and len(sms.parts) == 1, (len(text), text)
+            assert "王小梅" in text and "CS1001" in text and text.endswith("回TD退订")
+            assert text.startswith(signature + "王小梅")
 
 
 def test_costs_are_reported_and_a_long_default_text_is_a_warning() -> None:

@@ -8,7 +8,8 @@ const smpp = require('smpp');
 const USAGE = 'node server.js --port 0 --system-id ID --password PW [--delay-ms N] ' +
   '[--throttle N] [--throttle-status 0x58] [--reject-status 0x0B] [--drop-after N] ' +
   '[--drop-before-resp] [--receipts] [--receipt-tlv] [--receipt-stat DELIVRD] ' +
-  '[--mo FROM:TEXT]... [--quiet] [--tls-key KEY.pem --tls-cert CERT.pem] [--bind-delay-ms N]';
+  '[--mo FROM:TEXT]... [--quiet] [--tls-key KEY.pem --tls-cert CERT.pem] [--bind-delay-ms N]\n' +
+  'stdin: a line "mo FROM:TEXT" sends that MO to every bound session now';
 
 function parseArgs(argv) {
   const opts = {
@@ -132,6 +133,9 @@ function sendMo(session, sessionId, spec) {
   });
 }
 
+// Bound sessions by id: a customer's reply typed on stdin goes to each (see the end).
+const boundSessions = new Map();
+
 function onSession(session) {
   const sessionId = ++sessionCount;
   let bound = false;
@@ -147,6 +151,7 @@ function onSession(session) {
   });
   session.on('close', () => {
     closed = true;
+    boundSessions.delete(sessionId);
     emit({event: 'close', session: sessionId});
   });
 
@@ -160,6 +165,7 @@ function onSession(session) {
     }
     const accept = () => {
       bound = true;
+      boundSessions.set(sessionId, session);
       session.send(pdu.response({system_id: 'testsmsc'}));
       for (const spec of opts.mo) sendMo(session, sessionId, spec);
     };
@@ -251,6 +257,19 @@ server.on('error', (err) => {
 });
 server.listen(opts.port, opts.host, () => {
   emit({event: 'listening', port: server.address().port, tls: Boolean(opts.tlsKey)});
+});
+// A customer replying while the daemon is bound: "mo FROM:TEXT" on stdin, one per line.
+let stdinBuffer = '';
+process.stdin.setEncoding('utf8');
+process.stdin.on('data', (chunk) => {
+  stdinBuffer += chunk;
+  let newline;
+  while ((newline = stdinBuffer.indexOf('\n')) >= 0) {
+    const line = stdinBuffer.slice(0, newline);
+    stdinBuffer = stdinBuffer.slice(newline + 1);
+    if (!line.startsWith('mo ')) continue;
+    for (const [sessionId, session] of boundSessions) sendMo(session, sessionId, line.slice(3));
+  }
 });
 process.on('SIGTERM', () => {
   emit({event: 'stopping'});

@@ -99,7 +99,7 @@ class Smsc:
     async def _spawn(self, port: int) -> None:
         self._process = await asyncio.create_subprocess_exec(
             *self._wrap(["node", str(SERVER_JS), "--port", str(port), *self._args]),
-            cwd=SERVER_JS.parent, stdin=asyncio.subprocess.DEVNULL,
+            cwd=SERVER_JS.parent, stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
         listening_before = len(self.listening_events())
         self._readers = [asyncio.create_task(self._read_events(self._process)),
@@ -180,6 +180,20 @@ class Smsc:
 
     async def wait_events(self, event: str, count: int = 1, timeout: float = 10.0) -> None:
         await self.wait_for(lambda: len(self.named(event)) >= count, timeout)
+
+    async def reply(self, source: str, text: str) -> None:
+        """A customer's SMS to us, now: a deliver_sm to every bound session (the MO's
+        deliver_sm_resp events say when the daemon has answered it)."""
+        assert self._process is not None and self._process.stdin is not None
+        if "\n" in text:
+            raise ValueError("one line per reply")
+        self._process.stdin.write(f"mo {source}:{text}\n".encode())
+        await self._process.stdin.drain()
+
+    def mo_answered(self, source: str = "") -> list[dict[str, Any]]:
+        """deliver_sm_resp for MO messages (from `source`, when given), in order."""
+        return [e for e in self.named("deliver_sm_resp") if e.get("kind") == "mo"
+                and (not source or e["source_addr"] == source)]
 
     # ---- waiting and process control ---------------------------------------------------------
 

@@ -198,7 +198,8 @@ async def test_retention_deletes_and_anonymises_old_records_and_counts_still_add
 
     counts = await store.apply_retention(retention_cutoff(now, 30), now, anonymise_number)
     assert counts == {"visits_deleted": 1, "sms_events_deleted": 6, "sms_parts_deleted": 3,
-                      "links_anonymised": 2, "decisions_anonymised": 4, "sms_anonymised": 2}
+                      "links_anonymised": 2, "decisions_anonymised": 4, "sms_anonymised": 2,
+                      "replies_anonymised": 0}
     again = await store.apply_retention(retention_cutoff(now, 30), now, anonymise_number)
     assert set(again.values()) == {0}
     await store.close()

@@ -155,8 +155,12 @@ def test_check_config_warns_but_accepts(tmp_path: Path) -> None:
     result = cli("check-config", "-c", str(path))
     assert result.returncode == 0, result.stderr
     warnings = [line for line in result.stderr.splitlines() if line.startswith("warning: ")]
-    assert len(warnings) == 4, result.stderr
+    assert len(warnings) == 7, result.stderr
     assert "[ami] secret is still an example value" in result.stderr
+    # the carriers' asks: a way to opt out, the signature, a hotline for HELP
+    assert "zh-CN template does not say how to opt out ('回TD退订')" in result.stderr
+    assert "no signature for zh-CN: carriers in mainland China require" in result.stderr
+    assert "[web] hotline is not set: the answer to HELP" in result.stderr
     assert "changeme" not in result.stderr  # the secret itself is never shown
     assert "blocker is not a folder" in result.stderr
     assert "public_url 'http://cs.example.com' is not https" in result.stderr
@@ -165,7 +169,8 @@ def test_check_config_warns_but_accepts(tmp_path: Path) -> None:
 
 
 def test_every_subcommand_says_what_it_does() -> None:
-    commands = ["run", "check-config", "send", "demo", "trace", "stats", "agents", "opt-out"]
+    commands = ["run", "check-config", "send", "demo", "trace", "stats", "agents", "opt-out",
+                "sms"]
     top, *helps = cli_many([["--help"]] + [[command, "--help"] for command in commands])
     for command, (_, _, _, own) in zip(commands, helps, strict=True):
         listed = [line for line in top[3].splitlines() if line.strip().startswith(command + " ")]
