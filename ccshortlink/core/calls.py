@@ -149,13 +149,16 @@ class CallTracker(ChannelBook):
         if chan is not None and dest is not None and dest.agent is not None and answered:
             chan.reported_talk[dest.agent] = max(chan.reported_talk.get(dest.agent, 0.0),
                                                  billable)
-        return self._cdr_of_unseen_start(event, answered, billable)
+        return self._cdr_of_unseen_start(event, answered, billable, now)
 
     def _cdr_of_unseen_start(self, event: Event, answered: bool,
-                             billable: float) -> list[Outcome]:
+                             billable: float, now: float) -> list[Outcome]:
         """Only calls whose Newchannel was not seen: a call seen whole is decided at its Hangup."""
-        side = self._customer_side(event.get("Channel", ""), event.get("DestinationChannel", ""))
+        channel, dest = event.get("Channel", ""), event.get("DestinationChannel", "")
+        side = self._customer_side(channel, dest)
         if side is None:
+            if channel and channel not in self._by_name and dest not in self._by_name:
+                self._unseen.early_cdr(event, answered, billable, self.agent_lookup, now)
             return []
         customer_name, agent_name, number, live = side
         agent_id = self._by_name.get(agent_name)
@@ -196,8 +199,9 @@ class CallTracker(ChannelBook):
             return []
         if chan.last_agent is None and not chan.whole:
             # Its start (and any bridge) came before we watched: its Cdr says what happened.
+            cdrs = [*self._unseen.take_early(chan.name), *chan.cdrs]
             return self._unseen.hung_up(chan.name, UnseenCall(
-                chan.linkedid, chan.caller_num or chan.dial_string, chan.cdrs), now)
+                chan.linkedid, chan.caller_num or chan.dial_string, cdrs), now)
         return self._conclude(chan, now)
 
     def _conclude(self, chan: Channel, now: float) -> list[Outcome]:

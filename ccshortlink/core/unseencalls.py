@@ -6,13 +6,17 @@ in the AMI user's `read=`, and cdr_manager enabled): Disposition ANSWERED, the a
 (DestinationChannel, or Channel for an agent's outgoing call), BillableSeconds, Source. Cdr
 and Hangup come in either order, and a queue call has one Cdr per member rung: an answered
 agent's Cdr decides at once; otherwise the call waits `cdr_wait` seconds after its Hangup.
+The Cdr can even come before any event of its channels (under load Asterisk sends it ahead of
+the HangupRequest): it is then kept, bounded and for `cdr_wait`, for the Hangup that follows.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from ccshortlink.core.callrecords import CallClosed, CallEnded, Outcome
+from ccshortlink.core.callrecords import AgentLookup, CallClosed, CallEnded, Outcome, clean_number
 from ccshortlink.core.vocab import Trigger
 
 
@@ -36,6 +40,9 @@ class UnseenCall:
     deadline: float = 0.0
 
 
+EARLY_CDRS = 1024  # Cdrs kept for channels not seen yet; the oldest goes first beyond it
+
+
 class UnseenCalls:
     """Holds such calls until their Cdr decides them, or the wait ends; each decided once."""
 
@@ -43,6 +50,27 @@ class UnseenCalls:
         self.card_on_transfer = card_on_transfer
         self.cdr_wait = cdr_wait
         self._waiting: dict[str, UnseenCall] = {}  # customer channel name -> call
+        # channel name -> (when it came, the Cdr read as if that channel were the customer's)
+        self._early: OrderedDict[str, tuple[float, list[CdrFacts]]] = OrderedDict()
+
+    def early_cdr(self, event: Mapping[str, str], answered: bool, billable: float,
+                  agent_lookup: AgentLookup, now: float) -> None:
+        """A Cdr ahead of every event of its channels, kept for whichever is the customer's:
+        an incoming call's customer is its Channel, an agent's outgoing call's the other."""
+        channel, dest = event.get("Channel", ""), event.get("DestinationChannel", "")
+        for customer, agent, number in ((channel, dest, "Source"), (dest, channel, "Destination")):
+            if customer:
+                facts = CdrFacts(agent_lookup(agent, "") if agent else None, answered, billable,
+                                 clean_number(event.get(number, "")))
+                _, kept = self._early.pop(customer, (now, []))
+                self._early[customer] = (now, [*kept, facts])
+        while len(self._early) > EARLY_CDRS or (
+                self._early and next(iter(self._early.values()))[0] < now - self.cdr_wait):
+            self._early.popitem(last=False)
+
+    def take_early(self, channel: str) -> list[CdrFacts]:
+        """The Cdrs that came ahead of `channel`'s Hangup (each handed over once)."""
+        return self._early.pop(channel, (0.0, []))[1]
 
     def __len__(self) -> int:
         return len(self._waiting)

@@ -228,6 +228,18 @@ def test_star55_after_a_call_decided_from_its_cdr_reaches_that_calls_customer() 
     assert request == SendRequested("1001", OLD_CUSTOMER, "1795460028.0")
 
 
+def test_cdr_ahead_of_every_event_of_its_call_is_kept_for_its_hangup() -> None:
+    """Under load a live Asterisk sends the Cdr before the HangupRequest: a daemon that came
+    back mid-call sees it before any event of those channels, and must still decide the call."""
+    _, after = answered_call()
+    cdr = next(e for e in after if e["Event"] == "Cdr")
+    t = tracker()
+    out = Clock(t).feed([cdr] + [e for e in after if e is not cdr])
+    assert [(o.agent_extension, o.customer_number, o.talk_seconds, o.decided_from)
+            for o in out] == [("1001", OLD_CUSTOMER, 2.0, "cdr")]
+    assert t.expire(10_000.0) == []
+
+
 def test_cdr_after_the_hangup_decides_once_and_a_second_cdr_changes_nothing() -> None:
     _, after = answered_call()
     cdr = next(e for e in after if e["Event"] == "Cdr")
