@@ -22,18 +22,23 @@ def decisions(trace: dict[str, Any]) -> list[dict[str, Any]]:
     return [e for e in trace["events"] if e["kind"] == "decision"]
 
 
-@pytest.mark.parametrize(("dialled", "agent"), [("5000", ZH), ("5002", EN)],
+SIGNATURES = {"zh-CN": "【云客服】", "en": "[CloudCS]"}  # as a mainland sender registers them
+
+
+@pytest.mark.parametrize(("dialled", "agent", "language"),
+                         [("5000", ZH, "zh-CN"), ("5002", EN, "en")],
                          ids=["zh-CN agent", "en agent"])
-async def test_direct_answered_call_gets_one_card_in_one_part(
-        live: LiveDesk, dialled: str, agent: tuple[str, str]) -> None:
+async def test_direct_answered_call_gets_one_signed_card_in_one_part(
+        live: LiveDesk, dialled: str, agent: tuple[str, str], language: str) -> None:
     customer = "13800138001"
-    await live.start_daemon()
+    await live.start_daemon(sms={"signature": SIGNATURES})
     await live.phone("1001" if agent is ZH else "1002")
     await live.call(customer, dialled, talk_ms=2000)
     [text] = await live.wait_sms(customer)
     assert names(text, agent), text
-    assert "https://cs.example.com/" in text
-    # the shipped default text, with a real link, costs one SMS part in either language
+    assert text.startswith(SIGNATURES[language]) and "https://cs.example.com/" in text
+    assert text.endswith("回TD退订" if language == "zh-CN" else "Reply STOP to opt out"), text
+    # the shipped default text, signed, with a real link and the opt-out hint: one SMS part
     [sms] = live.sms_to(customer)
     assert sms.total == 1 and len(sms.parts) == 1, (sms.total, text)
     [decision] = decisions(live.trace(customer))
