@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 
 from ccshortlink.core.sms import (
@@ -29,6 +29,18 @@ def for_language(table: Mapping[str, str], language: str) -> str:
         if other.split("-", 1)[0] == base:
             return value
     return table.get("*", "")
+
+
+def closest_language(wanted: str, languages: Collection[str], default: str) -> str:
+    """`wanted` when there is a text in it, else one in its base language (zh-TW finds
+    zh-CN), else `default`: how every kind of SMS picks its text."""
+    if wanted in languages:
+        return wanted
+    base = wanted.split("-", 1)[0]
+    for language in languages:
+        if base and language.split("-", 1)[0] == base:
+            return language
+    return default
 
 
 def sign(text: str, signature: str) -> str:

@@ -9,7 +9,12 @@ from collections.abc import Callable, Mapping
 from jinja2 import TemplateError
 
 from ccshortlink.core.agents import Agent
-from ccshortlink.core.carriertext import DEFAULT_OPT_OUT_HINTS, for_language, sign
+from ccshortlink.core.carriertext import (
+    DEFAULT_OPT_OUT_HINTS,
+    closest_language,
+    for_language,
+    sign,
+)
 from ccshortlink.core.describe import describe
 from ccshortlink.core.sandbox import BoundedEnvironment, render_bounded
 from ccshortlink.core.vocab import LinkStatus
@@ -67,13 +72,7 @@ class SmsTemplates:
     def language_for(self, agent: Agent, customer_region: str = "") -> str:
         """The agent's language if configured, else the customer's country's, else the default."""
         wanted = agent.language or REGION_LANGUAGE.get(customer_region, "")
-        if wanted in self._compiled:
-            return wanted
-        base = wanted.split("-", 1)[0]
-        for lang in self._compiled:
-            if base and lang.split("-", 1)[0] == base:
-                return lang
-        return self.default_language
+        return closest_language(wanted, self._compiled, self.default_language)
 
     def render(self, agent: Agent, url: str, code: str, customer_region: str = "") -> str:
         return self.render_language(self.language_for(agent, customer_region), agent, url, code)

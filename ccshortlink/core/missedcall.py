@@ -11,7 +11,12 @@ from collections.abc import Mapping
 from dataclasses import replace
 
 from ccshortlink.core.callroute import CallRoute
-from ccshortlink.core.carriertext import DEFAULT_OPT_OUT_HINTS, for_language, sign
+from ccshortlink.core.carriertext import (
+    DEFAULT_OPT_OUT_HINTS,
+    closest_language,
+    for_language,
+    sign,
+)
 from ccshortlink.core.links import REGION_LANGUAGE  # one table: cards and this text agree
 from ccshortlink.core.policy import CustomerNumber, Decision, PolicyConfig, SendFacts, decide
 from ccshortlink.core.sandbox import BoundedEnvironment, render_bounded
@@ -42,14 +47,8 @@ class MissedCallTexts:
 
     def language_for(self, customer_region: str) -> str:
         """No agent to take a language from: the customer's country's, else the default."""
-        wanted = REGION_LANGUAGE.get(customer_region, "")
-        if wanted in self._compiled:
-            return wanted
-        base = wanted.split("-", 1)[0]
-        for lang in self._compiled:
-            if base and lang.split("-", 1)[0] == base:
-                return lang
-        return self.default_language
+        return closest_language(REGION_LANGUAGE.get(customer_region, ""), self._compiled,
+                                self.default_language)
 
     def render(self, customer_region: str, *, hotline: str, company: str) -> str:
         return self.render_language(self.language_for(customer_region), hotline=hotline,

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ccshortlink.core.carriertext import DEFAULT_OPT_OUT_HINTS, for_language, sign
+from ccshortlink.core.carriertext import (
+    DEFAULT_OPT_OUT_HINTS,
+    closest_language,
+    for_language,
+    sign,
+)
 from ccshortlink.core.links import REGION_LANGUAGE
 from ccshortlink.core.sandbox import BoundedEnvironment, render_bounded
 from ccshortlink.core.vocab import SmsKind
@@ -54,14 +59,9 @@ class ReplyTexts:
     def language_for(self, kind: SmsKind, customer_region: str) -> str:
         """The customer's country's language when there is a text in it, else the default."""
         texts = self._compiled.get(kind, {})
-        wanted = REGION_LANGUAGE.get(customer_region, "")
-        if wanted in texts:
-            return wanted
-        base = wanted.split("-", 1)[0]
-        for lang in texts:
-            if base and lang.split("-", 1)[0] == base:
-                return lang
-        return self.default_language if self.default_language in texts else min(texts, default="")
+        fallback = (self.default_language if self.default_language in texts
+                    else min(texts, default=""))
+        return closest_language(REGION_LANGUAGE.get(customer_region, ""), texts, fallback)
 
     def render(self, kind: SmsKind, language: str) -> str:
         """The answer exactly as it is sent, the signature first; '' when there is no text."""
