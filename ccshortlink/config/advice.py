@@ -22,7 +22,8 @@ def check_report(config: Config) -> tuple[list[str], list[str]]:
                            signatures=config.sms.carrier.signatures,
                            opt_out_hints=config.sms.carrier.opt_out_hints)
     lines, template_warnings = describe(costs, config.sms.default_language)
-    reply_lines, carrier_warnings = carrier_report(config.sms, config.web)
+    reply_lines, carrier_warnings = carrier_report(config.sms, config.web,
+                                                   missed_call=config.policy.missed_call_sms)
     return lines + reply_lines, config_warnings(config) + template_warnings + carrier_warnings
 
 

@@ -13,14 +13,45 @@ from ccshortlink.core.links import (
     link_url,
     sample_agent,
 )
+from ccshortlink.core.missedcall import SAMPLE_HOTLINE, MissedCallTexts
 
 SIGNATURE_OPEN, SIGNATURE_CLOSE = "【", "】"
 
 
-def carrier_report(sms: SmsConfig, web: WebConfig) -> tuple[list[str], list[str]]:
-    """Lines on what each answer to a reply costs, and warnings on every text."""
+def carrier_report(sms: SmsConfig, web: WebConfig, *, missed_call: bool = False
+                   ) -> tuple[list[str], list[str]]:
+    """Lines on what each answer to a reply (and, when `missed_call` is on, each missed-call
+    SMS) costs, and warnings on every text."""
     lines, warnings = _reply_costs(sms, web)
+    if missed_call:
+        missed_lines, missed_warnings = _missed_call_costs(sms, web)
+        lines, warnings = lines + missed_lines, warnings + missed_warnings
     return lines, _card_warnings(sms, web) + warnings
+
+
+def _missed_call_costs(sms: SmsConfig, web: WebConfig) -> tuple[list[str], list[str]]:
+    """The missed-call texts signed as sent: their cost, and whether they say how to opt out."""
+    carrier = sms.carrier
+    texts = MissedCallTexts(sms.missed_call_templates, sms.default_language,
+                            signatures=carrier.signatures, opt_out_hints=carrier.opt_out_hints)
+    lines, warnings = [], []
+    for language in sorted(sms.missed_call_templates):
+        try:
+            text = texts.render_language(language, hotline=web.hotline.strip() or SAMPLE_HOTLINE,
+                                         company=web.company)
+        except Exception:  # check_missed_call names the problem
+            continue
+        cost = sms_cost(text)
+        parts = "1 part" if cost.parts == 1 else f"{cost.parts} parts"
+        lines.append(f"missed_call {language}: {parts}, {cost.encoding}, {len(text)} characters")
+        if cost.parts > 1:
+            warnings.append(f"[sms] the missed_call_templates text for {language} needs "
+                            f"{cost.parts} SMS parts with the signature")
+        hint = for_language(carrier.opt_out_hints, language)
+        if hint and hint not in text:
+            warnings.append(f"[sms] the missed_call_templates text for {language} does not say "
+                            f"how to opt out ({hint!r}): put {{{{ opt_out_hint }}}} in it")
+    return lines, warnings
 
 
 def _card_warnings(sms: SmsConfig, web: WebConfig) -> list[str]:

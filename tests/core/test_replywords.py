@@ -112,6 +112,26 @@ def test_check_config_warns_about_carrier_texts(tmp_path: Path) -> None:
                for w in check_report(unsigned)[1])
 
 
+def test_check_config_costs_the_missed_call_texts_as_sent(tmp_path: Path) -> None:
+    config = load_config(write_config(
+        tmp_path, web={"hotline": "400-820-8820"}, policy={"missed_call_sms": True},
+        sms={"signature": "【云客服】", "missed_call_templates": {
+            "zh-CN": "抱歉未能接听您的来电，请您方便时拨打我们的客服热线{{ hotline }}再次联系我们，"
+                     "我们将竭诚为您服务，感谢您一直以来的理解与支持。"}}))
+    lines, warnings = check_report(config)
+    assert any(line.startswith("missed_call zh-CN: 2 parts, UCS-2") for line in lines)
+    assert "[sms] the missed_call_templates text for zh-CN needs 2 SMS parts with the " \
+        "signature" in warnings
+    assert ("[sms] the missed_call_templates text for zh-CN does not say how to opt out "
+            "('回TD退订'): put {{ opt_out_hint }} in it") in warnings
+    # the shipped English text, signed with 【】, is UCS-2 and no longer fits one part
+    assert "[sms] the missed_call_templates text for en needs 2 SMS parts with the " \
+        "signature" in warnings
+    off = load_config(write_config(tmp_path, sms={"signature": "【云客服】"}))
+    assert not any("missed_call" in text for text in [*check_report(off)[0],
+                                                      *check_report(off)[1]])
+
+
 def test_bad_answers_and_signatures_are_config_problems(tmp_path: Path) -> None:
     path = write_config(tmp_path, sms={"signature": "【" + "很长" * 12 + "】",
                                        "help_reply": {"en": "{{ url }}"},
