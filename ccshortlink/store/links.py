@@ -18,7 +18,7 @@ from ccshortlink.core.vocab import DecisionOutcome, Verdict
 from ccshortlink.store.base import StoreBase
 from ccshortlink.store.errors import StoreError
 from ccshortlink.store.notices import decide_missed_call
-from ccshortlink.store.rows import insert_decision, sms_event
+from ccshortlink.store.rows import cancel_unsent_to_opted_out, insert_decision, sms_event
 from ccshortlink.store.transactions import each_in_savepoint
 
 
@@ -73,6 +73,7 @@ class LinkStore(StoreBase):
                 cursor = db.execute(
                     "INSERT OR IGNORE INTO opt_outs (customer_number, source, at) VALUES (?, ?, ?)",
                     (customer_number, source, now))
+                cancel_unsent_to_opted_out(db, customer_number, source, now)
             else:
                 cursor = db.execute("DELETE FROM opt_outs WHERE customer_number = ?",
                                     (customer_number,))

@@ -9,7 +9,7 @@ from ccshortlink.core.records import ReplyRecord, ReplyResult, SmsDraft
 from ccshortlink.core.replywords import AUTO_REPLY_KINDS
 from ccshortlink.core.vocab import ReplyKind, SmsKind
 from ccshortlink.store.base import StoreBase
-from ccshortlink.store.rows import sms_event
+from ccshortlink.store.rows import cancel_unsent_to_opted_out, sms_event
 
 _AUTO = tuple(sorted(AUTO_REPLY_KINDS))
 
@@ -42,6 +42,7 @@ def _record_reply(db: sqlite3.Connection, reply: ReplyRecord, answer: SmsDraft |
         changed = db.execute(
             "INSERT OR IGNORE INTO opt_outs (customer_number, source, at) VALUES (?, ?, ?)",
             (number, "sms reply", now)).rowcount > 0
+        cancel_unsent_to_opted_out(db, number, "sms reply", now)
     elif reply.kind == ReplyKind.OPT_IN:
         changed = db.execute("DELETE FROM opt_outs WHERE customer_number = ?",
                              (number,)).rowcount > 0

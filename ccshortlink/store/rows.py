@@ -1,4 +1,4 @@
-"""Rows that several use cases write: the decision taken for a call, an event in an SMS's life."""
+"""Rows that several use cases write: a call's decision, an SMS's events, opt-out cancels."""
 
 from __future__ import annotations
 
@@ -20,3 +20,18 @@ def insert_decision(db: sqlite3.Connection, d: DecisionRecord, now: float,
 def sms_event(db: sqlite3.Connection, sms_id: int, now: float, kind: str, detail: str) -> None:
     db.execute("INSERT INTO sms_events (sms_id, at, kind, detail) VALUES (?, ?, ?, ?)",
                (sms_id, now, kind, detail))
+
+
+def cancel_unsent_to_opted_out(db: sqlite3.Connection, customer_number: str, source: str,
+                               now: float) -> int:
+    """An opt-out stops every later card at once: one still queued (held by quiet hours,
+    say) is not sent. An answer to the reply itself (the confirmation) is another kind and
+    goes; one already being submitted is left to finish. Returns how many were cancelled."""
+    queued = [int(r[0]) for r in db.execute(
+        "SELECT id FROM sms WHERE destination = ? AND status = 'queued'"
+        " AND kind IN ('card', 'missed_call')", (customer_number,))]
+    for sms_id in queued:
+        db.execute("UPDATE sms SET status = 'expired', error = 'number opted out',"
+                   " updated_at = ? WHERE id = ?", (now, sms_id))
+        sms_event(db, sms_id, now, "expired", f"not sent: number opted out ({source})")
+    return len(queued)

@@ -147,3 +147,38 @@ async def test_opt_out_then_a_call_gets_no_card_and_opt_in_brings_them_back(
     assert rows(tmp_path, "SELECT customer_number FROM opt_outs") == []
     assert rows(tmp_path, "SELECT outcome FROM decisions ORDER BY id") == [
         ("skipped",), ("sent",), ("sent",)]
+
+
+async def test_an_opt_out_cancels_the_card_held_by_quiet_hours(
+        tmp_path: Path, smsc_factory: SmscFactory) -> None:
+    """A card waits for morning; the customer texts TD in the night (or the operator adds the
+    number): the confirmation goes at once and the waiting card never does."""
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    local = datetime.now(ZoneInfo("Asia/Shanghai"))
+    quiet = {"quiet_start": f"{(local - timedelta(hours=1)):%H:%M}",
+             "quiet_end": f"{(local + timedelta(hours=2)):%H:%M}"}
+    peers = await start_peers(smsc_factory, [])
+    config = peers.config(tmp_path, sms={"signature": "【云客服】"}, web=WEB, policy=quiet)
+    daemon = await RunningDaemon.start(config)
+    customer, other = "8613700137001", "8613600136001"
+    try:
+        await daemon.wait_event("daemon_ready")
+        await peers.deliver(answered_call(1, "+" + customer) + answered_call(2, "+" + other))
+        await daemon.wait_event("card_queued", count=2)
+        await replied(peers, daemon, customer, "td")
+        await peers.smsc.wait_for(lambda: bool(peers.sms_to(customer)), timeout=20)
+        assert ccshortlink(config, "opt-out", "add", other).returncode == 0
+    finally:
+        code = await daemon.stop()
+        await peers.ami.stop()
+    assert code == 0, daemon.log[-3000:]
+    [confirmation] = peers.sms_to(customer)
+    assert confirmation.startswith("【云客服】您已退订") and peers.sms_to(other) == []
+    assert rows(tmp_path, "SELECT destination, kind, status, error FROM sms ORDER BY id") == [
+        ("+" + customer, "card", "expired", "number opted out"),
+        ("+" + other, "card", "expired", "number opted out"),
+        ("+" + customer, "opt_out_confirmation", "submitted", "")]
+    story = ccshortlink(config, "trace", "+" + customer)
+    assert "not sent: number opted out (sms reply)" in story.stdout, story.stdout
