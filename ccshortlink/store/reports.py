@@ -271,7 +271,9 @@ class Reports:
         add(self._rows("SELECT COALESCE(l.agent_id, '') AS agent_id,"
                        " SUM(s.smpp_status = 0) AS sms_sent,"
                        " SUM(s.status = 'delivered') AS sms_delivered,"
-                       " SUM(s.status IN ('failed', 'expired')) AS sms_failed,"
+                       # cancelled on purpose (revoked link, opted-out number): not a failure
+                       " SUM(s.status IN ('failed', 'expired') AND s.error NOT IN"
+                       " ('link revoked', 'number opted out')) AS sms_failed,"
                        " SUM(s.status IN ('queued', 'submitting')) AS sms_waiting"
                        " FROM sms s LEFT JOIN links l ON l.id = s.link_id"
                        " WHERE s.created_at >= ? GROUP BY 1", (since,)))

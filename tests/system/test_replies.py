@@ -182,3 +182,5 @@ async def test_an_opt_out_cancels_the_card_held_by_quiet_hours(
         ("+" + customer, "opt_out_confirmation", "submitted", "")]
     story = ccshortlink(config, "trace", "+" + customer)
     assert "not sent: number opted out (sms reply)" in story.stdout, story.stdout
+    today = json.loads(ccshortlink(config, "stats", "--json").stdout)["periods"][0]["all"]
+    assert today["sms_failed"] == 0  # cancelled on purpose is not a failed SMS
