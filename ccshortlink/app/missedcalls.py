@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 
 from ccshortlink.config.settings import Config
+from ccshortlink.core.callrules import queue_rule_skip
 from ccshortlink.core.calls import CallClosed
 from ccshortlink.core.missedcall import MissedCallTexts, decide_missed_call, missed_call_reason
 from ccshortlink.core.policy import CustomerNumber, day_start
@@ -14,9 +15,11 @@ from ccshortlink.core.vocab import Trigger
 
 
 def wants_missed_call_sms(closed: CallClosed, config: Config) -> bool:
-    """An unanswered call that waited in a queue (abandoned there, or let go by it)."""
+    """An unanswered call that waited in a queue (abandoned there, or let go by it) that the
+    queue lists let through: a queue excluded from cards is excluded from this SMS too."""
     return (config.policy.missed_call_sms and closed.trigger == Trigger.NOT_ANSWERED
-            and closed.route is not None and bool(closed.route.queues))
+            and closed.route is not None and bool(closed.route.queues)
+            and queue_rule_skip(closed.route.queue, config.policy) is None)
 
 
 def missed_call_request(closed: CallClosed, customer: CustomerNumber, *, config: Config,

@@ -213,3 +213,22 @@ def test_auto_send_is_read_from_the_agents_file(tmp_path: Path) -> None:
     line = text.splitlines().index("  - id: CS1002") + 1  # problems name the agent's line
     assert info.value.problems == [
         f"{agents}:{line}: 'auto_send' must be true or false, got 'maybe'"]
+
+
+def test_the_queue_lists_hold_back_the_missed_call_sms_too(tmp_path: Path) -> None:
+    from ccshortlink.app.missedcalls import wants_missed_call_sms
+
+    [closed], _ = replay("07-queue-sip-caller-abandons.txt")  # gave up in queue "support"
+    web = {"hotline": "4008123123"}
+
+    def wanted(**policy: object) -> bool:
+        folder = tmp_path / str(len(list(tmp_path.iterdir())))
+        folder.mkdir()
+        config = load_config(write_config(folder, web=web,
+                                          policy={"missed_call_sms": True, **policy}))
+        return wants_missed_call_sms(closed, config)
+
+    assert wanted()
+    assert not wanted(queues_exclude=["support"])
+    assert not wanted(queues_include=["sales"])
+    assert wanted(queues_include=["support"])
