@@ -142,7 +142,7 @@ def decide(*, trigger: Trigger, talk_seconds: float | None, card_already_sent: b
     if card_already_sent:
         return Decision(Verdict.SKIP, "card already sent during this call by the agent", now)
     if facts.opted_out:
-        return Decision(Verdict.SKIP, "number opted out (replied STOP)", now)
+        return Decision(Verdict.SKIP, "number opted out (on the do-not-send list)", now)
     if (facts.last_pair_sms_at is not None
             and now - facts.last_pair_sms_at < policy.resend_window_hours * 3600):
         return Decision(Verdict.SKIP, f"same agent texted this number within "

@@ -44,7 +44,7 @@ async def test_one_missed_call_sms_per_window_with_no_link(tmp_path: Path) -> No
         await desk.store.set_opt_out("+8613700137000", True, "sms", desk.clock())
         opted = await desk.cards.handle(missed("4.0", "+8613700137000"))
         assert opted.status == "skipped"
-        assert opted.reason.endswith("number opted out (replied STOP)")
+        assert opted.reason.endswith("number opted out (on the do-not-send list)")
         await desk.send_due(gateway)
         assert gateway.submitted == [CUSTOMER]
         counts = await desk.store.sms_status_counts()

@@ -135,7 +135,7 @@ FRESH = SendFacts(opted_out=False, last_pair_sms_at=None, sms_since_day_start=0)
 @pytest.mark.parametrize(("facts", "policy", "verdict", "reason"), [
     (FRESH, PolicyConfig(), Verdict.SEND, ""),
     (replace(FRESH, opted_out=True), PolicyConfig(), Verdict.SKIP,
-     "number opted out (replied STOP)"),
+     "number opted out (on the do-not-send list)"),
     (replace(FRESH, sms_since_day_start=3), PolicyConfig(), Verdict.SKIP,
      "daily cap of 3 SMS reached"),
     (replace(FRESH, last_pair_sms_at=NOON - 3600), PolicyConfig(), Verdict.SKIP,

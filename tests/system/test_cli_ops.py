@@ -141,7 +141,7 @@ async def test_opt_out_from_the_cli_stops_and_restarts_sending(tmp_path: Path) -
     refused = ccshortlink(config, "send", "--agent", "CS1001", "--to", "13800138000")
     assert refused.returncode == 1
     assert json.loads(refused.stdout) == {"status": "skipped",
-                                          "reason": "number opted out (replied STOP)"}
+                                          "reason": "number opted out (on the do-not-send list)"}
 
     removed = ccshortlink(config, "opt-out", "remove", A)
     assert removed.stdout.strip() == f"{A} removed from the do-not-send list"

@@ -104,7 +104,7 @@ async def test_a_customer_reply_td_stops_later_sms(tmp_path: Path,
                 break
             await asyncio.sleep(0.05)
     assert db_rows(tmp_path, "SELECT outcome, reason FROM decisions") == [
-        ("skipped", "number opted out (replied STOP)")]
+        ("skipped", "number opted out (on the do-not-send list)")]
     # the one SMS is the confirmation of the opt-out, no card
     [confirmation] = smsc.messages()
     assert confirmation.text.startswith("您已退订") and "http" not in confirmation.text

@@ -123,7 +123,7 @@ async def test_opt_out_then_a_call_gets_no_card_and_opt_in_brings_them_back(
         await peers.smsc.wait_for(lambda: bool(peers.sms_to(customer)), timeout=20)
         await peers.deliver(answered_call(1, "+" + customer))
         skipped = await daemon.wait_event("card_skipped")
-        assert skipped["reason"] == "number opted out (replied STOP)"
+        assert skipped["reason"] == "number opted out (on the do-not-send list)"
 
         await replied(peers, daemon, customer, "订阅。")  # within the hour: no second SMS
         await peers.deliver(answered_call(2, "+" + customer))
