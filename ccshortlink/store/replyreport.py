@@ -11,6 +11,8 @@ from ccshortlink.core.vocab import ReplyKind
 
 def _has_replies(db: sqlite3.Connection) -> bool:
     """A database the daemon has not migrated yet (schema 2) has no replies to show."""
+    if not isinstance(db, sqlite3.Connection):
+        return True  # PostgreSQL's schema starts at the daemon's first start, migrated
     return db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'replies'"
                       ).fetchone() is not None
 
