@@ -7,6 +7,8 @@ import sqlite3
 import time
 from pathlib import Path
 
+import pytest
+
 from ccshortlink.core.policy import day_start
 from ccshortlink.core.privacy import anonymise_number
 from ccshortlink.core.retention import DAY, RetentionSchedule, retention_cutoff
@@ -14,18 +16,20 @@ from ccshortlink.store.reports import Reports
 from tests.support.configfile import write_config
 from tests.support.daemon import ccshortlink
 from tests.support.desk import ZONE, Desk, ScriptedGateway, open_desk
+from tests.support.pgkit import database_for
 
 A, B, C, D = "+8613800138000", "+8613912345678", "+8615012345678", "+8618612345678"
 
 
 # --- stats ---------------------------------------------------------------------------------
 
-async def write_week(folder: Path) -> Desk:
+async def write_week(folder: Path, database: dict[str, object] | None = None) -> Desk:
     """Something ten days ago (outside both periods), three days ago, and today."""
     now = time.time()
     today = day_start(now, ZONE)
     desk = await open_desk(folder, today - 10 * DAY, policy={"min_talk_seconds": 5,
-                                                             "timezone": ZONE})
+                                                             "timezone": ZONE},
+                           database=database or {})
     store, clock = desk.store, desk.clock
     old = await desk.call("1.1", "1001", A, 60)
     await desk.send_due(ScriptedGateway())
@@ -64,8 +68,10 @@ def figures(calls: int, skipped: int, sent: int, delivered: int, failed: int, wa
             "average_rating": average}
 
 
-async def test_stats_count_today_and_the_last_7_days_per_agent(tmp_path: Path) -> None:
-    desk = await write_week(tmp_path)
+async def test_stats_count_today_and_the_last_7_days_per_agent(
+        tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> None:
+    database = database_for(backend, request, tmp_path / "state" / "ccshortlink.db")
+    desk = await write_week(tmp_path, {"url": database.url} if database.url else {})
     await desk.store.close()
     result = ccshortlink(desk.config_path, "stats", "--json")
     assert result.returncode == 0, result.stderr
