@@ -6,7 +6,7 @@ import asyncio
 import signal
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
@@ -22,7 +22,7 @@ from ccshortlink.app.replies import Replies
 from ccshortlink.app.sending import CardService
 from ccshortlink.app.shutdown import StopBudget
 from ccshortlink.config.agents import AgentsError, load_agents
-from ccshortlink.config.settings import Config
+from ccshortlink.config.settings import Config, SmppConfig
 from ccshortlink.config.sms import card_templates
 from ccshortlink.config.smstexts import reply_texts
 from ccshortlink.core.agents import AgentDirectory
@@ -38,6 +38,15 @@ from ccshortlink.web.app import make_app
 SMPP_CLOSE = 5.0  # s at most for the unbind, within what is left of the shutdown budget
 WEB_CLOSE = 10.0  # s at most for open requests and the last visits, likewise
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def smpp_share(config: Config) -> SmppConfig:
+    """[smpp] as this daemon uses it: the SMSC account's rate cap is the account's, so each
+    of [database] daemons binds with its share of max_per_second."""
+    daemons = config.db.daemons
+    if daemons <= 1:
+        return config.smpp
+    return replace(config.smpp, max_per_second=config.smpp.max_per_second / daemons)
 
 
 class StartupError(Exception):
@@ -117,7 +126,7 @@ class Daemon:
         return 0
 
     async def _run_with_store(self, store: AnyStore, agents: AgentDirectory) -> None:
-        smpp = SmppClient(self.config.smpp, on_receipt=self._on_receipt,
+        smpp = SmppClient(smpp_share(self.config), on_receipt=self._on_receipt,
                           on_mobile_originated=self._on_reply, log=self.log)
         try:
             await smpp.start()
