@@ -33,6 +33,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     config, agents = load(args.config)
     lines, warnings = check_report(config)
     print(f"{args.config}: OK ({len(agents)} agents from {config.agents_file})")
+    if config.db.url:  # never its password
+        print(f"database: PostgreSQL at {config.db.shown}")
     print("\n".join(lines))
     for warning in warnings:  # exit 0 all the same: nothing here stops the daemon
         print(f"warning: {warning}", file=sys.stderr)

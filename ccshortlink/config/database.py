@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 from ccshortlink.config.reader import Reader
 
@@ -66,9 +66,3 @@ def mask_url(url: str) -> str:
             url = url.replace(users + "@", f"{user}:***@", 1)
     return re.sub(r"(?i)([?&]password=)[^&]*", r"\1***", url)
 
-
-def url_password(url: str) -> str:
-    """The password a URL carries, decoded ('' for none): what a log must never show."""
-    netloc = urlsplit(url).netloc
-    users = netloc.rpartition("@")[0]
-    return unquote(users.split(":", 1)[1]) if ":" in users else ""

@@ -132,8 +132,8 @@ def _migrate(url: str) -> None:
     try:
         conn = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT)
     except psycopg.OperationalError as exc:
-        if (exc.sqlstate or "")[:2] in ("28", "3D"):  # bad login, no such database
-            raise StoreError(f"{mask_url(url)}: {_first_line(exc)}") from None
+        if is_login_problem(exc):
+            raise StoreError(f"{mask_url(url)}: {first_line(exc)}") from None
         raise
     with conn:
         with conn.transaction():
@@ -154,7 +154,20 @@ def _migrate(url: str) -> None:
                     conn.execute("UPDATE schema_version SET version = %s", (version,))
 
 
-def _first_line(exc: BaseException) -> str:
+# What libpq says when the server answered but refused this login or database: a mistake in
+# the configuration (exit 78), not an outage (a connection error carries no SQLSTATE).
+_LOGIN_PROBLEMS = ("password authentication failed", "no password supplied",
+                   "does not exist", "no pg_hba.conf entry")
+
+
+def is_login_problem(exc: psycopg.OperationalError) -> bool:
+    """Bad credentials or no such database: the URL must change, waiting will not help."""
+    if (exc.sqlstate or "")[:2] in ("28", "3D"):
+        return True
+    return any(phrase in str(exc) for phrase in _LOGIN_PROBLEMS)
+
+
+def first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 

@@ -10,7 +10,7 @@ import psycopg
 from ccshortlink.config.database import DatabaseConfig, mask_url
 from ccshortlink.store.base import SCHEMA_VERSION
 from ccshortlink.store.errors import StoreError
-from ccshortlink.store.pg.base import CONNECT_TIMEOUT
+from ccshortlink.store.pg.base import CONNECT_TIMEOUT, first_line, is_login_problem
 from ccshortlink.store.pg.connection import PgConnection, rows
 from ccshortlink.store.reports import Reports
 
@@ -22,8 +22,8 @@ def open_pg_reports(database: DatabaseConfig) -> Reports:
         conn = psycopg.connect(database.url, autocommit=True, row_factory=rows,
                                connect_timeout=CONNECT_TIMEOUT)
     except psycopg.OperationalError as exc:
-        if (exc.sqlstate or "")[:2] in ("28", "3D"):  # bad login, no such database
-            raise StoreError(f"{shown}: {str(exc).strip().splitlines()[0]}") from None
+        if is_login_problem(exc):
+            raise StoreError(f"{shown}: {first_line(exc)}") from None
         raise
     try:
         conn.execute("SET default_transaction_read_only = on")
