@@ -18,7 +18,13 @@ from ccshortlink.core.vocab import DecisionOutcome, Verdict
 from ccshortlink.store.base import StoreBase
 from ccshortlink.store.errors import StoreError
 from ccshortlink.store.notices import decide_missed_call
-from ccshortlink.store.rows import DECIDED_ELSEWHERE, claim_call, insert_decision, sms_event
+from ccshortlink.store.rows import (
+    DECIDED_ELSEWHERE,
+    claim_call,
+    insert_decision,
+    lock_customers,
+    sms_event,
+)
 from ccshortlink.store.transactions import each_in_savepoint
 
 
@@ -55,8 +61,12 @@ class LinkStore(StoreBase):
         cap); one savepoint each, so a request that fails (a template error, say) is rolled
         back and reported alone while the others are kept.
         """
-        return await self._write(lambda db: each_in_savepoint(
-            db, lambda db, request: _decide_card(db, request, now, new_code), requests))
+        def work(db: sqlite3.Connection) -> list[CardResult | Exception]:
+            lock_customers(db, [r.record.customer_number for r in requests])
+            return each_in_savepoint(
+                db, lambda db, request: _decide_card(db, request, now, new_code), requests)
+
+        return await self._write(work)
 
     async def revoke_link(self, code: str, now: float) -> bool:
         return await self._write(lambda db: db.execute(

@@ -30,6 +30,13 @@ def lock_customer(db: sqlite3.Connection, customer_number: str) -> None:
         lock(customer_number)
 
 
+def lock_customers(db: sqlite3.Connection, numbers: list[str]) -> None:
+    """A batch's numbers, locked up front in one order: two daemons deciding the same batch
+    in different orders then wait for each other instead of deadlocking."""
+    for number in sorted(set(numbers) - {""}):
+        lock_customer(db, number)
+
+
 def claim_call(db: sqlite3.Connection, d: DecisionRecord) -> bool:
     """Take the call's key in this transaction; False when another daemon has it already.
 

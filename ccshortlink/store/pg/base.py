@@ -15,7 +15,7 @@ from ccshortlink.store.base import SCHEMA_VERSION, StoreBase, _outlast_cancellat
 from ccshortlink.store.errors import StoreError
 from ccshortlink.store.migrate import migrations, split_sql
 from ccshortlink.store.pg.connection import PgConnection, rows
-from ccshortlink.store.transactions import in_transaction
+from ccshortlink.store.transactions import WHOLE_AGAIN, in_transaction
 
 T = TypeVar("T")
 POOL_SIZE = 4  # connections per daemon: use cases are a few ms; the loop issues them
@@ -24,8 +24,6 @@ CONNECT_TIMEOUT = 5  # s for each host of the URL (libpq's connect_timeout)
 STATEMENT_TIMEOUT = 10.0  # s; a use case is a few ms
 RETRIES = 5  # a deadlock or a serialization failure between daemons: run the work again
 _MIGRATION_LOCK = 0x6363736C  # the advisory lock two daemons starting at once migrate under
-# Errors whose transaction PostgreSQL rolled back so that another could go on.
-_RETRY_STATES = ("40001", "40P01")
 
 
 class PgBase(StoreBase):
@@ -71,7 +69,7 @@ class PgBase(StoreBase):
                 with self._pool.connection() as conn:
                     return in_transaction(work, cast(sqlite3.Connection, PgConnection(conn)))
             except psycopg.Error as exc:
-                if exc.sqlstate not in _RETRY_STATES or attempt == RETRIES - 1:
+                if exc.sqlstate not in WHOLE_AGAIN or attempt == RETRIES - 1:
                     raise
         raise AssertionError("unreachable")
 
