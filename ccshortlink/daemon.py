@@ -6,7 +6,7 @@ import asyncio
 import signal
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
@@ -22,7 +22,7 @@ from ccshortlink.app.replies import Replies
 from ccshortlink.app.sending import CardService
 from ccshortlink.app.shutdown import StopBudget
 from ccshortlink.config.agents import AgentsError, load_agents
-from ccshortlink.config.settings import Config
+from ccshortlink.config.settings import Config, SmppConfig
 from ccshortlink.config.sms import card_templates
 from ccshortlink.config.smstexts import reply_texts
 from ccshortlink.core.agents import AgentDirectory
@@ -31,12 +31,22 @@ from ccshortlink.ops.logs import Logger
 from ccshortlink.ops.metrics import DEFAULT_PBX, Metrics
 from ccshortlink.ops.notify import SystemdNotifier
 from ccshortlink.smpp.client import DeliveryReceipt, MobileOriginated, SmppAuthError, SmppClient
-from ccshortlink.store import DatabaseError, Store
+from ccshortlink.store.choose import AnyStore, open_store
+from ccshortlink.store.errors import is_database_error
 from ccshortlink.web.app import make_app
 
 SMPP_CLOSE = 5.0  # s at most for the unbind, within what is left of the shutdown budget
 WEB_CLOSE = 10.0  # s at most for open requests and the last visits, likewise
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def smpp_share(config: Config) -> SmppConfig:
+    """[smpp] as this daemon uses it: the SMSC account's rate cap is the account's, so each
+    of [database] daemons binds with its share of max_per_second."""
+    daemons = config.db.daemons
+    if daemons <= 1:
+        return config.smpp
+    return replace(config.smpp, max_per_second=config.smpp.max_per_second / daemons)
 
 
 class StartupError(Exception):
@@ -95,7 +105,7 @@ class Daemon:
             raise StartupError(str(exc)) from None
         self._main = asyncio.current_task()
         try:
-            async with await Store.open(self.config.database_path) as store:
+            async with await open_store(self.config.db) as store:
                 await self._run_with_store(store, agents)
         except asyncio.CancelledError:
             if not self._forced or self._main is None:
@@ -115,8 +125,8 @@ class Daemon:
         self.log.info("daemon_stopped")
         return 0
 
-    async def _run_with_store(self, store: Store, agents: AgentDirectory) -> None:
-        smpp = SmppClient(self.config.smpp, on_receipt=self._on_receipt,
+    async def _run_with_store(self, store: AnyStore, agents: AgentDirectory) -> None:
+        smpp = SmppClient(smpp_share(self.config), on_receipt=self._on_receipt,
                           on_mobile_originated=self._on_reply, log=self.log)
         try:
             await smpp.start()
@@ -133,7 +143,7 @@ class Daemon:
             close = self.budget.bound(SMPP_CLOSE)
             await self._bounded(smpp.close(timeout=close), close + 1.0)
 
-    def _build(self, store: Store, smpp: SmppClient, agents: AgentDirectory) -> Parts:
+    def _build(self, store: AnyStore, smpp: SmppClient, agents: AgentDirectory) -> Parts:
         """Every part, each handed what it needs: the one place that knows them all."""
         config, log, metrics = self.config, self.log, self.metrics
         live = Live(agents, card_templates(config.sms), replies=reply_texts(
@@ -165,7 +175,7 @@ class Daemon:
             stop=self.stop, watchdog=self.notifier.watchdog,
             watchdog_interval=self.notifier.watchdog_interval, expire_calls=calls.expire,
             on_db_state=lambda ok: setattr(live, "db_ok", ok),
-            is_error=lambda exc: isinstance(exc, DatabaseError))
+            is_error=is_database_error)
         ami = AmiClient(config.ami, self._on_ami_event, log, on_state=self._on_ami_state)
         # The bind is the SMPP thread's own state: read whenever /metrics is scraped.
         metrics.smpp_connected.set_function(lambda: 1.0 if smpp.bound else 0.0)
@@ -174,7 +184,7 @@ class Daemon:
                      db_watch=DbWatch(store, log, lambda: decider.failing),
                      reloader=Reloader(config.path, live, tracker, log, load_agents=load_agents))
 
-    async def _start_web(self, store: Store) -> web.AppRunner:
+    async def _start_web(self, store: AnyStore) -> web.AppRunner:
         app = make_app(store=store, agents=lambda: self.parts.live.agents,
                        web_config=self.config.web, clock=self.clock, health=self.health,
                        metrics=self.metrics, send_card=self.send_card, log=self.log,

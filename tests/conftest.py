@@ -9,6 +9,7 @@ import pytest
 from tests.support.configfile import write_config
 
 pytest_plugins = [
+    "tests.support.pgkit",  # pg_server, pg_url, backend: a throwaway PostgreSQL per session
     "tests.support.smsc_peer",  # smsc_factory: a real SMSC process per test
     "tests.support.cardkit",  # store, site, client: the card site in-process on a real SQLite file
     "tests.support.smppkit",  # connect: an SmppClient on a given port, closed after the test

@@ -33,6 +33,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     config, agents = load(args.config)
     lines, warnings = check_report(config)
     print(f"{args.config}: OK ({len(agents)} agents from {config.agents_file})")
+    if config.db.url:  # never its password
+        print(f"database: PostgreSQL at {config.db.shown}")
     print("\n".join(lines))
     for warning in warnings:  # exit 0 all the same: nothing here stops the daemon
         print(f"warning: {warning}", file=sys.stderr)
@@ -62,7 +64,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_send(args: argparse.Namespace) -> int:
     from ccshortlink.app.sending import CardService
     from ccshortlink.config.sms import card_templates
-    from ccshortlink.store import Store
+    from ccshortlink.store.choose import open_store
 
     config, agents = load(args.config)
     configure_logging(config.log_level)
@@ -72,7 +74,7 @@ def cmd_send(args: argparse.Namespace) -> int:
         return Exit.USAGE
 
     async def send() -> dict[str, object]:
-        async with await Store.open(config.database_path) as store:
+        async with await open_store(config.db) as store:
             templates = card_templates(config.sms)
             cards = CardService(store=store, config=config, agents=lambda: agents,
                                 templates=lambda: templates, clock=time.time, log=get_logger())
@@ -92,11 +94,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_trace(args: argparse.Namespace) -> int:
     from ccshortlink.cli.reportview import render_trace, trace_json
-    from ccshortlink.store.reports import Reports
+    from ccshortlink.store.choose import open_reports
 
     config = load_config(args.config)  # a broken agents file must not stop an investigation
     zone = ZoneInfo(config.policy.timezone)
-    with Reports.open(config.database_path) as reports:
+    with open_reports(config.db) as reports:
         trace = reports.trace(args.query, config.policy, time.time())
     if trace is None:
         print(f"ccshortlink: nothing recorded for {args.query!r}", file=sys.stderr)
@@ -108,7 +110,7 @@ def cmd_trace(args: argparse.Namespace) -> int:
 def cmd_stats(args: argparse.Namespace) -> int:
     from ccshortlink.cli.reportview import render_stats, stats_json
     from ccshortlink.core.policy import day_start
-    from ccshortlink.store.reports import Reports
+    from ccshortlink.store.choose import open_reports
 
     config = load_config(args.config)
     zone = ZoneInfo(config.policy.timezone)
@@ -119,7 +121,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
     now = time.time()
     today = day_start(now, config.policy.timezone)
     week = day_start(now - 6 * 86400, config.policy.timezone)  # today and the 6 days before
-    with Reports.open(config.database_path) as reports:
+    with open_reports(config.db) as reports:
         periods = [("today", today, reports.stats(today)), ("7_days", week, reports.stats(week))]
         replies = {"today": reports.reply_counts(today), "7_days": reports.reply_counts(week)}
     print(as_json(stats_json(periods, names, zone, replies)) if args.json
@@ -151,7 +153,7 @@ def cmd_opt_out(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
     from ccshortlink.core.policy import NumberRejected, normalise_number
-    from ccshortlink.store import Store
+    from ccshortlink.store.choose import open_store
 
     config = load_config(args.config)
     number = ""
@@ -164,7 +166,7 @@ def cmd_opt_out(args: argparse.Namespace) -> int:
         number = found.e164
 
     async def apply() -> list[tuple[str, str, float]] | bool:
-        async with await Store.open(config.database_path) as store:
+        async with await open_store(config.db) as store:
             if args.action == "list":
                 return await store.opt_outs()
             return await store.set_opt_out(number, args.action == "add", "operator", time.time())

@@ -28,7 +28,7 @@ from ccshortlink.core.linkadmin import (
 from ccshortlink.core.policy import NumberRejected, normalise_number
 
 if TYPE_CHECKING:
-    from ccshortlink.store import Store
+    from ccshortlink.store.choose import AnyStore as Store
 
 T = TypeVar("T")
 
@@ -54,10 +54,11 @@ def _e164(raw: str, config: Config) -> str | None:
 
 
 def _with_store(config: Config, work: Callable[[Store, float], Awaitable[T]]) -> T:
-    from ccshortlink.store import Store  # not for `--help`: the CLI starts faster without
+    # not for `--help`: the CLI starts faster without
+    from ccshortlink.store.choose import open_store
 
     async def run() -> T:
-        async with await Store.open(config.database_path) as store:
+        async with await open_store(config.db) as store:
             return await work(store, time.time())
     return asyncio.run(run())
 

@@ -53,7 +53,7 @@ def _card(config: Config, agents: AgentDirectory, customer: CustomerNumber, agen
         return f"no template for {language!r} (there are: {', '.join(templates.languages)})"
     from ccshortlink.store.pairlink import live_code  # the database only when it is asked
 
-    code = live_code(config.database_path, agent.id, customer.e164, time.time())
+    code = live_code(config.db, agent.id, customer.e164, time.time())
     link = "the live link of this agent and number, reused"
     if code is None:
         code, link = new_code(), "a new link: its code is random, this one shows its length"

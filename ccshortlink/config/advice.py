@@ -43,7 +43,7 @@ def config_warnings(config: Config) -> list[str]:
         if tls is not None and not tls.verify:
             warnings.append(f"{section} tls_verify = false: the peer's certificate is not "
                             "checked, so whoever is on the path can pose as it and read the login")
-    problem = database_folder_problem(config.database_path)
+    problem = None if config.db.url else database_folder_problem(config.database_path)
     if problem:
         warnings.append(f"[database] path {config.database_path}: {problem}")
     if not config.web.public_url.startswith("https://"):

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ccshortlink.config.ami import AmiConfig, read_ami
+from ccshortlink.config.database import DatabaseConfig, read_database
 from ccshortlink.config.file import ConfigError, read_toml
 from ccshortlink.config.missedcall import check_missed_call
 from ccshortlink.config.policy import read_policy
@@ -37,6 +38,12 @@ class Config:
     retention_days: float = 365.0
     # The whole stop, every part's bound derived from it: inside systemd's TimeoutStopSec=30.
     stop_timeout: float = 25.0
+    # [database]: database_path above is the SQLite file; with a url, PostgreSQL instead.
+    database: DatabaseConfig | None = None
+
+    @property
+    def db(self) -> DatabaseConfig:
+        return self.database or DatabaseConfig(path=self.database_path)
 
 
 def _resolve(base: Path, value: str) -> Path:
@@ -78,7 +85,7 @@ def parse_config(data: dict[str, Any], path: Path, *, render_templates: bool = F
     ami_cfg = read_ami(read("ami"), base)
     smpp_cfg = read_smpp(read("smpp"), base)
     web_cfg = read_web(read("web"))
-    db_path = _resolve(base, read("database").text("path", "ccshortlink.db", required=True))
+    database = read_database(read("database"), base)
     agents_file = _resolve(base, read("agents").text("file", "agents.yaml", required=True))
     policy_cfg = read_policy(read("policy"))
     sms_cfg = read_sms(read("sms"))
@@ -98,9 +105,10 @@ def parse_config(data: dict[str, Any], path: Path, *, render_templates: bool = F
     if problems:
         raise ConfigError(str(path), problems)
     return Config(
-        path=path, ami=ami_cfg, smpp=smpp_cfg, web=web_cfg, database_path=db_path,
+        path=path, ami=ami_cfg, smpp=smpp_cfg, web=web_cfg, database_path=database.path,
         agents_file=agents_file, policy=policy_cfg, sms=sms_cfg, log_level=level,
         retention_days=retention_days, stop_timeout=stop_timeout,
+        database=database,
     )
 
 

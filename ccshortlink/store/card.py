@@ -77,12 +77,12 @@ class CardStore(StoreBase):
         ~4 ms alone, over a second next to the card server; one statement: ~3 ms either way).
         """
         rows: list[str | float] = []
-        for code, kind, client, user_agent, at in visits:
+        for n, (code, kind, client, user_agent, at) in enumerate(visits):
             browser = user_agent[:200]
             if not browser.isascii():  # undecodable header bytes arrive as lone surrogates
                 browser = browser.encode("utf-8", "replace").decode("utf-8")
-            rows += (code, kind, client, browser, at)
-        chunk = 5 * 1000  # parameters per statement; SQLite >= 3.32 allows 32766
+            rows += (code, kind, client, browser, at, n)
+        chunk = 6 * 1000  # parameters per statement; SQLite >= 3.32 allows 32766
 
         def work(db: sqlite3.Connection) -> int:
             written = 0
@@ -91,9 +91,11 @@ class CardStore(StoreBase):
                 cursor = db.execute(
                     "INSERT INTO visits (link_id, kind, client, user_agent, at)"
                     " SELECT l.id, v.column2, v.column3, v.column4, v.column5 FROM (VALUES "
-                    + ",".join(["(?, ?, ?, ?, ?)"] * (len(params) // 5))
-                    # CROSS JOIN keeps the batch's order: one probe of links.code per visit
-                    + ") AS v CROSS JOIN links AS l ON l.code = v.column1", params)
+                    + ",".join(["(?, ?, ?, ?, ?, ?)"] * (len(params) // 6))
+                    # CROSS JOIN keeps the batch's order: one probe of links.code per visit;
+                    # PostgreSQL's join does not, hence the batch's own numbers (column6).
+                    + ") AS v CROSS JOIN links AS l ON l.code = v.column1 ORDER BY v.column6",
+                    params)
                 written += max(cursor.rowcount, 0)
             return written
 

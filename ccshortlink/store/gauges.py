@@ -7,6 +7,12 @@ import sqlite3
 
 from ccshortlink.store.base import StoreBase, _on_its_thread, _outlast_cancellation
 
+# Portable SQL (CASE, not SQLite's SUM of a comparison): the PostgreSQL store runs it too.
+LINK_STATES = (
+    "SELECT COALESCE(SUM(CASE WHEN revoked_at IS NULL AND expires_at > ? THEN 1 END), 0),"
+    " COALESCE(SUM(CASE WHEN revoked_at IS NULL AND expires_at <= ? THEN 1 END), 0),"
+    " COALESCE(SUM(CASE WHEN revoked_at IS NOT NULL THEN 1 END), 0) FROM links")
+
 
 class GaugeStore(StoreBase):
     """What /metrics asks the database."""
@@ -31,9 +37,7 @@ class GaugeStore(StoreBase):
         """
         def work(db: sqlite3.Connection) -> dict[str, int]:
             live, expired, revoked = db.execute(
-                "SELECT COALESCE(SUM(revoked_at IS NULL AND expires_at > ?1), 0),"
-                " COALESCE(SUM(revoked_at IS NULL AND expires_at <= ?1), 0),"
-                " COALESCE(SUM(revoked_at IS NOT NULL), 0) FROM links", (now,)).fetchone()
+                LINK_STATES, (now, now)).fetchone()
             return {"live": int(live), "expired": int(expired), "revoked": int(revoked)}
 
         async with self._lock:  # no other use case on the connection meanwhile

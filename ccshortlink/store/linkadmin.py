@@ -13,6 +13,7 @@ from ccshortlink.core.linkadmin import (
 )
 from ccshortlink.core.links import link_status
 from ccshortlink.store.base import StoreBase
+from ccshortlink.store.replyreport import has_table
 from ccshortlink.store.rows import sms_event
 
 # Visit counts, the rating and the newest SMS's status, per link, in one pass.
@@ -154,9 +155,8 @@ def trace_changes(db: sqlite3.Connection, links_in: str, params: tuple[object, .
     and the ids of the links whose revocation they already tell."""
     lines: list[tuple[float, str, dict[str, object]]] = []
     told: set[int] = set()
-    if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'link_changes'"
-                  ).fetchone() is None:
-        return lines, told  # a database the daemon has not migrated yet: trace reads it as is
+    if not has_table(db, "link_changes"):  # not before schema 4
+        return lines, told
     for c in db.execute(f"SELECT c.*, l.code FROM link_changes c JOIN links l ON l.id = c.link_id"
                         f" WHERE c.link_id IN {links_in} ORDER BY c.id", params):
         facts: dict[str, object] = {"code": c["code"], "by": c["source"]}

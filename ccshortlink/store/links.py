@@ -18,7 +18,14 @@ from ccshortlink.core.vocab import DecisionOutcome, Verdict
 from ccshortlink.store.base import StoreBase
 from ccshortlink.store.errors import StoreError
 from ccshortlink.store.notices import decide_missed_call
-from ccshortlink.store.rows import cancel_unsent_to_opted_out, insert_decision, sms_event
+from ccshortlink.store.rows import (
+    DECIDED_ELSEWHERE,
+    cancel_unsent_to_opted_out,
+    claim_call,
+    insert_decision,
+    lock_customers,
+    sms_event,
+)
 from ccshortlink.store.transactions import each_in_savepoint
 
 
@@ -55,8 +62,12 @@ class LinkStore(StoreBase):
         cap); one savepoint each, so a request that fails (a template error, say) is rolled
         back and reported alone while the others are kept.
         """
-        return await self._write(lambda db: each_in_savepoint(
-            db, lambda db, request: _decide_card(db, request, now, new_code), requests))
+        def work(db: sqlite3.Connection) -> list[CardResult | Exception]:
+            lock_customers(db, [r.record.customer_number for r in requests])
+            return each_in_savepoint(
+                db, lambda db, request: _decide_card(db, request, now, new_code), requests)
+
+        return await self._write(work)
 
     async def revoke_link(self, code: str, now: float) -> bool:
         return await self._write(lambda db: db.execute(
@@ -71,7 +82,8 @@ class LinkStore(StoreBase):
         def work(db: sqlite3.Connection) -> bool:
             if opted_out:
                 cursor = db.execute(
-                    "INSERT OR IGNORE INTO opt_outs (customer_number, source, at) VALUES (?, ?, ?)",
+                    "INSERT INTO opt_outs (customer_number, source, at) VALUES (?, ?, ?)"
+                    " ON CONFLICT DO NOTHING",
                     (customer_number, source, now))
                 cancel_unsent_to_opted_out(db, customer_number, source, now)
             else:
@@ -108,6 +120,9 @@ def _send_facts(db: sqlite3.Connection, agent_id: str, customer_number: str, pai
 def _decide_card(db: sqlite3.Connection, request: CardRequest, now: float,
                  new_code: Callable[[], str]) -> CardResult:
     record = request.record
+    if not claim_call(db, record):  # several daemons: another one has decided this call
+        return CardResult(record=replace(record, outcome=DecisionOutcome.SKIPPED,
+                                         reason=DECIDED_ELSEWHERE), issued=None)
     if request.judge is None:
         insert_decision(db, record, now, None, None)
         return CardResult(record=record, issued=None)
@@ -141,34 +156,33 @@ def _issue_link(db: sqlite3.Connection, *, agent_id: str, customer_number: str, 
         (agent_id, customer_number, now)).fetchone()
     if row is not None:
         link_id, code, reused = int(row["id"]), str(row["code"]), True
-        db.execute("UPDATE links SET expires_at = MAX(expires_at, ?) WHERE id = ?",
-                   (now + ttl, link_id))
+        db.execute("UPDATE links SET expires_at = ? WHERE id = ? AND expires_at < ?",
+                   (now + ttl, link_id, now + ttl))
     else:
         reused = False
         for _ in range(10):  # a clash on a 52-bit code is astronomically rare
             code = new_code()
-            try:
-                cursor = db.execute(
-                    "INSERT INTO links (code, agent_id, customer_number, customer_region,"
-                    " linkedid, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    (code, agent_id, customer_number, customer_region, linkedid, now,
-                     now + ttl))
+            # No exception on a clash: PostgreSQL would abort the whole transaction.
+            minted = db.execute(
+                "INSERT INTO links (code, agent_id, customer_number, customer_region,"
+                " linkedid, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (code) DO NOTHING RETURNING id",
+                (code, agent_id, customer_number, customer_region, linkedid, now,
+                 now + ttl)).fetchone()
+            if minted is not None:
                 break
-            except sqlite3.IntegrityError:
-                continue
         else:
             raise StoreError("could not mint a unique code after 10 tries")
-        link_id = int(cursor.lastrowid or 0)
+        link_id = int(minted[0])
     sms_id = None
     if sms is not None:
         draft = sms(code)
-        cursor = db.execute(
+        sms_id = int(db.execute(
             "INSERT INTO sms (link_id, destination, text, data_coding, esm_class, status,"
             " not_before, expires_at, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)",
+            " VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?) RETURNING id",
             (link_id, customer_number, draft.text, draft.data_coding, draft.esm_class,
-             draft.not_before, draft.expires_at, now, now))
-        sms_id = int(cursor.lastrowid or 0)
+             draft.not_before, draft.expires_at, now, now)).fetchone()[0])
         db.executemany(
             "INSERT INTO sms_parts (sms_id, part_no, payload) VALUES (?, ?, ?)",
             [(sms_id, i, part) for i, part in enumerate(draft.parts)])

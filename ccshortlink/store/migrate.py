@@ -6,8 +6,9 @@ import sqlite3
 from importlib import resources
 
 
-def migrations() -> list[tuple[int, str]]:
-    folder = resources.files("ccshortlink.store") / "migrations"
+def migrations(package: str = "ccshortlink.store") -> list[tuple[int, str]]:
+    """(number, SQL) of each file in the package's migrations folder, in order."""
+    folder = resources.files(package) / "migrations"
     found = []
     for entry in folder.iterdir():
         if entry.name.endswith(".sql"):
@@ -16,12 +17,12 @@ def migrations() -> list[tuple[int, str]]:
 
 
 def migrate(version: int, sql: str, db: sqlite3.Connection) -> None:
-    for statement in _split_sql(sql):
+    for statement in split_sql(sql):
         db.execute(statement)
     db.execute(f"PRAGMA user_version={version}")
 
 
-def _split_sql(script: str) -> list[str]:
+def split_sql(script: str) -> list[str]:
     """Split a migration into statements (our migrations hold no semicolons in literals)."""
     lines = [ln for ln in script.splitlines() if not ln.strip().startswith("--")]
     return [s.strip() for s in "\n".join(lines).split(";") if s.strip()]

@@ -26,13 +26,12 @@ def decide_missed_call(db: sqlite3.Connection, request: CardRequest, now: float)
     record = replace(record, outcome=DecisionOutcome.SENT if sent else DecisionOutcome.DEFERRED,
                      reason=reason)
     draft = request.draft("", decision.not_before)
-    cursor = db.execute(
+    sms_id = int(db.execute(
         "INSERT INTO sms (link_id, kind, destination, text, data_coding, esm_class, status,"
         " not_before, expires_at, created_at, updated_at)"
-        " VALUES (NULL, 'missed_call', ?, ?, ?, ?, 'queued', ?, ?, ?, ?)",
+        " VALUES (NULL, 'missed_call', ?, ?, ?, ?, 'queued', ?, ?, ?, ?) RETURNING id",
         (record.customer_number, draft.text, draft.data_coding, draft.esm_class,
-         draft.not_before, draft.expires_at, now, now))
-    sms_id = int(cursor.lastrowid or 0)
+         draft.not_before, draft.expires_at, now, now)).fetchone()[0])
     db.executemany("INSERT INTO sms_parts (sms_id, part_no, payload) VALUES (?, ?, ?)",
                    [(sms_id, i, part) for i, part in enumerate(draft.parts)])
     sms_event(db, sms_id, now, "queued", f"{len(draft.parts)} part(s), missed call")

@@ -4,15 +4,18 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ccshortlink.config.database import DatabaseConfig
 from ccshortlink.store import StoreError
-from ccshortlink.store.reports import Reports
+from ccshortlink.store.choose import open_reports
 
 
-def live_code(database: Path, agent_id: str, customer_number: str, now: float) -> str | None:
+def live_code(database: Path | DatabaseConfig, agent_id: str, customer_number: str,
+              now: float) -> str | None:
     """The code the next card to the pair would carry, or None when a new one would be
     minted (no live link, or no database yet: the daemon has never run)."""
     try:
-        reports = Reports.open(database)
+        reports = open_reports(database if isinstance(database, DatabaseConfig)
+                               else DatabaseConfig(path=database))
     except StoreError:
         return None
     with reports:

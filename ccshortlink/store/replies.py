@@ -9,7 +9,7 @@ from ccshortlink.core.records import ReplyRecord, ReplyResult, SmsDraft
 from ccshortlink.core.replywords import AUTO_REPLY_KINDS
 from ccshortlink.core.vocab import ReplyKind, SmsKind
 from ccshortlink.store.base import StoreBase
-from ccshortlink.store.rows import cancel_unsent_to_opted_out, sms_event
+from ccshortlink.store.rows import cancel_unsent_to_opted_out, lock_customer, sms_event
 
 _AUTO = tuple(sorted(AUTO_REPLY_KINDS))
 
@@ -37,10 +37,12 @@ def _last_answer(db: sqlite3.Connection, customer_number: str) -> float | None:
 def _record_reply(db: sqlite3.Connection, reply: ReplyRecord, answer: SmsDraft | None,
                   kind: SmsKind, may_answer: Callable[[float | None], bool]) -> ReplyResult:
     number, now = reply.customer_number, reply.received_at
+    lock_customer(db, number)  # a storm of replies from one number gets one answer
     changed = False
     if reply.kind == ReplyKind.OPT_OUT:
         changed = db.execute(
-            "INSERT OR IGNORE INTO opt_outs (customer_number, source, at) VALUES (?, ?, ?)",
+            "INSERT INTO opt_outs (customer_number, source, at) VALUES (?, ?, ?)"
+            " ON CONFLICT DO NOTHING",
             (number, "sms reply", now)).rowcount > 0
         cancel_unsent_to_opted_out(db, number, "sms reply", now)
     elif reply.kind == ReplyKind.OPT_IN:
@@ -52,13 +54,12 @@ def _record_reply(db: sqlite3.Connection, reply: ReplyRecord, answer: SmsDraft |
     elif not may_answer(_last_answer(db, number)):
         why_not = "answered within the hour already"
     else:
-        cursor = db.execute(
+        sms_id = int(db.execute(
             "INSERT INTO sms (link_id, kind, destination, text, data_coding, esm_class, status,"
             " not_before, expires_at, created_at, updated_at)"
-            " VALUES (NULL, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?)",
+            " VALUES (NULL, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?) RETURNING id",
             (kind, number, answer.text, answer.data_coding, answer.esm_class,
-             answer.not_before, answer.expires_at, now, now))
-        sms_id = int(cursor.lastrowid or 0)
+             answer.not_before, answer.expires_at, now, now)).fetchone()[0])
         db.executemany("INSERT INTO sms_parts (sms_id, part_no, payload) VALUES (?, ?, ?)",
                        [(sms_id, i, part) for i, part in enumerate(answer.parts)])
         sms_event(db, sms_id, now, "queued", f"{len(answer.parts)} part(s), {kind}")

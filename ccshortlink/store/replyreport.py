@@ -9,10 +9,16 @@ from typing import Any
 from ccshortlink.core.vocab import ReplyKind
 
 
+def has_table(db: sqlite3.Connection, name: str) -> bool:
+    """False in a SQLite file the daemon has not migrated yet (trace reads it as it is)."""
+    if not isinstance(db, sqlite3.Connection):
+        return True  # PostgreSQL's schema starts at the daemon's first start, migrated
+    return db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+                      (name,)).fetchone() is not None
+
+
 def _has_replies(db: sqlite3.Connection) -> bool:
-    """A database the daemon has not migrated yet (schema 2) has no replies to show."""
-    return db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'replies'"
-                      ).fetchone() is not None
+    return has_table(db, "replies")  # not before schema 3
 
 
 def reply_events(db: sqlite3.Connection, where: str, params: Sequence[object]

@@ -265,16 +265,17 @@ class Reports:
                         figures[name] = figures.get(name, 0) + int(row[name] or 0)
 
         add(self._rows("SELECT agent_id, COUNT(*) AS calls_decided,"
-                       " SUM(outcome = 'skipped') AS skipped FROM decisions"
+                       " SUM(CASE WHEN outcome = 'skipped' THEN 1 END) AS skipped FROM decisions"
                        " WHERE decided_at >= ? GROUP BY agent_id", (since,)))
         # An SMS with no link (the missed-call SMS) counts under agent "", as its decision does.
         add(self._rows("SELECT COALESCE(l.agent_id, '') AS agent_id,"
-                       " SUM(s.smpp_status = 0) AS sms_sent,"
-                       " SUM(s.status = 'delivered') AS sms_delivered,"
+                       " SUM(CASE WHEN s.smpp_status = 0 THEN 1 END) AS sms_sent,"
+                       " SUM(CASE WHEN s.status = 'delivered' THEN 1 END) AS sms_delivered,"
                        # cancelled on purpose (revoked link, opted-out number): not a failure
-                       " SUM(s.status IN ('failed', 'expired') AND s.error NOT IN"
-                       " ('link revoked', 'number opted out')) AS sms_failed,"
-                       " SUM(s.status IN ('queued', 'submitting')) AS sms_waiting"
+                       " SUM(CASE WHEN s.status IN ('failed', 'expired') AND s.error NOT IN"
+                       " ('link revoked', 'number opted out') THEN 1 END) AS sms_failed,"
+                       " SUM(CASE WHEN s.status IN ('queued', 'submitting') THEN 1 END)"
+                       " AS sms_waiting"
                        " FROM sms s LEFT JOIN links l ON l.id = s.link_id"
                        " WHERE s.created_at >= ? GROUP BY 1", (since,)))
         add(self._rows("SELECT l.agent_id,"

@@ -17,6 +17,36 @@ def insert_decision(db: sqlite3.Connection, d: DecisionRecord, now: float,
          d.talk_seconds, d.outcome, d.reason, link_id, sms_id, now))
 
 
+# What a daemon logs for a call another daemon on the same PostgreSQL decided first.
+DECIDED_ELSEWHERE = "already decided (by another daemon on the same database)"
+
+
+def lock_customer(db: sqlite3.Connection, customer_number: str) -> None:
+    """Hold the number until the transaction ends, so that what it reads about the number
+    (last SMS, daily count) stays true until it writes. SQLite's BEGIN IMMEDIATE already
+    serialises every writer; PostgreSQL takes an advisory lock on the number."""
+    lock = getattr(db, "lock_customer", None)
+    if lock is not None:
+        lock(customer_number)
+
+
+def lock_customers(db: sqlite3.Connection, numbers: list[str]) -> None:
+    """A batch's numbers, locked up front in one order: two daemons deciding the same batch
+    in different orders then wait for each other instead of deadlocking."""
+    for number in sorted(set(numbers) - {""}):
+        lock_customer(db, number)
+
+
+def claim_call(db: sqlite3.Connection, d: DecisionRecord) -> bool:
+    """Take the call's key in this transaction; False when another daemon has it already.
+
+    One daemon per SQLite file needs no key (its call tracker decides each call once); the
+    PostgreSQL connection, shared by several daemons, answers from a unique index there.
+    """
+    claim = getattr(db, "claim_call", None)
+    return True if claim is None else bool(claim(d))
+
+
 def sms_event(db: sqlite3.Connection, sms_id: int, now: float, kind: str, detail: str) -> None:
     db.execute("INSERT INTO sms_events (sms_id, at, kind, detail) VALUES (?, ?, ?, ?)",
                (sms_id, now, kind, detail))

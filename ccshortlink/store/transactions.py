@@ -7,6 +7,8 @@ from collections.abc import Callable, Sequence
 from typing import TypeVar
 
 T = TypeVar("T")
+# PostgreSQL's deadlock and serialization failures: the whole transaction is run again.
+WHOLE_AGAIN = ("40001", "40P01")
 Item = TypeVar("Item")
 
 
@@ -37,6 +39,8 @@ def each_in_savepoint(db: sqlite3.Connection, work: Callable[[sqlite3.Connection
         except Exception as exc:
             if not db.in_transaction:
                 raise  # SQLite rolled the whole transaction back (a full disk): say why
+            if getattr(exc, "sqlstate", None) in WHOLE_AGAIN:
+                raise  # PostgreSQL chose this transaction to give way: run it all again
             db.execute("ROLLBACK TO item")
             results.append(exc)
         db.execute("RELEASE item")

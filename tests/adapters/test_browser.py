@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,6 +15,7 @@ from playwright.async_api import Browser, Page, async_playwright
 
 from ccshortlink.store import Store
 from tests.support.cardkit import Site, build_site, issue, write_agents
+from tests.support.pgkit import peek_db
 
 CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output"
@@ -64,7 +64,7 @@ async def browser() -> AsyncIterator[Browser]:
 
 
 def visits(site: Site, kind: str) -> int:
-    with sqlite3.connect(site.store.path) as db:
+    with peek_db(site.store) as db:
         return int(db.execute("SELECT COUNT(*) FROM visits WHERE kind = ?", (kind,)).fetchone()[0])
 
 

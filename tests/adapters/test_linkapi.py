@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 from aiohttp.test_utils import TestClient, TestServer
@@ -11,7 +10,6 @@ from ccshortlink.core.policy import PolicyConfig
 from ccshortlink.core.privacy import mask_number
 from ccshortlink.core.records import SmsDraft
 from ccshortlink.store import Store
-from ccshortlink.store.reports import Reports
 from tests.support.cardkit import (
     CODE,
     CUSTOMER,
@@ -24,6 +22,7 @@ from tests.support.cardkit import (
     page,
     write_agents,
 )
+from tests.support.pgkit import peek_db, reports_for
 
 AUTH = {"Authorization": "Bearer s3cret-token"}
 OTHER = "+8613900139000"
@@ -43,7 +42,7 @@ async def queue_link(site: Site, code: str, customer: str, *, in_days: float) ->
 
 
 def sms_rows(site: Site) -> list[tuple[str, str]]:
-    with sqlite3.connect(site.store.path) as db:
+    with peek_db(site.store) as db:
         return [(r[0], r[1]) for r in db.execute("SELECT status, error FROM sms ORDER BY id")]
 
 
@@ -141,7 +140,7 @@ async def test_extend_adds_days_and_a_revoked_link_stays_revoked(
     assert response.status == 200
     body = await response.json()
     assert body["status"] == "live"
-    with sqlite3.connect(site.store.path) as db:
+    with peek_db(site.store) as db:
         (expires_at,) = db.execute("SELECT expires_at FROM links").fetchone()
     assert expires_at == site.clock() + 3 * DAY  # an expired link counts from now
     assert (await page(client, f"/{CODE}"))[0].status == 200
@@ -155,7 +154,7 @@ async def test_extend_adds_days_and_a_revoked_link_stays_revoked(
                                 headers=AUTH)
     assert missing.status == 404
 
-    with Reports.open(site.store.path) as reports:
+    with reports_for(site.store) as reports:
         trace = reports.trace(CUSTOMER, PolicyConfig(), site.clock())
     assert trace is not None
     changes = [(e.kind, e.facts.get("by")) for e in trace.events if e.kind.startswith("link_")]

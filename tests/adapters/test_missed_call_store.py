@@ -6,12 +6,15 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from ccshortlink.core.callroute import CallRoute
 from ccshortlink.core.calls import CallClosed
 from ccshortlink.core.vocab import Trigger
 from ccshortlink.store import Store
 from ccshortlink.store.migrate import migrate, migrations
 from tests.support.desk import ScriptedGateway, open_desk
+from tests.support.pgkit import database_for
 
 NOON = 1_767_240_000.0  # 2026-01-01 12:00 in Shanghai
 CUSTOMER = "+8613800138000"
@@ -24,9 +27,12 @@ def missed(linkedid: str, number: str = CUSTOMER,
                       route=route)
 
 
-async def test_one_missed_call_sms_per_window_with_no_link(tmp_path: Path) -> None:
+async def test_one_missed_call_sms_per_window_with_no_link(
+        tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> None:
+    database = database_for(backend, request, tmp_path / "state" / "ccshortlink.db")
     desk = await open_desk(tmp_path, NOON, policy={"missed_call_sms": True},
-                           web={"hotline": "400-820-8820"})
+                           web={"hotline": "400-820-8820"},
+                           database={"url": database.url} if database.url else {})
     try:
         first = await desk.cards.handle(missed("1.0"))
         assert first.status == "queued" and first.code == "" and first.sms_id is not None

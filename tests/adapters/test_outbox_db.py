@@ -65,6 +65,7 @@ async def test_claim_says_when_the_next_deferred_sms_falls_due(env) -> None:  # 
     assert len((await store.claim_due_sms(clock() + 600, 10)).sms) == 1
 
 
+@pytest.mark.sqlite_only
 async def test_daemon_checkpoints_the_wal_itself(env) -> None:  # type: ignore[no-untyped-def]
     config, store, cards, clock = env
     await store.take_over_checkpoints()
@@ -81,6 +82,7 @@ async def test_daemon_checkpoints_the_wal_itself(env) -> None:  # type: ignore[n
     assert wal.stat().st_size <= size  # written over from the start, not appended to
 
 
+@pytest.mark.sqlite_only
 async def test_a_wal_that_keeps_growing_is_copied_under_the_lock_and_started_over(
         env, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     config, store, cards, clock = env
@@ -122,6 +124,7 @@ async def test_a_wal_that_keeps_growing_is_copied_under_the_lock_and_started_ove
     assert sizes[-1] <= sizes[0] * 1.5  # not 4 rounds' worth: reused from the start
 
 
+@pytest.mark.sqlite_only
 async def test_another_process_holding_the_write_lock_never_stalls_the_loop(env) -> None:  # type: ignore[no-untyped-def]
     import sqlite3
     import threading
@@ -211,6 +214,7 @@ async def test_a_call_that_cannot_be_prepared_fails_alone_and_queued_sms_are_cou
     assert counted == [2]  # one wake-up, both SMS counted
 
 
+@pytest.mark.sqlite_only
 async def test_calls_the_database_refuses_wait_in_order_and_only_a_full_backlog_drops(
         env, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     from ccshortlink.app.decider import Decider
@@ -249,6 +253,7 @@ async def test_calls_the_database_refuses_wait_in_order_and_only_a_full_backlog_
     assert (await store.sms_status_counts()) == {"queued": 2}
 
 
+@pytest.mark.sqlite_only
 async def test_message_ids_the_database_refuses_are_kept_and_the_sms_is_not_sent_again(
         env, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
     from ccshortlink.store import base

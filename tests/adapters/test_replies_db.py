@@ -16,6 +16,7 @@ from ccshortlink.core.vocab import ReplyKind, SmsKind
 from ccshortlink.store import SCHEMA_VERSION, Store
 from ccshortlink.store.migrate import migrate, migrations
 from ccshortlink.store.reports import Reports
+from tests.support.pgkit import open_backend
 
 NUMBER = "+8613800138000"
 NOW = 1_700_000_000.0
@@ -69,8 +70,9 @@ async def test_a_schema_2_database_is_migrated_with_its_sms_kept(tmp_path: Path)
         assert [(s.id, s.code, s.destination) for s in claimed.sms] == [(2, "", NUMBER)]
 
 
-async def test_a_storm_is_decided_by_the_database(tmp_path: Path) -> None:
-    async with await Store.open(tmp_path / "db.sqlite") as store:
+async def test_a_storm_is_decided_by_the_database(tmp_path: Path, backend: str,
+                                                  request: pytest.FixtureRequest) -> None:
+    async with await open_backend(backend, request, tmp_path / "db.sqlite") as store:
         results = await asyncio.gather(*(store.record_reply(
             ReplyRecord(NUMBER, "HELP", ReplyKind.HELP, NOW + i), draft("help"),
             SmsKind.HELP_REPLY, lambda last, i=i: may_answer(last, NOW + i)) for i in range(10)))

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-import sqlite3
 from pathlib import Path
 
 from ccshortlink.config.agents import load_agents
@@ -23,6 +22,7 @@ from tests.support.cardkit import (
     trust,
     visits,
 )
+from tests.support.pgkit import peek_db
 
 
 async def test_card_shows_the_agent_and_a_call_back_button(site: Site, client: Client) -> None:
@@ -155,7 +155,7 @@ async def test_opens_count_browsers_but_not_head_or_bots(site: Site, client: Cli
     await page(client, f"/{CODE}")
     await page(client, f"/{CODE}")
     assert await visits(site, "open") == 2
-    with sqlite3.connect(site.store.path) as db:
+    with peek_db(site.store) as db:
         clients = {row[0] for row in db.execute("SELECT client FROM visits")}
     assert clients == {"127.0.0.0"}  # the /24, never the address
 

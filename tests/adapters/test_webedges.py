@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -28,6 +27,7 @@ from tests.support.cardkit import (
     trust,
     write_agents,
 )
+from tests.support.pgkit import peek_db
 
 AUTH = {"Authorization": "Bearer s3cret-token"}
 
@@ -108,7 +108,7 @@ async def test_visits_are_anonymised_from_the_trusted_proxy_header_only(
     trust(site, "127.0.0.1")
     await page(client, f"/{CODE}", **{"X-Forwarded-For": "6.6.6.6, 198.51.100.77"})
     await site.app[DEPS].visits.flush()
-    with sqlite3.connect(site.store.path) as db:
+    with peek_db(site.store) as db:
         clients = [row[0] for row in db.execute("SELECT client FROM visits ORDER BY id")]
     # untrusted: the forged header ignored; trusted: the right-most untrusted address
     assert clients == ["127.0.0.0", "198.51.100.0"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import gzip
-import sqlite3
 
 import aiohttp
 import pytest
@@ -19,6 +18,7 @@ from tests.support.cardkit import (
     issue,
     visits,
 )
+from tests.support.pgkit import peek_db
 
 AUTH = {"Authorization": "Bearer s3cret-token"}
 CARD_URL = f"https://c.example.com/{CODE}"
@@ -52,7 +52,7 @@ async def test_a_rating_is_taken_only_from_the_cards_own_page(site: Site,
     )
     for headers in accepted:
         assert await rate(client, "5", **headers) == 303, headers
-    with sqlite3.connect(site.store.path) as db:  # none of the forged one-star ratings
+    with peek_db(site.store) as db:  # none of the forged one-star ratings
         assert db.execute("SELECT stars FROM ratings").fetchall() == [(5,)]
     # the CRM's send API carries a token, no Origin, and is not affected
     response = await client.post("/api/v1/send", json={"agent": "CS1001", "to": "+86138001"},

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
@@ -23,14 +22,15 @@ from tests.support.cardkit import (
     issue,
     page,
 )
+from tests.support.pgkit import peek_db
 
 
-def stored_visits(path: Path, kind: str = "open") -> int:
-    with sqlite3.connect(path) as db:
+def stored_visits(path: object, kind: str = "open") -> int:
+    with peek_db(path) as db:
         return int(db.execute("SELECT COUNT(*) FROM visits WHERE kind = ?", (kind,)).fetchone()[0])
 
 
-async def until_stored(path: Path, count: int, kind: str = "open") -> None:
+async def until_stored(path: object, count: int, kind: str = "open") -> None:
     """Wait (up to 10 s) for the writer task to store `count` visits of `kind`."""
     for _ in range(200):
         if stored_visits(path, kind) >= count:
@@ -45,9 +45,9 @@ async def test_visits_reach_the_database_without_anyone_flushing(site: Site,
                                                                  client: Client) -> None:
     await issue(site.store, site.clock, CODE)
     await page(client, f"/{CODE}")
-    await until_stored(site.store.path, 1)
+    await until_stored(site.store, 1)
     await page(client, f"/{CODE}/vcard")
-    await until_stored(site.store.path, 1, "vcard")
+    await until_stored(site.store, 1, "vcard")
     assert site.app[DEPS].visits.pending == 0
 
 
@@ -57,7 +57,7 @@ async def test_many_opens_are_each_stored_once(site: Site, client: Client) -> No
     assert [r.status for r, _ in responses] == [200] * 60
     await site.app[DEPS].visits.flush()
     await site.app[DEPS].visits.flush()  # nothing left to write twice
-    assert stored_visits(site.store.path) == 60
+    assert stored_visits(site.store) == 60
     metrics = await (await client.get("/metrics")).text()
     assert 'ccshortlink_visits_total{kind="open"} 60.0' in metrics.splitlines()
 
@@ -67,13 +67,13 @@ async def test_visits_still_pending_are_written_when_the_app_stops(site: Site) -
     site.app[DEPS].visits.interval = 3600.0  # after the first write, the next waits an hour
     async with TestClient(TestServer(site.app)) as client:
         await page(client, f"/{CODE}")
-        await until_stored(site.store.path, 1)
+        await until_stored(site.store, 1)
         await page(client, f"/{CODE}")
         await page(client, f"/{CODE}")
         assert site.app[DEPS].visits.pending == 2
-        assert stored_visits(site.store.path) == 1
+        assert stored_visits(site.store) == 1
     # the client closed the server: AppRunner.cleanup() ran the app's cleanup
-    assert stored_visits(site.store.path) == 3
+    assert stored_visits(site.store) == 3
 
 
 async def test_head_bots_and_prefetches_are_not_even_queued(site: Site, client: Client) -> None:
@@ -86,7 +86,7 @@ async def test_head_bots_and_prefetches_are_not_even_queued(site: Site, client: 
     await page(client, f"/{CODE}", **{"Sec-Purpose": "prefetch;prerender"})
     assert site.app[DEPS].visits.pending == 0
     await site.app[DEPS].visits.flush()
-    assert stored_visits(site.store.path) == 0
+    assert stored_visits(site.store) == 0
 
 
 async def test_store_writes_a_batch_in_one_go(store: Store) -> None:
@@ -99,7 +99,7 @@ async def test_store_writes_a_batch_in_one_go(store: Store) -> None:
         (CODE, "call", "2001:db8:1::", odd_browser, START + 1.5),
     ])
     assert written == 2
-    with sqlite3.connect(store.path) as db:
+    with peek_db(store) as db:
         rows = db.execute("SELECT kind, client, user_agent, at FROM visits ORDER BY id").fetchall()
     assert rows[0] == ("open", "203.0.113.0", "Mozilla/5.0", START)
     assert rows[1][:2] == ("call", "2001:db8:1::") and rows[1][3] == START + 1.5
@@ -108,7 +108,7 @@ async def test_store_writes_a_batch_in_one_go(store: Store) -> None:
     # a backlog larger than one statement takes
     many = [(CODE, "open", "203.0.113.0", f"Browser/{n}", START + n) for n in range(2345)]
     assert await store.record_visits(many) == 2345
-    with sqlite3.connect(store.path) as db:
+    with peek_db(store) as db:
         stored = [r[0] for r in db.execute("SELECT user_agent FROM visits ORDER BY id")][2:]
     assert stored == [f"Browser/{n}" for n in range(2345)]
 

@@ -249,3 +249,14 @@ def test_template_problems_come_with_the_others_and_never_stop_trace(tmp_path: P
     assert "range of 99999 numbers" in info.value.problems[1]
     # trace and stats read the config without rendering: a broken template stops no inquiry
     assert load_config(write_config(tmp_path, sms=bad_template)).sms.templates["zh-CN"]
+
+
+def test_a_database_url_is_shown_with_its_password_masked() -> None:
+    from ccshortlink.config.database import mask_url
+
+    url = "postgresql://app:p%40ss@db1:5432,db2:5432/cc?target_session_attrs=read-write"
+    assert mask_url(url) == ("postgresql://app:***@db1:5432,db2:5432/cc"
+                             "?target_session_attrs=read-write")
+    assert mask_url("postgresql://db1/cc?user=app&password=x1&sslmode=require") == (
+        "postgresql://db1/cc?user=app&password=***&sslmode=require")
+    assert mask_url("postgresql://app@db1/cc") == "postgresql://app@db1/cc"

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import sqlite3
 import struct
 import zlib
 from collections.abc import AsyncIterator, Callable
@@ -21,9 +20,10 @@ from ccshortlink.core.agents import AgentDirectory
 from ccshortlink.core.records import DecisionRecord
 from ccshortlink.ops.logs import get_logger
 from ccshortlink.ops.metrics import Metrics
-from ccshortlink.store import Store
+from ccshortlink.store.choose import AnyStore as Store
 from ccshortlink.web.app import make_app
 from ccshortlink.web.context import DEPS
+from tests.support.pgkit import open_backend, peek_db
 
 CUSTOMER = "+8613800138000"
 START = 1_700_000_000.0
@@ -201,13 +201,15 @@ def trust(site: Site, *proxies: str) -> None:
 async def visits(site: Site, kind: str) -> int:
     """Visits of one kind in the database, once the app has written what it counted."""
     await site.app[DEPS].visits.flush()
-    with sqlite3.connect(site.store.path) as db:
+    with peek_db(site.store) as db:
         return int(db.execute("SELECT COUNT(*) FROM visits WHERE kind = ?", (kind,)).fetchone()[0])
 
 
 @pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    async with await Store.open(tmp_path / "ccshortlink.db") as opened:
+async def store(tmp_path: Path, backend: str, request: pytest.FixtureRequest
+                ) -> AsyncIterator[Store]:
+    """On each store: a real SQLite file, and a database on the test's PostgreSQL server."""
+    async with await open_backend(backend, request, tmp_path / "ccshortlink.db") as opened:
         yield opened
 
 

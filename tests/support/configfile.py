@@ -21,6 +21,8 @@ def write_config(folder: Path, **sections: dict[str, object]) -> Path:
         "agents": {"file": "agents.yaml"},
         "policy": {"min_talk_seconds": 1, "default_region": "CN"},
     }
+    if "url" in sections.get("database", {}):  # PostgreSQL instead of the SQLite file
+        base["database"] = {}
     for name, values in sections.items():
         base.setdefault(name, {}).update(values)
     lines = []

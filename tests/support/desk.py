@@ -14,7 +14,8 @@ from ccshortlink.core.calls import CallEnded
 from ccshortlink.core.links import SmsTemplates
 from ccshortlink.core.sms import EncodedSms
 from ccshortlink.ops.logs import get_logger
-from ccshortlink.store import Store
+from ccshortlink.store.choose import AnyStore as Store
+from ccshortlink.store.choose import open_store
 from tests.support.configfile import write_config
 
 ZONE = "Asia/Shanghai"
@@ -85,7 +86,7 @@ async def open_desk(folder: Path, start: float, **sections: dict[str, object]) -
     agents = load_agents(config.agents_file)
     templates = SmsTemplates(config.sms.templates, config.sms.default_language)
     clock = Clock(start)
-    store = await Store.open(config.database_path)
+    store = await open_store(config.db)
     cards = CardService(store=store, config=config, agents=lambda: agents,
                         templates=lambda: templates, clock=clock, log=get_logger())
     return Desk(config, config_path, store, cards, clock)

@@ -14,9 +14,11 @@ from ccshortlink.config.settings import load_config
 from ccshortlink.core.links import SmsTemplates
 from ccshortlink.core.sms import EncodedSms
 from ccshortlink.ops.logs import get_logger
-from ccshortlink.store import Store
+from ccshortlink.store.choose import AnyStore as Store
+from ccshortlink.store.choose import open_store
 from tests.support.configfile import write_config
 from tests.support.desk import TWO_PART_TEMPLATE
+from tests.support.pgkit import database_for
 
 CUSTOMER = "+8613800138000"
 
@@ -45,12 +47,15 @@ class RecordingGateway:
 
 
 @pytest.fixture
-async def env(tmp_path: Path):  # type: ignore[no-untyped-def]
-    config = load_config(write_config(tmp_path, policy={"min_talk_seconds": 5},
-                                      sms={"template": TWO_PART_TEMPLATE}))  # 2 receipts
+async def env(tmp_path: Path, backend: str, request: pytest.FixtureRequest):  # type: ignore[no-untyped-def]
+    """On each store: a real SQLite file, and a database on the test's PostgreSQL server."""
+    database = database_for(backend, request, tmp_path / "state" / "ccshortlink.db")
+    config = load_config(write_config(
+        tmp_path, policy={"min_talk_seconds": 5}, sms={"template": TWO_PART_TEMPLATE},
+        database={"url": database.url} if database.url else {}))  # 2 receipts
     agents = load_agents(config.agents_file)
     clock = Clock()
-    store = await Store.open(config.database_path)
+    store = await open_store(config.db)
     templates = SmsTemplates(config.sms.templates, config.sms.default_language)
     cards = CardService(store=store, config=config, agents=lambda: agents,
                         templates=lambda: templates, clock=clock, log=get_logger())

@@ -3,29 +3,31 @@
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from pathlib import Path
+
+import pytest
 
 from ccshortlink.core.policy import day_start
 from ccshortlink.core.privacy import anonymise_number
 from ccshortlink.core.retention import DAY, RetentionSchedule, retention_cutoff
-from ccshortlink.store.reports import Reports
 from tests.support.configfile import write_config
 from tests.support.daemon import ccshortlink
 from tests.support.desk import ZONE, Desk, ScriptedGateway, open_desk
+from tests.support.pgkit import database_for, peek_db, reports_for
 
 A, B, C, D = "+8613800138000", "+8613912345678", "+8615012345678", "+8618612345678"
 
 
 # --- stats ---------------------------------------------------------------------------------
 
-async def write_week(folder: Path) -> Desk:
+async def write_week(folder: Path, database: dict[str, object] | None = None) -> Desk:
     """Something ten days ago (outside both periods), three days ago, and today."""
     now = time.time()
     today = day_start(now, ZONE)
     desk = await open_desk(folder, today - 10 * DAY, policy={"min_talk_seconds": 5,
-                                                             "timezone": ZONE})
+                                                             "timezone": ZONE},
+                           database=database or {})
     store, clock = desk.store, desk.clock
     old = await desk.call("1.1", "1001", A, 60)
     await desk.send_due(ScriptedGateway())
@@ -64,8 +66,10 @@ def figures(calls: int, skipped: int, sent: int, delivered: int, failed: int, wa
             "average_rating": average}
 
 
-async def test_stats_count_today_and_the_last_7_days_per_agent(tmp_path: Path) -> None:
-    desk = await write_week(tmp_path)
+async def test_stats_count_today_and_the_last_7_days_per_agent(
+        tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> None:
+    database = database_for(backend, request, tmp_path / "state" / "ccshortlink.db")
+    desk = await write_week(tmp_path, {"url": database.url} if database.url else {})
     await desk.store.close()
     result = ccshortlink(desk.config_path, "stats", "--json")
     assert result.returncode == 0, result.stderr
@@ -128,8 +132,10 @@ async def test_agents_are_listed_and_a_broken_file_exits_78_with_every_problem(
 
 # --- opt-out -------------------------------------------------------------------------------
 
-async def test_opt_out_from_the_cli_stops_and_restarts_sending(tmp_path: Path) -> None:
-    config = write_config(tmp_path)
+async def test_opt_out_from_the_cli_stops_and_restarts_sending(
+        tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> None:
+    database = database_for(backend, request, tmp_path / "state" / "ccshortlink.db")
+    config = write_config(tmp_path, database={"url": database.url} if database.url else {})
     added = ccshortlink(config, "opt-out", "add", "+86 138 0013 8000")
     assert added.returncode == 0 and added.stdout.strip() == f"{A} added to the do-not-send list"
     again = ccshortlink(config, "opt-out", "add", "13800138000")
@@ -167,16 +173,18 @@ def test_retention_runs_first_then_once_a_day() -> None:
     assert anonymise_number("1002") == "1002"  # an extension identifies nobody
 
 
-def table(db: Path, sql: str) -> list[tuple[object, ...]]:
-    with sqlite3.connect(db) as conn:
+def table(store: object, sql: str) -> list[tuple[object, ...]]:
+    with peek_db(store) as conn:
         return [tuple(row) for row in conn.execute(sql)]
 
 
 async def test_retention_deletes_and_anonymises_old_records_and_counts_still_add_up(
-        tmp_path: Path) -> None:
+        tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> None:
     now = time.time()
+    database = database_for(backend, request, tmp_path / "state" / "ccshortlink.db")
     desk = await open_desk(tmp_path, now - 70 * DAY,
-                           policy={"min_talk_seconds": 5, "link_ttl_days": 60})
+                           policy={"min_talk_seconds": 5, "link_ttl_days": 60},
+                           database={"url": database.url} if database.url else {})
     store, clock = desk.store, desk.clock
     expired = await desk.call("1.1", "1001", A, 60)  # its link expired ten days ago
     await desk.send_due(ScriptedGateway())
@@ -193,7 +201,7 @@ async def test_retention_deletes_and_anonymises_old_records_and_counts_still_add
     await store.record_visit(recent.code, "open", "198.51.100.0", "Mozilla/5.0", clock())
     clock.now = now - 70 * DAY + 600
     stuck = await desk.call("4.1", "1002", D, 60)  # old, and still waiting in the outbox
-    with Reports.open(desk.config.database_path) as reports:
+    with reports_for(store) as reports:
         before = reports.stats(0)
 
     counts = await store.apply_retention(retention_cutoff(now, 30), now, anonymise_number)
@@ -204,7 +212,7 @@ async def test_retention_deletes_and_anonymises_old_records_and_counts_still_add
     assert set(again.values()) == {0}
     await store.close()
 
-    db = desk.config.database_path
+    db = store
     assert table(db, "SELECT code, customer_number FROM links ORDER BY id") == [
         (expired.code, "+86138****8000"), (live.code, B), (recent.code, C),
         (stuck.code, "+86186****5678")]
@@ -220,7 +228,7 @@ async def test_retention_deletes_and_anonymises_old_records_and_counts_still_add
     assert table(db, "SELECT DISTINCT sms_id FROM sms_events ORDER BY sms_id") == [(3,)]
     assert table(db, "SELECT link_id FROM visits") == [(3,)]
     assert table(db, "SELECT stars, comment FROM ratings") == [(5, "耐心")]
-    with Reports.open(db) as reports:
+    with reports_for(store) as reports:
         after = reports.stats(0)
     for agent, figures_before in before.items():
         kept = {k: v for k, v in figures_before.as_dict().items() if k != "links_opened"}

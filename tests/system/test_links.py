@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from ccshortlink.core.privacy import mask_number
 from ccshortlink.web.app import LINK_TTL
@@ -23,6 +24,7 @@ from tests.support.daemon import (
     ccshortlink,
     start_peers,
 )
+from tests.support.pgkit import database_for
 from tests.support.smsc_peer import SmscFactory
 
 A, B, C = "+8613800138000", "+8613912345678", "+8615012345678"
@@ -47,10 +49,13 @@ async def cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 async def test_links_through_the_cli_and_the_api_while_the_daemon_serves_them(
-        tmp_path: Path, smsc_factory: SmscFactory) -> None:
+        tmp_path: Path, smsc_factory: SmscFactory, backend: str,
+        request: pytest.FixtureRequest) -> None:
     calls = answered_call(1, A) + answered_call(2, B) + answered_call(3, C, extension="1002")
     peers = await start_peers(smsc_factory, calls)
-    config = peers.config(tmp_path, web={"api_token": TOKEN, "hotline": HOTLINE})
+    database = database_for(backend, request, tmp_path / "state" / "ccshortlink.db")
+    config = peers.config(tmp_path, web={"api_token": TOKEN, "hotline": HOTLINE},
+                          database={"url": database.url} if database.url else {})
     daemon = await RunningDaemon.start(config)
     try:
         port = (await daemon.wait_event("web_listening"))["port"]

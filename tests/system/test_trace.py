@@ -14,6 +14,7 @@ from ccshortlink.smpp.client import SubmitRejected
 from tests.support.configfile import write_config
 from tests.support.daemon import ccshortlink
 from tests.support.desk import ZONE, Desk, ScriptedGateway, open_desk
+from tests.support.pgkit import database_for
 
 CUSTOMER = "+8613800138000"
 OTHER_CUSTOMER = "+8613912345678"
@@ -23,11 +24,13 @@ def noon_days_ago(days: int) -> float:
     return day_start(time.time() - days * 86400, ZONE) + 12 * 3600
 
 
-async def write_story(folder: Path) -> tuple[Desk, dict[str, str]]:
+async def write_story(folder: Path, database: dict[str, object] | None = None
+                      ) -> tuple[Desk, dict[str, str]]:
     """One customer's two days with two agents, and another customer's call beside it."""
     desk = await open_desk(folder, noon_days_ago(2),
                            policy={"min_talk_seconds": 5, "quiet_start": "21:00",
-                                   "quiet_end": "08:00", "timezone": ZONE})
+                                   "quiet_end": "08:00", "timezone": ZONE},
+                           database=database or {})
     clock, store = desk.clock, desk.store
     first = await desk.call("1790000001.10", "1001", "13800138000", 95)
     other = await desk.call("1790000001.20", "1001", OTHER_CUSTOMER, 40)
@@ -56,8 +59,10 @@ Story = tuple[Path, dict[str, str]]  # the config file, and the codes of the sto
 
 
 @pytest.fixture
-async def story(tmp_path: Path) -> Story:
-    desk, codes = await write_story(tmp_path)
+async def story(tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> Story:
+    """On each store: the CLI reads the SQLite file, or the test's PostgreSQL database."""
+    database = database_for(backend, request, tmp_path / "state" / "ccshortlink.db")
+    desk, codes = await write_story(tmp_path, {"url": database.url} if database.url else {})
     await desk.store.close()
     return desk.config_path, codes
 

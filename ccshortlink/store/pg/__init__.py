@@ -1,0 +1,31 @@
+"""The PostgreSQL store: the SQLite store's use cases, shared, over a psycopg pool."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from ccshortlink.store.card import CardStore
+from ccshortlink.store.gauges import LINK_STATES, GaugeStore
+from ccshortlink.store.linkadmin import LinkAdminStore
+from ccshortlink.store.links import LinkStore
+from ccshortlink.store.outbox import OutboxStore
+from ccshortlink.store.pg.outbox import PgOutbox
+from ccshortlink.store.pg.retention import PgRetention
+from ccshortlink.store.replies import ReplyRows
+from ccshortlink.store.retention import RetentionStore
+
+
+class PgStore(PgOutbox, PgRetention, LinkStore, OutboxStore, CardStore, RetentionStore,
+              LinkAdminStore, GaugeStore, ReplyRows):
+    """Every use case of store.Store; PgBase runs them (pool, transactions, retries), and
+    the outbox's claim and retention are PostgreSQL's own."""
+
+    async def link_state_counts(self, now: float) -> dict[str, int]:
+        def work(db: sqlite3.Connection) -> dict[str, int]:
+            live, expired, revoked = db.execute(LINK_STATES, (now, now)).fetchone()
+            return {"live": int(live), "expired": int(expired), "revoked": int(revoked)}
+
+        return await self._read(work)
+
+
+__all__ = ["PgStore"]

@@ -1,0 +1,172 @@
+"""The PostgreSQL store's pool, transactions and schema: the same use cases as SQLite's."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Callable, Sequence
+from typing import Any, Self, TypeVar, cast
+
+import psycopg
+import psycopg_pool
+
+from ccshortlink.config.database import DatabaseConfig, mask_url
+from ccshortlink.store.base import SCHEMA_VERSION, StoreBase, _outlast_cancellation
+from ccshortlink.store.errors import StoreError
+from ccshortlink.store.migrate import migrations, split_sql
+from ccshortlink.store.pg.connection import PgConnection, rows
+from ccshortlink.store.transactions import WHOLE_AGAIN, in_transaction
+
+T = TypeVar("T")
+POOL_SIZE = 4  # connections per daemon: use cases are a few ms; the loop issues them
+POOL_WAIT = 5.0  # s a use case waits for a connection before it is a database fault
+CONNECT_TIMEOUT = 5  # s for each host of the URL (libpq's connect_timeout)
+STATEMENT_TIMEOUT = 10.0  # s; a use case is a few ms
+RETRIES = 5  # a deadlock or a serialization failure between daemons: run the work again
+_MIGRATION_LOCK = 0x6363736C  # the advisory lock two daemons starting at once migrate under
+
+
+class PgBase(StoreBase):
+    """A psycopg pool; each use case one transaction on a worker thread, off the loop."""
+
+    def __init__(self, pool: psycopg_pool.ConnectionPool[Any], database: DatabaseConfig) -> None:
+        self._pool = pool
+        self.database = database
+        # What logs name (`path` is the SQLite file's name there): never the password.
+        self.path = mask_url(database.url)  # type: ignore[assignment]
+        self._closed = False
+        self.write_failure: str | None = None
+        self._failure_is_lock = False
+        self._waiting: dict[int, float] = {}
+
+    @classmethod
+    async def open(cls, database: DatabaseConfig) -> Self:  # type: ignore[override]
+        """Migrate, then open the pool; a wrong password or database is a StoreError."""
+        await asyncio.to_thread(_migrate, database.url)
+        pool: psycopg_pool.ConnectionPool[Any] = psycopg_pool.ConnectionPool(
+            database.url, min_size=1, max_size=POOL_SIZE, open=False, timeout=POOL_WAIT,
+            kwargs={"autocommit": True, "row_factory": rows,
+                    "connect_timeout": CONNECT_TIMEOUT},
+            check=psycopg_pool.ConnectionPool.check_connection, configure=_configure,
+            name="ccshortlink")
+        await asyncio.to_thread(pool.open, True, POOL_WAIT)
+        store = cls(pool, database)
+        await store._started()
+        return store
+
+    async def _started(self) -> None:
+        """After the pool opened (the outbox starts renewing its leases)."""
+
+    async def close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            await asyncio.to_thread(self._pool.close, 5.0)
+
+    def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        """`work` in one transaction on a pooled connection (on a worker thread)."""
+        for attempt in range(RETRIES):
+            try:
+                with self._pool.connection() as conn:
+                    return in_transaction(work, cast(sqlite3.Connection, PgConnection(conn)))
+            except psycopg.Error as exc:
+                if exc.sqlstate not in WHOLE_AGAIN or attempt == RETRIES - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _in_thread(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        if self._closed:
+            raise StoreError("the store is closed")
+        return await _outlast_cancellation(asyncio.ensure_future(
+            asyncio.to_thread(self._run, work)))
+
+    async def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        return await self._in_thread(work)
+
+    async def _write(self, work: Callable[[sqlite3.Connection], T], *, probe: bool = False) -> T:
+        try:
+            result = await self._in_thread(work)
+        except Exception as exc:
+            self._note_write(exc)
+            raise
+        self._note_write(None)
+        return result
+
+    async def _write_in_thread(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        return await self._write(work)
+
+    async def _one(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return await self._read(lambda db: db.execute(sql, params).fetchone())
+
+    async def _all(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        return await self._read(lambda db: db.execute(sql, params).fetchall())
+
+    async def probe_write(self) -> None:
+        """A write the server refuses while it is down, or a standby (read-only) after a
+        failover the pool has not followed yet."""
+        await self._write(lambda db: db.execute(
+            "UPDATE schema_version SET version = version WHERE false"), probe=True)
+
+    async def take_over_checkpoints(self) -> None:
+        """PostgreSQL checkpoints its own WAL."""
+
+    async def checkpoint(self) -> tuple[int, int]:
+        return (0, 0)
+
+    async def ping(self) -> bool:
+        try:
+            return await self._one("SELECT 1") is not None
+        except (psycopg.Error, psycopg_pool.PoolTimeout, StoreError):
+            return False
+
+
+def _configure(conn: psycopg.Connection[Any]) -> None:
+    # A statement stuck behind another's lock becomes a database fault (retried, reported)
+    # instead of a use case that never returns.
+    conn.execute(f"SET statement_timeout = {int(STATEMENT_TIMEOUT * 1000)}")
+
+
+def _migrate(url: str) -> None:
+    """Create or migrate the schema, once for all daemons starting at the same time."""
+    try:
+        conn = psycopg.connect(url, autocommit=True, connect_timeout=CONNECT_TIMEOUT)
+    except psycopg.OperationalError as exc:
+        if is_login_problem(exc):
+            raise StoreError(f"{mask_url(url)}: {first_line(exc)}") from None
+        raise
+    with conn:
+        with conn.transaction():
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_MIGRATION_LOCK,))
+            conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)")
+            row = conn.execute("SELECT version FROM schema_version").fetchone()
+            if row is None:
+                conn.execute("INSERT INTO schema_version VALUES (0)")
+            current = 0 if row is None else int(row[0])
+            if current > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{mask_url(url)}: database schema version {current} is newer than this "
+                    f"ccshortlink ({SCHEMA_VERSION}); upgrade ccshortlink or restore a backup")
+            for version, sql in migrations("ccshortlink.store.pg"):
+                if version > current:
+                    for statement in split_sql(sql):
+                        conn.execute(statement.encode())  # bytes: psycopg formats no `%`
+                    conn.execute("UPDATE schema_version SET version = %s", (version,))
+
+
+# What libpq says when the server answered but refused this login or database: a mistake in
+# the configuration (exit 78), not an outage (a connection error carries no SQLSTATE).
+_LOGIN_PROBLEMS = ("password authentication failed", "no password supplied",
+                   "does not exist", "no pg_hba.conf entry")
+
+
+def is_login_problem(exc: psycopg.OperationalError) -> bool:
+    """Bad credentials or no such database: the URL must change, waiting will not help."""
+    if (exc.sqlstate or "")[:2] in ("28", "3D"):
+        return True
+    return any(phrase in str(exc) for phrase in _LOGIN_PROBLEMS)
+
+
+def first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+__all__ = ["PgBase"]

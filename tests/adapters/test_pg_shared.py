@@ -1,0 +1,83 @@
+"""Two stores on one PostgreSQL database, as two daemons have: what the database decides."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from ccshortlink.app.sending import CardService
+from ccshortlink.config.agents import load_agents
+from ccshortlink.config.settings import Config, load_config
+from ccshortlink.core.calls import CallEnded
+from ccshortlink.core.links import SmsTemplates
+from ccshortlink.core.records import SubmittedSms
+from ccshortlink.ops.logs import get_logger
+from ccshortlink.store.choose import AnyStore, open_store
+from ccshortlink.store.rows import DECIDED_ELSEWHERE
+from tests.support.configfile import write_config
+from tests.support.outboxkit import Clock
+
+NUMBERS = [f"+8613800{n:06d}" for n in range(12)]
+
+
+@pytest.fixture
+async def two(tmp_path: Path, pg_url: str) -> AsyncIterator[
+        tuple[Config, list[AnyStore], list[CardService], Clock]]:
+    config = load_config(write_config(tmp_path, database={"url": pg_url, "lease": 5}))
+    agents = load_agents(config.agents_file)
+    templates = SmsTemplates(config.sms.templates, config.sms.default_language)
+    clock = Clock()
+    stores = [await open_store(config.db) for _ in range(2)]
+    cards = [CardService(store=s, config=config, agents=lambda: agents,
+                         templates=lambda: templates, clock=clock, log=get_logger())
+             for s in stores]
+    yield config, stores, cards, clock
+    for store in stores:
+        await store.close()
+
+
+async def test_the_same_calls_decided_at_once_by_two_daemons_give_one_sms_each(two) -> None:  # type: ignore[no-untyped-def]
+    config, stores, cards, clock = two
+    calls = [CallEnded(f"1790000000.{n}", "1001", number, talk_seconds=30)
+             for n, number in enumerate(NUMBERS)]
+    first, second = await asyncio.gather(cards[0].handle_many(calls),
+                                         cards[1].handle_many(list(reversed(calls))))
+    errors = [o for o in [*first, *second] if isinstance(o, Exception)]
+    assert errors == []
+    outcomes = [o for o in [*first, *second] if not isinstance(o, Exception)]
+    assert len(outcomes) == 2 * len(NUMBERS)
+    queued = [o for o in outcomes if o.status == "queued"]
+    elsewhere = [o for o in outcomes if o.reason == DECIDED_ELSEWHERE]
+    assert len(queued) == len(elsewhere) == len(NUMBERS)
+    assert await stores[0].sms_status_counts() == {"queued": len(NUMBERS)}
+    rows = await stores[1]._all("SELECT COUNT(*), COUNT(DISTINCT linkedid) FROM decisions")
+    assert tuple(rows[0]) == (len(NUMBERS), len(NUMBERS))
+
+
+async def test_claims_skip_each_others_sms_until_a_lease_runs_out(two) -> None:  # type: ignore[no-untyped-def]
+    config, stores, cards, clock = two
+    for n, number in enumerate(NUMBERS[:4]):
+        await cards[0].handle(CallEnded(f"2.{n}", "1001", number, talk_seconds=30))
+    a, b = await asyncio.gather(stores[0].claim_due_sms(clock(), 3),
+                                stores[1].claim_due_sms(clock(), 3))
+    ids_a, ids_b = {s.id for s in a.sms}, {s.id for s in b.sms}
+    assert len(ids_a | ids_b) == 4 and not ids_a & ids_b  # none claimed twice
+    # A answers for its own; B dies with its claims: A takes them once B's lease is over
+    await stores[0].mark_submitted_many([SubmittedSms(i, (f"mid-{i}",), clock())
+                                         for i in ids_a])
+    assert (await stores[0].claim_due_sms(clock() + 4, 10)).sms == []
+    later = await stores[0].claim_due_sms(clock() + config.db.lease + 1, 10)
+    assert {s.id for s in later.sms} == ids_b and all(s.attempts == 2 for s in later.sms)
+
+
+async def test_a_receipt_reaching_the_other_daemon_finds_its_sms(two) -> None:  # type: ignore[no-untyped-def]
+    config, stores, cards, clock = two
+    outcome = await cards[0].handle(CallEnded("3.0", "1001", NUMBERS[0], talk_seconds=30))
+    [sms] = (await stores[0].claim_due_sms(clock(), 10)).sms
+    await stores[0].mark_submitted(sms.id, ["ab12"], clock())
+    assert await stores[1].record_receipt("0xAB12".removeprefix("0x"), "DELIVRD", "000",
+                                          clock()) == outcome.sms_id
+    assert await stores[0].sms_status_counts() == {"delivered": 1}
