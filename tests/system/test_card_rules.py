@@ -31,6 +31,11 @@ def recorded(name: str, index: int, customer: str | None = None, **rewrite: str)
     return rewrite_call(frames, index=index, customer_number=customer, **rewrite)
 
 
+def in_queue(queue: str, frames: list[bytes]) -> list[bytes]:
+    """The same call, through another queue: its events name `queue` instead of support."""
+    return [f.replace(b"Queue: support", b"Queue: " + queue.encode()) for f in frames]
+
+
 def linkedid(index: int) -> str:
     """What rewrite_call makes of a recording's first Uniqueid (its Linkedid) for `index`."""
     return f"{1_800_000_000 + index}.0"
@@ -79,7 +84,9 @@ async def test_direction_queue_exclude_auto_send_and_the_missed_call_sms(
         recorded("01-sip-answered-customer-hangup.txt", 3, quiet_agent, agent_extension="1002"),
         # CS1002 (auto_send: false) dials *55 after that call: their card goes all the same
         recorded("05-userevent-sendcard.txt", 4, agent_extension="1002"),
-        recorded("07-queue-sip-caller-abandons.txt", 5, abandoned),
+        # in the sales queue: support is excluded, and a caller who gives up in an excluded
+        # queue gets no missed-call SMS either (tests/core/test_callrules.py)
+        in_queue("sales", recorded("07-queue-sip-caller-abandons.txt", 5, abandoned)),
         recorded("03-sip-ring-no-answer-abandon.txt", 6, rang_out),
     ]
     peers, config, daemon = await run_calls(
@@ -109,7 +116,7 @@ async def test_direction_queue_exclude_auto_send_and_the_missed_call_sms(
     [decision] = trace(config, abandoned)
     assert (decision["trigger"], decision["outcome"], decision["agent"]) == \
         ("not_answered", "sent", "")
-    assert decision["reason"] == "missed call in queue support (abandoned)"
+    assert decision["reason"] == "missed call in queue sales (abandoned)"
     assert decision["code"] == "" and decision["sms_id"] is not None
     assert reasons(config, rang_out) == [
         ("not_answered", "skipped", "no agent answered (rang out, abandoned or sent elsewhere)")]
