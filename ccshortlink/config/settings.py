@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ccshortlink.config.ami import AmiConfig, read_ami
+from ccshortlink.config.ami import DEFAULT_PBX, AmiConfig, read_pbxs
 from ccshortlink.config.file import ConfigError, read_toml
 from ccshortlink.config.missedcall import check_missed_call
 from ccshortlink.config.policy import read_policy
@@ -19,14 +19,14 @@ from ccshortlink.core.links import check_templates
 from ccshortlink.core.policy import PolicyConfig
 
 # The section types are re-exported: callers name them from here.
-__all__ = ["DEFAULT_TEMPLATES", "AmiConfig", "Config", "ConfigError", "SmppConfig", "SmsConfig",
-           "WebConfig", "load_config", "parse_config"]
+__all__ = ["DEFAULT_PBX", "DEFAULT_TEMPLATES", "AmiConfig", "Config", "ConfigError",
+           "SmppConfig", "SmsConfig", "WebConfig", "load_config", "parse_config"]
 
 
 @dataclass(frozen=True)
 class Config:
     path: Path
-    ami: AmiConfig
+    pbxs: tuple[AmiConfig, ...]  # one per PBX: the plain [ami] table, or each [[ami]] table
     smpp: SmppConfig
     web: WebConfig
     database_path: Path
@@ -37,6 +37,11 @@ class Config:
     retention_days: float = 365.0
     # The whole stop, every part's bound derived from it: inside systemd's TimeoutStopSec=30.
     stop_timeout: float = 25.0
+
+    @property
+    def ami(self) -> AmiConfig:
+        """The first (with a plain [ami] table, the only) PBX's settings."""
+        return self.pbxs[0]
 
 
 def _resolve(base: Path, value: str) -> Path:
@@ -75,7 +80,8 @@ def parse_config(data: dict[str, Any], path: Path, *, render_templates: bool = F
         readers.append(Reader(data, name, problems))
         return readers[-1]
 
-    ami_cfg = read_ami(read("ami"), base)
+    pbxs, ami_readers = read_pbxs(data, base, problems)
+    readers += ami_readers
     smpp_cfg = read_smpp(read("smpp"), base)
     web_cfg = read_web(read("web"))
     db_path = _resolve(base, read("database").text("path", "ccshortlink.db", required=True))
@@ -98,7 +104,7 @@ def parse_config(data: dict[str, Any], path: Path, *, render_templates: bool = F
     if problems:
         raise ConfigError(str(path), problems)
     return Config(
-        path=path, ami=ami_cfg, smpp=smpp_cfg, web=web_cfg, database_path=db_path,
+        path=path, pbxs=pbxs, smpp=smpp_cfg, web=web_cfg, database_path=db_path,
         agents_file=agents_file, policy=policy_cfg, sms=sms_cfg, log_level=level,
         retention_days=retention_days, stop_timeout=stop_timeout,
     )

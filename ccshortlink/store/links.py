@@ -149,9 +149,9 @@ def _issue_link(db: sqlite3.Connection, *, agent_id: str, customer_number: str, 
             try:
                 cursor = db.execute(
                     "INSERT INTO links (code, agent_id, customer_number, customer_region,"
-                    " linkedid, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    " linkedid, created_at, expires_at, pbx) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                     (code, agent_id, customer_number, customer_region, linkedid, now,
-                     now + ttl))
+                     now + ttl, decision.pbx if decision is not None else ""))
                 break
             except sqlite3.IntegrityError:
                 continue
