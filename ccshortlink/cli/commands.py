@@ -24,7 +24,7 @@ def load(path: str) -> tuple[Config, AgentDirectory]:
     """Config and SMS templates validated together, then the agents file: exit 78 on any."""
     config = load_config(path, render_templates=True)
     try:
-        return config, load_agents(config.agents_file)
+        return config, load_agents(config.agents_file, [pbx.name for pbx in config.pbxs])
     except AgentsError as exc:
         raise ConfigError(path, exc.problems) from None
 
@@ -33,6 +33,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     config, agents = load(args.config)
     lines, warnings = check_report(config)
     print(f"{args.config}: OK ({len(agents)} agents from {config.agents_file})")
+    if len(config.pbxs) > 1:
+        print("PBXs: " + ", ".join(f"{p.name} ({p.host}:{p.port})" for p in config.pbxs))
     print("\n".join(lines))
     for warning in warnings:  # exit 0 all the same: nothing here stops the daemon
         print(f"warning: {warning}", file=sys.stderr)

@@ -112,8 +112,10 @@ class AgentDirectory:
     def by_extension(self, extension: str, pbx: str = "") -> Agent | None:
         """The agent of an extension as seen on `pbx`: one qualified by that PBX's name wins
         over one on every PBX. Without `pbx`, as written ('1001' or 'site-a:1001')."""
-        if not pbx:
-            return self._by_extension.get(split_extension(extension))
+        qualified, bare = split_extension(extension)
+        if not pbx or qualified:  # e.g. a channel_map entry naming 'site-a:1001'
+            found = self._by_extension.get((qualified, bare))
+            return found if not pbx or qualified == pbx else None
         return self._by_extension.get((pbx, extension)) or self._by_extension.get(
             ("", extension))
 
