@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from ccshortlink.app.pbxflows import PbxFlows, ami_health
+from ccshortlink.app.reloading import agent_lookup
 from ccshortlink.config.agents import AgentsError, load_agents, parse_agents
 from ccshortlink.config.settings import ConfigError, load_config
 from ccshortlink.core.calls import CallClosed, CallEnded, Outcome, SendRequested
@@ -30,7 +31,7 @@ agents:
   - id: BOB
     extensions:
       - {pbx: site-b, extension: "1001"}
-      - PJSIP/desk-bob
+      - site-b:PJSIP/desk-bob
     name: Bob
     phone: "+862088880002"
   - id: CAT
@@ -136,7 +137,8 @@ def test_an_empty_or_malformed_ami_array_is_a_problem(tmp_path: Path) -> None:
 def test_an_extension_qualified_by_a_pbx_means_its_agent_there_only(tmp_path: Path) -> None:
     agents = parse_agents(AGENTS, tmp_path / "agents.yaml")
     assert agents.by_id("BOB") is not None
-    assert agents.by_id("BOB").extensions == ("site-b:1001", "PJSIP/desk-bob")  # type: ignore[union-attr]
+    bob = agents.by_id("BOB")
+    assert bob is not None and bob.extensions == ("site-b:1001", "site-b:PJSIP/desk-bob")
 
     def who(extension: str, pbx: str) -> str | None:
         agent = agents.by_extension(extension, pbx)
@@ -148,6 +150,10 @@ def test_an_extension_qualified_by_a_pbx_means_its_agent_there_only(tmp_path: Pa
     assert (who("1002", "site-a"), who("1002", "site-b"), who("1002", "")) == ("CAT",) * 3
     assert who("site-b:1001", "") == "BOB" and who("site-b:1001", "site-a") is None
     assert agents.pbx_names == {"site-a", "site-b"}
+    # A qualified channel name: Bob's desk phone is an agent's channel on site-b only.
+    on_b, on_a = agent_lookup(agents, "site-b"), agent_lookup(agents, "site-a")
+    assert on_b("PJSIP/desk-bob-00000007", "") == "1001" and who("1001", "site-b") == "BOB"
+    assert on_a("PJSIP/desk-bob-00000007", "") is None
 
 
 def test_qualified_extensions_are_checked_like_the_others(tmp_path: Path) -> None:
