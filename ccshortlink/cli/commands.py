@@ -134,7 +134,7 @@ def cmd_agents(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     try:
-        agents = load_agents(config.agents_file)
+        agents = load_agents(config.agents_file, [pbx.name for pbx in config.pbxs])
     except AgentsError as exc:
         print(f"ccshortlink: agents file {exc}", file=sys.stderr)
         return Exit.CONFIG

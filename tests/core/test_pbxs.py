@@ -117,6 +117,14 @@ def test_check_config_lists_the_pbxs_and_exits_78_on_a_problem(tmp_path: Path) -
                             capture_output=True, text=True, timeout=60)
     assert failed.returncode == 78
     assert "each PBX needs its own name" in failed.stderr and "colour" in failed.stderr
+    # An agents file naming a PBX the config does not have is refused by both commands.
+    (tmp_path / "agents.yaml").write_text(AGENTS.replace("site-b", "site-c"))
+    for command in ("check-config", "agents"):
+        refused = subprocess.run([sys.executable, "-m", "ccshortlink", command, "-c", str(good)],
+                                 capture_output=True, text=True, timeout=60)
+        assert refused.returncode == 78, refused.stderr
+        assert "extensions name PBX 'site-c', which no [[ami]] table names " \
+            "(known: site-a, site-b)" in refused.stderr
 
 
 def test_an_empty_or_malformed_ami_array_is_a_problem(tmp_path: Path) -> None:
