@@ -7,17 +7,19 @@ import signal
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
+from functools import partial
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
 
-from ccshortlink.ami.client import AmiAuthError, AmiClient, AmiEvent
-from ccshortlink.app.callflow import CallFlow
+from ccshortlink.ami.client import AmiAuthError, AmiClient, AmiEvent, pbx_clients
 from ccshortlink.app.dbwatch import DbWatch
 from ccshortlink.app.decider import STOP_GRACE, Decider
 from ccshortlink.app.housekeeping import Housekeeping
 from ccshortlink.app.outbox import DRAIN_TIMEOUT, Outbox
-from ccshortlink.app.reloading import Live, Reloader, call_tracker
+from ccshortlink.app.pbxflows import PbxFlows, ami_health
+from ccshortlink.app.reloading import Live, Reloader
 from ccshortlink.app.replies import Replies
 from ccshortlink.app.sending import CardService
 from ccshortlink.app.shutdown import StopBudget
@@ -28,7 +30,7 @@ from ccshortlink.config.smstexts import reply_texts
 from ccshortlink.core.agents import AgentDirectory
 from ccshortlink.core.vocab import SmsStatus, Trigger
 from ccshortlink.ops.logs import Logger
-from ccshortlink.ops.metrics import DEFAULT_PBX, Metrics
+from ccshortlink.ops.metrics import Metrics
 from ccshortlink.ops.notify import SystemdNotifier
 from ccshortlink.smpp.client import DeliveryReceipt, MobileOriginated, SmppAuthError, SmppClient
 from ccshortlink.store.choose import AnyStore, open_store
@@ -58,9 +60,9 @@ class Parts:
     """Every part of a running daemon, built in one place (`Daemon._build`)."""
 
     live: Live
-    calls: CallFlow
+    calls: PbxFlows  # each PBX's tracker
     smpp: SmppClient
-    ami: AmiClient
+    amis: tuple[AmiClient, ...]  # one AMI session per PBX, in [[ami]] order
     outbox: Outbox
     cards: CardService
     decider: Decider
@@ -79,7 +81,8 @@ class Daemon:
         self.log = log
         self.clock = clock
         self.notifier = notifier or SystemdNotifier(None)
-        self.metrics = Metrics()
+        self.pbxs = tuple(pbx.name for pbx in config.pbxs)
+        self.metrics = Metrics(pbxs=self.pbxs)
         self.stop = asyncio.Event()
         self.ready = asyncio.Event()
         self.budget = StopBudget(config.stop_timeout)  # starts at the first stop signal
@@ -100,7 +103,7 @@ class Daemon:
         or the end of the budget forced it (what was decided is in the outbox); raises
         StartupError for a configuration-class failure at start."""
         try:
-            agents = load_agents(self.config.agents_file)
+            agents = load_agents(self.config.agents_file, self.pbxs)
         except AgentsError as exc:
             raise StartupError(str(exc)) from None
         self._main = asyncio.current_task()
@@ -119,9 +122,7 @@ class Daemon:
                 self._deadline.cancel()
             if self._parts is not None:
                 self._parts.reloader.abandon()
-        left = self.parts.calls.tracker.calls_in_progress()
-        if left:  # the next start decides them from their Cdr, or records why not
-            self.log.info("calls_in_progress_at_stop", count=len(left), linkedids=left[:100])
+        self.parts.calls.report_left()
         self.log.info("daemon_stopped")
         return 0
 
@@ -149,9 +150,8 @@ class Daemon:
         live = Live(agents, card_templates(config.sms), replies=reply_texts(
             config.sms.carrier, config.sms.default_language, company=config.web.company,
             hotline=config.web.hotline))
-        tracker = call_tracker(config.policy, agents)
-        calls = CallFlow(tracker, log, calls_seen=metrics.calls_seen,
-                         calls_ended=metrics.calls_ended)
+        calls = PbxFlows.build(self.pbxs, config.policy, agents, log,
+                               calls_seen=metrics.calls_seen, calls_ended=metrics.calls_ended)
         outbox = Outbox(store=store, gateway=smpp, clock=self.clock, log=log,
                         max_attempts=config.sms.max_attempts,
                         concurrency=config.smpp.window * 2,
@@ -176,13 +176,14 @@ class Daemon:
             watchdog_interval=self.notifier.watchdog_interval, expire_calls=calls.expire,
             on_db_state=lambda ok: setattr(live, "db_ok", ok),
             is_error=is_database_error)
-        ami = AmiClient(config.ami, self._on_ami_event, log, on_state=self._on_ami_state)
+        amis = pbx_clients(config.pbxs, self._on_ami_event, log, on_state=self._on_ami_state)
         # The bind is the SMPP thread's own state: read whenever /metrics is scraped.
         metrics.smpp_connected.set_function(lambda: 1.0 if smpp.bound else 0.0)
-        return Parts(live=live, calls=calls, smpp=smpp, ami=ami, outbox=outbox, cards=cards,
+        return Parts(live=live, calls=calls, smpp=smpp, amis=amis, outbox=outbox, cards=cards,
                      decider=decider, replies=replies, housekeeping=housekeeping,
                      db_watch=DbWatch(store, log, lambda: decider.failing),
-                     reloader=Reloader(config.path, live, tracker, log, load_agents=load_agents))
+                     reloader=Reloader(config.path, live, calls.trackers, log,
+                                       load_agents=partial(load_agents, pbxs=self.pbxs)))
 
     async def _start_web(self, store: AnyStore) -> web.AppRunner:
         app = make_app(store=store, agents=lambda: self.parts.live.agents,
@@ -207,7 +208,8 @@ class Daemon:
         loop.add_signal_handler(signal.SIGHUP, parts.reloader.on_sighup)
         try:
             async with asyncio.TaskGroup() as tasks:
-                tasks.create_task(parts.ami.run(self.stop), name="ami")
+                for pbx, ami in zip(self.pbxs, parts.amis, strict=True):
+                    tasks.create_task(ami.run(self.stop), name=f"ami-{pbx}")
                 tasks.create_task(parts.outbox.run(
                     self.stop, drain_timeout=lambda: self.budget.for_tasks(DRAIN_TIMEOUT)),
                     name="outbox")
@@ -240,7 +242,7 @@ class Daemon:
         self._deadline = asyncio.get_running_loop().call_later(
             self.budget.total, self._force, "stop_timeout")
         if self._parts is not None:
-            self._parts.calls.stopping = True
+            self._parts.calls.stop_deciding()
         self.notifier.stopping()
         self.stop.set()
 
@@ -269,14 +271,16 @@ class Daemon:
 
     # --- what the peers and the web app call -------------------------------------------
 
-    def _on_ami_event(self, event: dict[str, str]) -> None:
+    def _on_ami_event(self, pbx: str, event: dict[str, str]) -> None:
         """Runs on the loop for every AMI event, in order: must stay fast and never block."""
         session = event.session if isinstance(event, AmiEvent) else None
-        self.parts.calls.on_event(event, session)
+        self.parts.calls.on_event(pbx, event, session)
 
-    def _on_ami_state(self, up: bool) -> None:
-        self.parts.live.ami_up = up
-        self.metrics.ami_connected.labels(pbx=DEFAULT_PBX).set(1 if up else 0)
+    def _on_ami_state(self, pbx: str, up: bool) -> None:
+        live = self.parts.live
+        live.pbx_up[pbx] = up
+        live.ami_up = any(live.pbx_up.values())
+        self.metrics.ami_connected.labels(pbx=pbx).set(1 if up else 0)
 
     async def _on_receipt(self, receipt: DeliveryReceipt) -> None:
         await self.parts.replies.on_receipt(receipt)
@@ -289,10 +293,10 @@ class Daemon:
         """The CRM/CLI path: a CS ID and a number, through the same policy."""
         return await self.parts.cards.send_for(agent_id, number, trigger=trigger)
 
-    def health(self) -> dict[str, str]:
+    def health(self) -> dict[str, Any]:
         """Each component's state; `db_reason` says why the database is `failing`."""
         parts = self.parts
-        states = {"ami": "up" if parts.live.ami_up else "down",
+        states: dict[str, Any] = {**ami_health(self.pbxs, parts.live.pbx_up),
                   "smpp": "up" if parts.smpp.bound else "down",
                   "db": "up" if parts.live.db_ok else "down"}
         reason = parts.db_watch.check()  # a change seen here is logged as soon as it is seen

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 from panoramisk.actions import Action
@@ -30,7 +31,7 @@ _HANDSHAKE_TIMEOUT = 5.0
 _STOP_GRACE = 2.0
 
 
-__all__ = ["AmiAuthError", "AmiClient", "AmiEvent", "AmiProtocol"]
+__all__ = ["AmiAuthError", "AmiClient", "AmiEvent", "AmiProtocol", "pbx_clients"]
 
 
 class AmiAuthError(Exception):
@@ -204,6 +205,16 @@ class AmiClient:
                 self._on_state(connected)
             except Exception:
                 self._log.exception("ami_state_handler_failed", connected=connected)
+
+
+def pbx_clients(pbxs: Sequence[AmiConfig], on_event: Callable[[str, dict[str, str]], None],
+                log: Logger, *, on_state: Callable[[str, bool], None]) -> tuple[AmiClient, ...]:
+    """One client per PBX, each handing on its events and state with the PBX's name; with
+    several PBXs each one's log lines say which it is about."""
+    several = len(pbxs) > 1
+    return tuple(AmiClient(pbx, partial(on_event, pbx.name),
+                           log.bind(pbx=pbx.name) if several else log,
+                           on_state=partial(on_state, pbx.name)) for pbx in pbxs)
 
 
 def _tls_fields(protocol: AmiProtocol, tls: TlsConfig | None) -> dict[str, object]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 
 from ccshortlink.app.ports import Counter, Log
 from ccshortlink.core.calls import CallClosed, CallEnded, CallTracker, Outcome
@@ -17,13 +18,17 @@ class CallFlow:
     """Feeds the tracker in event order; what it says has ended goes to `outcomes`."""
 
     def __init__(self, tracker: CallTracker, log: Log, *, calls_seen: Counter,
-                 calls_ended: Counter, monotonic: Callable[[], float] = time.monotonic) -> None:
+                 calls_ended: Counter, monotonic: Callable[[], float] = time.monotonic,
+                 pbx: str = "", outcomes: asyncio.Queue[Outcome] | None = None) -> None:
         self.tracker = tracker
+        self.pbx = pbx  # the PBX these events come from: every outcome says so
         self.log = log
         self.calls_seen = calls_seen
         self.calls_ended = calls_ended
         self.monotonic = monotonic
-        self.outcomes: asyncio.Queue[Outcome] = asyncio.Queue()
+        # Several PBXs' flows may share one queue: one decider takes them all, in order.
+        self.outcomes: asyncio.Queue[Outcome] = outcomes if outcomes is not None \
+            else asyncio.Queue()
         self.stopping = False  # set at the stop: later events are not turned into decisions
         # Beside the tracker, on the same events: each call's direction and queues, for the rules
         self.routes = RouteBook(max_calls=tracker.max_channels, timeout=tracker.call_timeout)
@@ -50,6 +55,8 @@ class CallFlow:
 
     def report(self, outcome: Outcome) -> None:
         """One log line per ended call or request; each goes on to be decided or recorded."""
+        if self.pbx:
+            outcome = replace(outcome, pbx=self.pbx)
         if isinstance(outcome, CallClosed):
             # call_evicted is the name this has always had; the others are new
             event = {Trigger.CALL_TIMEOUT: "call_evicted", Trigger.EVICTED: "channel_evicted"}.get(

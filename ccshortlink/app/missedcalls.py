@@ -40,7 +40,7 @@ def missed_call_request(closed: CallClosed, customer: CustomerNumber, *, config:
         record=DecisionRecord(
             linkedid=closed.linkedid, trigger=closed.trigger, agent_id="", agent_extension="",
             customer_number=customer.e164, talk_seconds=None, outcome=None,
-            reason=missed_call_reason(closed.route)),
+            reason=missed_call_reason(closed.route), pbx=closed.pbx),
         customer_region=customer.region,
         pair_since=now - policy.resend_window_hours * 3600,
         day_start=day_start(now, customer.time_zone),

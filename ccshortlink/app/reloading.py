@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from ccshortlink.app.ports import Log
@@ -25,19 +25,21 @@ class Live:
 
     agents: AgentDirectory
     templates: SmsTemplates
-    ami_up: bool = False
+    ami_up: bool = False  # any PBX's AMI session is logged in
+    pbx_up: dict[str, bool] = field(default_factory=dict)  # each PBX's, by name
     db_ok: bool = True
     replies: ReplyTexts | None = None  # the answers to opt-out, opt-in and help replies
 
 
-def agent_lookup(agents: AgentDirectory) -> AgentLookup:
-    return default_agent_lookup(lambda ext: agents.by_extension(ext) is not None,
-                                agents.channel_map)
+def agent_lookup(agents: AgentDirectory, pbx: str = "") -> AgentLookup:
+    """Which channels are agents' on `pbx` (its own qualified extensions, and the others)."""
+    return default_agent_lookup(lambda ext: agents.by_extension(ext, pbx) is not None,
+                                agents.channel_map_for(pbx))
 
 
-def call_tracker(policy: PolicyConfig, agents: AgentDirectory) -> CallTracker:
+def call_tracker(policy: PolicyConfig, agents: AgentDirectory, pbx: str = "") -> CallTracker:
     return CallTracker(
-        agent_lookup(agents),
+        agent_lookup(agents, pbx),
         card_on_transfer=policy.card_on_transfer,
         feature_code_window=policy.feature_code_window_minutes * 60,
         call_timeout=policy.call_timeout_hours * 3600,
@@ -52,12 +54,15 @@ class Reloader:
     Other settings (addresses, credentials, policy) need a restart: they are read once.
     """
 
-    def __init__(self, config_path: Path, live: Live, tracker: CallTracker, log: Log, *,
+    def __init__(self, config_path: Path, live: Live,
+                 tracker: CallTracker | Mapping[str, CallTracker], log: Log, *,
                  load_agents: Callable[[Path], AgentDirectory]) -> None:
         self.config_path = config_path
         self.load_agents = load_agents  # config.agents' reader, handed in (it parses YAML)
         self.live = live
-        self.tracker = tracker
+        # Each PBX's tracker, by name: each learns the agents as seen on its own PBX.
+        self.trackers: Mapping[str, CallTracker] = (
+            {"": tracker} if isinstance(tracker, CallTracker) else tracker)
         self.log = log
         self._task: asyncio.Task[None] | None = None
         self._wanted = False
@@ -80,7 +85,7 @@ class Reloader:
 
     async def reload(self) -> bool:
         try:
-            agents, (templates, replies), languages, lookup = await asyncio.to_thread(
+            agents, (templates, replies), languages, lookups = await asyncio.to_thread(
                 self._read)
         except ProblemsError as exc:  # the config or agents file: every problem
             self.log.error("reload_failed", problems=exc.problems,
@@ -93,12 +98,13 @@ class Reloader:
         self.live.agents = agents
         self.live.templates = templates
         self.live.replies = replies
-        self.tracker.agent_lookup = lookup
+        for pbx, tracker in self.trackers.items():
+            tracker.agent_lookup = lookups[pbx]
         self.log.info("reload_done", agents=len(agents), templates=languages)
         return True
 
     def _read(self) -> tuple[AgentDirectory, tuple[SmsTemplates, ReplyTexts], list[str],
-                             AgentLookup]:
+                             dict[str, AgentLookup]]:
         """Runs in a worker thread: everything a reload needs, built and checked."""
         # Templates rendered in the bounded sandbox with the configured public_url, as at start.
         config = load_config(self.config_path, render_templates=True)
@@ -106,4 +112,5 @@ class Reloader:
         texts = (card_templates(config.sms), reply_texts(
             config.sms.carrier, config.sms.default_language, company=config.web.company,
             hotline=config.web.hotline))
-        return agents, texts, sorted(config.sms.templates), agent_lookup(agents)
+        lookups = {pbx: agent_lookup(agents, pbx) for pbx in self.trackers}
+        return agents, texts, sorted(config.sms.templates), lookups

@@ -91,32 +91,33 @@ class CardService:
         if isinstance(outcome, CallClosed):
             return self._closed_request(outcome, now)
         directory = self.agents()
-        agent = directory.by_extension(outcome.agent_extension)
+        pbx = outcome.pbx  # an extension means the agent it means on the call's own PBX
+        agent = directory.by_extension(outcome.agent_extension, pbx)
         talk = outcome.talk_seconds if isinstance(outcome, CallEnded) else None
         already = outcome.card_already_sent if isinstance(outcome, CallEnded) else False
         if agent is None:
             return _skip(outcome.trigger, outcome.linkedid, "", outcome.agent_extension,
                          outcome.customer_number, talk,
-                         f"extension {outcome.agent_extension} is not an agent")
+                         f"extension {outcome.agent_extension} is not an agent", pbx)
         if isinstance(outcome, SendRequested) and outcome.reason:
             return _skip(outcome.trigger, outcome.linkedid, agent.id, outcome.agent_extension,
-                         "", None, outcome.reason)
+                         "", None, outcome.reason, pbx)
         if isinstance(outcome, CallEnded):  # a card by itself at hangup: the rules may hold it
             rule = hangup_rule_skip(
                 agent=agent, route=outcome.route, other_party=outcome.customer_number,
                 policy=self.config.policy,
-                is_agent_extension=lambda ext: directory.by_extension(ext) is not None)
+                is_agent_extension=lambda ext: directory.by_extension(ext, pbx) is not None)
             if rule is not None:
                 return _skip(outcome.trigger, outcome.linkedid, agent.id,
-                             outcome.agent_extension, outcome.customer_number, talk, rule)
+                             outcome.agent_extension, outcome.customer_number, talk, rule, pbx)
         return self._card_request(agent, outcome.customer_number, now, trigger=outcome.trigger,
                                   linkedid=outcome.linkedid,
                                   agent_extension=outcome.agent_extension, talk_seconds=talk,
-                                  card_already_sent=already)
+                                  card_already_sent=already, pbx=pbx)
 
     def _closed_request(self, closed: CallClosed, now: float) -> CardRequest:
         """A call closed without a decision (the PBX restarted, no Cdr...): kept for `trace`."""
-        agent = self.agents().by_extension(closed.agent_extension) \
+        agent = self.agents().by_extension(closed.agent_extension, closed.pbx) \
             if closed.agent_extension else None
         customer = normalise_number(closed.customer_number, self.config.policy)
         if wants_missed_call_sms(closed, self.config) \
@@ -125,23 +126,24 @@ class CardService:
                                        texts=self.missed_call_texts, now=now)
         number = closed.customer_number if isinstance(customer, NumberRejected) else customer.e164
         return _skip(closed.trigger, closed.linkedid, agent.id if agent else "",
-                     closed.agent_extension, number, closed.talk_seconds, closed.reason)
+                     closed.agent_extension, number, closed.talk_seconds, closed.reason,
+                     closed.pbx)
 
     def _card_request(self, agent: Agent, raw_number: str, now: float, *, trigger: Trigger,
                       linkedid: str,
                       agent_extension: str, talk_seconds: float | None,
-                      card_already_sent: bool) -> CardRequest:
+                      card_already_sent: bool, pbx: str = "") -> CardRequest:
         policy = self.config.policy
         customer = normalise_number(raw_number, policy)
         if isinstance(customer, NumberRejected):
             return _skip(trigger, linkedid, agent.id, agent_extension, raw_number, talk_seconds,
-                         customer.reason)
+                         customer.reason, pbx)
         templates = self.templates()  # the set in force now, even if a reload lands meanwhile
         return CardRequest(
             record=DecisionRecord(
                 linkedid=linkedid, trigger=trigger, agent_id=agent.id,
                 agent_extension=agent_extension, customer_number=customer.e164,
-                talk_seconds=talk_seconds, outcome=None, reason=""),
+                talk_seconds=talk_seconds, outcome=None, reason="", pbx=pbx),
             customer_region=customer.region,
             pair_since=now - policy.resend_window_hours * 3600,
             day_start=day_start(now, customer.time_zone), ttl=policy.link_ttl_days * 86400,
@@ -175,21 +177,24 @@ class CardService:
             return result
         record, issued = result.record, result.issued
         customer = mask_number(record.customer_number) if record.customer_number else None
+        # With several PBXs a linkedid alone does not say which call: the PBX goes with it.
+        where = {"pbx": record.pbx} if record.pbx and len(self.config.pbxs) > 1 else {}
         if issued is None and result.sms_id is not None:
             deferred = record.outcome == DecisionOutcome.DEFERRED
-            self.log.info("missed_call_sms_queued", linkedid=record.linkedid,
+            self.log.info("missed_call_sms_queued", linkedid=record.linkedid, **where,
                           customer=customer, sms_id=result.sms_id, deferred=deferred,
                           reason=record.reason)
             return CardOutcome(status=SendStatus.DEFERRED if deferred else SendStatus.QUEUED,
                                reason=record.reason, sms_id=result.sms_id)
         if issued is None:
-            self.log.info("card_skipped", linkedid=record.linkedid, trigger=record.trigger,
+            self.log.info("card_skipped", linkedid=record.linkedid, **where,
+                          trigger=record.trigger,
                           agent=record.agent_id or None,
                           extension=record.agent_extension or None, customer=customer,
                           reason=record.reason)
             return CardOutcome(status=SendStatus.SKIPPED, reason=record.reason)
         deferred = record.outcome == DecisionOutcome.DEFERRED
-        self.log.info("card_queued", linkedid=record.linkedid, trigger=record.trigger,
+        self.log.info("card_queued", linkedid=record.linkedid, **where, trigger=record.trigger,
                       agent=record.agent_id, customer=customer, code=issued.code,
                       sms_id=issued.sms_id, reused_link=issued.reused, deferred=deferred,
                       reason=record.reason or None)
@@ -215,9 +220,9 @@ def _only(results: list[CardOutcome | Exception]) -> CardOutcome:
 
 
 def _skip(trigger: Trigger, linkedid: str, agent_id: str, extension: str, number: str,
-          talk_seconds: float | None, reason: str) -> CardRequest:
+          talk_seconds: float | None, reason: str, pbx: str = "") -> CardRequest:
     """A decision known before any facts: recorded as skipped, nothing sent."""
     return CardRequest(record=DecisionRecord(
         linkedid=linkedid, trigger=trigger, agent_id=agent_id, agent_extension=extension,
         customer_number=number, talk_seconds=talk_seconds, outcome=DecisionOutcome.SKIPPED,
-        reason=reason))
+        reason=reason, pbx=pbx))

@@ -24,7 +24,7 @@ def load(path: str) -> tuple[Config, AgentDirectory]:
     """Config and SMS templates validated together, then the agents file: exit 78 on any."""
     config = load_config(path, render_templates=True)
     try:
-        return config, load_agents(config.agents_file)
+        return config, load_agents(config.agents_file, [pbx.name for pbx in config.pbxs])
     except AgentsError as exc:
         raise ConfigError(path, exc.problems) from None
 
@@ -35,6 +35,8 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     print(f"{args.config}: OK ({len(agents)} agents from {config.agents_file})")
     if config.db.url:  # never its password
         print(f"database: PostgreSQL at {config.db.shown}")
+    if len(config.pbxs) > 1:
+        print("PBXs: " + ", ".join(f"{p.name} ({p.host}:{p.port})" for p in config.pbxs))
     print("\n".join(lines))
     for warning in warnings:  # exit 0 all the same: nothing here stops the daemon
         print(f"warning: {warning}", file=sys.stderr)
@@ -134,7 +136,7 @@ def cmd_agents(args: argparse.Namespace) -> int:
 
     config = load_config(args.config)
     try:
-        agents = load_agents(config.agents_file)
+        agents = load_agents(config.agents_file, [pbx.name for pbx in config.pbxs])
     except AgentsError as exc:
         print(f"ccshortlink: agents file {exc}", file=sys.stderr)
         return Exit.CONFIG

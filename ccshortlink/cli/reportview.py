@@ -10,6 +10,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from ccshortlink.cli.replyview import describe_reply, replies_line
+from ccshortlink.config.ami import DEFAULT_PBX
 from ccshortlink.store.reports import Figures, Trace, TraceEvent
 
 LABELS = {
@@ -68,6 +69,9 @@ def _describe(event: TraceEvent, zone: ZoneInfo) -> str:
     if kind == "decision":
         talk = f" talk {f['talk_seconds']:.0f}s," if f["talk_seconds"] is not None else ""
         call = f" {f['linkedid']}" if f["linkedid"] else ""
+        pbx = f.get("pbx", "")
+        if pbx and pbx != DEFAULT_PBX:  # one unnamed PBX: the lines read as they always have
+            call = f"{call} on {pbx}"
         agent = f["agent"] or "no agent"
         ext = f" (ext {f['agent_extension']})" if f["agent_extension"] else ""
         outcome = f["outcome"] + (f": {f['reason']}" if f["reason"] else "")

@@ -30,7 +30,9 @@ def check_report(config: Config) -> tuple[list[str], list[str]]:
 def config_warnings(config: Config) -> list[str]:
     """Each warning names the setting and why it matters; secrets themselves are never shown."""
     warnings = []
-    for name, value in (("[ami] secret", config.ami.secret),
+    several = len(config.pbxs) > 1
+    amis = [(f'[ami "{pbx.name}"]' if several else "[ami]", pbx) for pbx in config.pbxs]
+    for name, value in (*((f"{label} secret", pbx.secret) for label, pbx in amis),
                         ("[smpp] password", config.smpp.password),
                         ("[web] api_token", config.web.api_token)):
         if value and value.strip().lower() in EXAMPLE_SECRETS:
@@ -39,7 +41,8 @@ def config_warnings(config: Config) -> list[str]:
     if token and token.strip().lower() not in EXAMPLE_SECRETS and len(token) < MIN_TOKEN:
         warnings.append(f"[web] api_token is {len(token)} characters: use {MIN_TOKEN} or more "
                         "random ones (e.g. `openssl rand -hex 16`)")
-    for section, tls in (("[ami]", config.ami.tls), ("[smpp]", config.smpp.tls)):
+    for section, tls in (*((label, pbx.tls) for label, pbx in amis),
+                         ("[smpp]", config.smpp.tls)):
         if tls is not None and not tls.verify:
             warnings.append(f"{section} tls_verify = false: the peer's certificate is not "
                             "checked, so whoever is on the path can pose as it and read the login")

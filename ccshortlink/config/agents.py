@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from pathlib import Path
 
 from ccshortlink.config.agentsyaml import Map, Seq, YamlSyntaxError, read_yaml
@@ -166,12 +167,23 @@ def parse_agents(text: str, source: Path) -> AgentDirectory:
     return AgentDirectory(read.agents, channel_map)
 
 
-def load_agents(path: Path) -> AgentDirectory:
-    """Read and validate the agents file at `path`; safe to run in a worker thread."""
+def load_agents(path: Path, pbxs: Collection[str] | None = None) -> AgentDirectory:
+    """Read and validate the agents file at `path`; safe to run in a worker thread.
+
+    With `pbxs` (the [[ami]] names), an extension qualified by any other name is a problem:
+    it could never match a call.
+    """
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise AgentsError(str(path), [f"{path}: file not found"]) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise AgentsError(str(path), [f"{path}: cannot read: {exc}"]) from None
-    return parse_agents(text, path)
+    agents = parse_agents(text, path)
+    unknown = sorted(agents.pbx_names - set(pbxs)) if pbxs is not None else []
+    if unknown:
+        known = ", ".join(sorted(pbxs or ())) or "none"
+        raise AgentsError(str(path), [
+            f"{path}: extensions name PBX '{name}', which no [[ami]] table names "
+            f"(known: {known})" for name in unknown])
+    return agents

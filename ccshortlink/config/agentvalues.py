@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 from ccshortlink.config.agentsyaml import Map, Seq
+from ccshortlink.core.agents import PBX_NAME, split_extension
 
 # What a dialled extension can be in Asterisk: digits with * and #, E.164 numbers with a +.
 _EXTENSION = re.compile(r"\+?[0-9*#]{0,79}[0-9][0-9*#]{0,79}")
@@ -115,14 +116,36 @@ def extensions_of(entry: Map, where: str, file: str, problems: list[str]) -> tup
         return ()
     extensions = []
     for item, line in zip(raw, raw.lines, strict=False):
-        text = item.strip() if isinstance(item, str) else ""
-        if _EXTENSION.fullmatch(text) or _CHANNEL.fullmatch(text):
-            extensions.append(text)
+        text = _qualified(item, f"{file}:{line}", problems)
+        if text is None:
             continue
-        shown = f"'{item}'" if isinstance(item, str) else kind(item)
+        pbx, bare = split_extension(text)
+        if _EXTENSION.fullmatch(bare) or _CHANNEL.fullmatch(bare):
+            extensions.append(f"{pbx}:{bare}" if pbx else bare)
+            continue
+        shown = f"'{item}'" if isinstance(item, str) else f"'{text}'" if text else kind(item)
+        hint = ("; one for a single PBX is its [[ami]] name, ':' and the extension "
+                "(e.g. 'site-a:1001')") if ":" in text else ""
         problems.append(f"{file}:{line}: extension {shown} is neither digits (e.g. '01001', "
-                        "'*55', '+862088880000') nor a channel name (e.g. 'PJSIP/desk-ann')")
+                        f"'*55', '+862088880000') nor a channel name (e.g. 'PJSIP/desk-ann')"
+                        f"{hint}")
     return tuple(extensions)
+
+
+def _qualified(item: object, at: str, problems: list[str]) -> str | None:
+    """An extension as text: 'site-a:1001' for {pbx: site-a, extension: '1001'}."""
+    if not isinstance(item, Map) or not item.keys() & {"pbx", "extension"}:
+        return item.strip() if isinstance(item, str) else ""
+    check_unknown(item, ("pbx", "extension"), "extension field", at, problems)
+    pbx, extension = item.get("pbx"), item.get("extension")
+    if not isinstance(pbx, str) or not PBX_NAME.fullmatch(pbx.strip()):
+        problems.append(f"{at}: an extension's 'pbx' must be a PBX name from [[ami]] "
+                        "(e.g. 'site-a')")
+        return None
+    if not isinstance(extension, str) or not extension.strip():
+        problems.append(f"{at}: an extension with a 'pbx' needs its 'extension' (e.g. '1001')")
+        return None
+    return f"{pbx.strip()}:{extension.strip()}"
 
 
 def items_of(entry: Map, key: str, where: str, problems: list[str]) -> zip[tuple[object, int]]:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ccshortlink.config.ami import AmiConfig, read_ami
+from ccshortlink.config.ami import DEFAULT_PBX, AmiConfig, read_pbxs
 from ccshortlink.config.database import DatabaseConfig, read_database
 from ccshortlink.config.file import ConfigError, read_toml
 from ccshortlink.config.missedcall import check_missed_call
@@ -20,14 +20,14 @@ from ccshortlink.core.links import check_templates
 from ccshortlink.core.policy import PolicyConfig
 
 # The section types are re-exported: callers name them from here.
-__all__ = ["DEFAULT_TEMPLATES", "AmiConfig", "Config", "ConfigError", "SmppConfig", "SmsConfig",
-           "WebConfig", "load_config", "parse_config"]
+__all__ = ["DEFAULT_PBX", "DEFAULT_TEMPLATES", "AmiConfig", "Config", "ConfigError",
+           "SmppConfig", "SmsConfig", "WebConfig", "load_config", "parse_config"]
 
 
 @dataclass(frozen=True)
 class Config:
     path: Path
-    ami: AmiConfig
+    pbxs: tuple[AmiConfig, ...]  # one per PBX: the plain [ami] table, or each [[ami]] table
     smpp: SmppConfig
     web: WebConfig
     database_path: Path
@@ -44,6 +44,11 @@ class Config:
     @property
     def db(self) -> DatabaseConfig:
         return self.database or DatabaseConfig(path=self.database_path)
+
+    @property
+    def ami(self) -> AmiConfig:
+        """The first (with a plain [ami] table, the only) PBX's settings."""
+        return self.pbxs[0]
 
 
 def _resolve(base: Path, value: str) -> Path:
@@ -82,7 +87,8 @@ def parse_config(data: dict[str, Any], path: Path, *, render_templates: bool = F
         readers.append(Reader(data, name, problems))
         return readers[-1]
 
-    ami_cfg = read_ami(read("ami"), base)
+    pbxs, ami_readers = read_pbxs(data, base, problems)
+    readers += ami_readers
     smpp_cfg = read_smpp(read("smpp"), base)
     web_cfg = read_web(read("web"))
     database = read_database(read("database"), base)
@@ -105,7 +111,7 @@ def parse_config(data: dict[str, Any], path: Path, *, render_templates: bool = F
     if problems:
         raise ConfigError(str(path), problems)
     return Config(
-        path=path, ami=ami_cfg, smpp=smpp_cfg, web=web_cfg, database_path=database.path,
+        path=path, pbxs=pbxs, smpp=smpp_cfg, web=web_cfg, database_path=database.path,
         agents_file=agents_file, policy=policy_cfg, sms=sms_cfg, log_level=level,
         retention_days=retention_days, stop_timeout=stop_timeout,
         database=database,

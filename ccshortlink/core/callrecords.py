@@ -25,6 +25,7 @@ class CallEnded:
     card_already_sent: bool = False
     decided_from: str = "events"  # "cdr" when the call began before ccshortlink was watching
     route: CallRoute | None = None  # its direction and queues, when its start was seen
+    pbx: str = ""  # which PBX it happened on ([[ami]] name); stamped by the app, not the tracker
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class SendRequested:
     linkedid: str
     trigger: Trigger = Trigger.FEATURE_CODE
     reason: str = ""
+    pbx: str = ""  # which PBX the agent asked on
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,7 @@ class CallClosed:
     reason: str
     trigger: Trigger  # pbx_restart | no_cdr | not_answered | evicted | call_timeout
     route: CallRoute | None = None  # its direction and queues, when its start was seen
+    pbx: str = ""  # which PBX it happened on
 
 
 Outcome = CallEnded | SendRequested | CallClosed

@@ -82,6 +82,7 @@ class DecisionRecord:
     talk_seconds: float | None
     outcome: DecisionOutcome | None  # None until the batch judges it (see CardRequest)
     reason: str
+    pbx: str = ""  # the PBX the call came from ([[ami]] name); '' for the API and CLI
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Info, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
@@ -13,7 +13,7 @@ from ccshortlink.core.vocab import SmsStatus
 VISIT_KINDS = ("open", "call", "vcard")
 SMS_STATUSES = tuple(SmsStatus)  # queued, submitting, submitted, delivered, failed, expired
 LINK_STATES = ("live", "expired", "revoked")
-DEFAULT_PBX = "default"  # the `pbx` label of the AMI gauge while there is one PBX
+DEFAULT_PBX = "default"  # the `pbx` label of the AMI gauge of a plain [ami] table
 
 
 class Metrics:
@@ -21,7 +21,7 @@ class Metrics:
 
     content_type = CONTENT_TYPE_LATEST
 
-    def __init__(self) -> None:
+    def __init__(self, pbxs: Sequence[str] = (DEFAULT_PBX,)) -> None:
         # A private registry: tests and several daemons in one process never share counts.
         self.registry = CollectorRegistry(auto_describe=True)
         self.calls_seen = Counter(
@@ -68,7 +68,8 @@ class Metrics:
             "ccshortlink_build", "The running ccshortlink's version", registry=self.registry)
         self.build.info({"version": __version__})
         # Export zeros from the start so rate() and alerts work before the first event.
-        self.ami_connected.labels(pbx=DEFAULT_PBX).set(0)
+        for pbx in pbxs:  # one series per PBX, each 0 until its AMI login
+            self.ami_connected.labels(pbx=pbx).set(0)
         self.smpp_connected.set(0)
         for state in LINK_STATES:
             self.links.labels(state=state).set(0)

@@ -165,10 +165,10 @@ def _issue_link(db: sqlite3.Connection, *, agent_id: str, customer_number: str, 
             # No exception on a clash: PostgreSQL would abort the whole transaction.
             minted = db.execute(
                 "INSERT INTO links (code, agent_id, customer_number, customer_region,"
-                " linkedid, created_at, expires_at) VALUES (?, ?, ?, ?, ?, ?, ?)"
+                " linkedid, created_at, expires_at, pbx) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
                 " ON CONFLICT (code) DO NOTHING RETURNING id",
                 (code, agent_id, customer_number, customer_region, linkedid, now,
-                 now + ttl)).fetchone()
+                 now + ttl, decision.pbx if decision is not None else "")).fetchone()
             if minted is not None:
                 break
         else:

@@ -210,7 +210,7 @@ class Reports:
                 "trigger": d["trigger"], "linkedid": d["linkedid"], "agent": d["agent_id"],
                 "agent_extension": d["agent_extension"], "customer_number": d["customer_number"],
                 "talk_seconds": d["talk_seconds"], "outcome": d["outcome"], "reason": d["reason"],
-                "code": codes.get(d["link_id"], ""), "sms_id": d["sms_id"]}))
+                "code": codes.get(d["link_id"], ""), "sms_id": d["sms_id"], "pbx": _pbx(d)}))
         changes, told = trace_changes(self._db, links_in, link_params)  # revoked, extended
         events += [TraceEvent(at, kind, facts) for at, kind, facts in changes]
         for link in links:
@@ -297,8 +297,12 @@ def _link_summary(row: sqlite3.Row, now: float) -> dict[str, Any]:
     status = link_status(row["expires_at"], row["revoked_at"], now)
     return {"code": row["code"], "agent": row["agent_id"],
             "customer_number": row["customer_number"], "linkedid": row["linkedid"],
-            "created_at": row["created_at"], "expires_at": row["expires_at"],
+            "pbx": _pbx(row), "created_at": row["created_at"], "expires_at": row["expires_at"],
             "revoked_at": row["revoked_at"], "status": status}
+
+
+def _pbx(row: sqlite3.Row) -> str:  # '' before schema 5, and for the API's and CLI's sends
+    return str(row["pbx"]) if "pbx" in row.keys() else ""  # noqa: SIM118 - schema 4
 
 
 def _sms_summary(row: sqlite3.Row, message_ids: list[str | None]) -> dict[str, Any]:

@@ -11,10 +11,10 @@ def insert_decision(db: sqlite3.Connection, d: DecisionRecord, now: float,
                     link_id: int | None, sms_id: int | None) -> None:
     db.execute(
         "INSERT INTO decisions (linkedid, trigger, agent_id, agent_extension, customer_number,"
-        " talk_seconds, outcome, reason, link_id, sms_id, decided_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " talk_seconds, outcome, reason, link_id, sms_id, decided_at, pbx)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (d.linkedid, d.trigger, d.agent_id, d.agent_extension, d.customer_number,
-         d.talk_seconds, d.outcome, d.reason, link_id, sms_id, now))
+         d.talk_seconds, d.outcome, d.reason, link_id, sms_id, now, d.pbx))
 
 
 # What a daemon logs for a call another daemon on the same PostgreSQL decided first.

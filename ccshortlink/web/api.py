@@ -15,13 +15,18 @@ from ccshortlink.web.guard import anonymise, client_key
 
 
 async def healthz(request: web.Request) -> web.Response:
-    """200 when AMI, SMPP and the database are all up, 503 otherwise; JSON either way."""
+    """200 when AMI, SMPP and the database are up, 503 otherwise; JSON either way.
+
+    With several PBXs, AMI counts as up while any PBX is (`degraded`): one site down must not
+    take every daemon out of the load balancer, since the others' cards still go out.
+    """
     deps = request.app[DEPS]
     states = dict(deps.health())
     if "db" not in states:
         states["db"] = "up" if await deps.store.ping() else "down"
-    # Only the components' states count: `db_reason` and the like only say why.
-    healthy = all(state == "up" for key, state in states.items() if key in ("ami", "smpp", "db"))
+    # Only the components' states count: `db_reason`, `pbxs` and the like only say why.
+    healthy = all(state in ("up", "degraded") if key == "ami" else state == "up"
+                  for key, state in states.items() if key in ("ami", "smpp", "db"))
     return web.json_response(states, status=200 if healthy else 503,
                              headers={"Cache-Control": "no-store"})
 

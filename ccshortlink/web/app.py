@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from datetime import UTC, tzinfo
 
 from aiohttp import web
@@ -49,7 +49,7 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
 
 
 def make_app(*, store: WebStore, agents: Callable[[], AgentDirectory], web_config: WebConfig,
-             clock: Callable[[], float], health: Callable[[], dict[str, str]],
+             clock: Callable[[], float], health: Callable[[], Mapping[str, object]],
              metrics: Metrics, send_card: SendCard | None, log: Logger,
              zone: tzinfo = UTC, default_region: str = "CN") -> web.Application:
     """Build the web application; `zone` dates the reviews left on cards.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import tzinfo
 from importlib import resources
@@ -113,7 +113,7 @@ class WebDeps:
     agents: Callable[[], AgentDirectory]
     web_config: WebConfig
     clock: Callable[[], float]
-    health: Callable[[], dict[str, str]]
+    health: Callable[[], Mapping[str, object]]
     metrics: Metrics
     send_card: SendCard | None
     log: Logger

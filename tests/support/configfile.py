@@ -8,8 +8,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent.parent  # the repository: etc/, README.md, pyproject
 
 
-def write_config(folder: Path, **sections: dict[str, object]) -> Path:
-    """A complete ccshortlink.toml in `folder`, with the example agents; override per section."""
+def write_config(folder: Path, **sections: dict[str, object] | list[dict[str, object]]) -> Path:
+    """A complete ccshortlink.toml in `folder`, with the example agents; override per section.
+
+    A list of tables replaces the section by an array of tables: `ami=[{...}, {...}]` writes
+    two [[ami]] tables.
+    """
     shutil.copy(ROOT / "etc" / "agents.yaml", folder / "agents.yaml")
     shutil.copytree(ROOT / "etc" / "avatars", folder / "avatars", dirs_exist_ok=True)
     base: dict[str, dict[str, object]] = {
@@ -23,11 +27,18 @@ def write_config(folder: Path, **sections: dict[str, object]) -> Path:
     }
     if "url" in sections.get("database", {}):  # PostgreSQL instead of the SQLite file
         base["database"] = {}
+    arrays: dict[str, list[dict[str, object]]] = {}
     for name, values in sections.items():
-        base.setdefault(name, {}).update(values)
+        if isinstance(values, list):
+            arrays[name] = values
+            base.pop(name, None)
+        else:
+            base.setdefault(name, {}).update(values)
     lines = []
-    for name, values in base.items():
-        lines.append(f"[{name}]")
+    tables = [(f"[{name}]", values) for name, values in base.items()]
+    tables += [(f"[[{name}]]", values) for name, items in arrays.items() for values in items]
+    for header, values in tables:
+        lines.append(header)
         for key, value in values.items():
             lines.append(f"{key} = {_toml(value)}")
         lines.append("")

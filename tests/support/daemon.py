@@ -129,13 +129,18 @@ class Peers:
                 if m.complete and m.destination.lstrip("+") == number.lstrip("+")]
 
 
-async def start_peers(smsc_factory: SmscFactory, frames: list[bytes], **smsc: Any) -> Peers:
+async def start_ami_peer(frames: list[bytes]) -> tuple[AmiPeer, int]:
+    """One recorded Asterisk on a free port (another PBX beside start_peers' own)."""
     banner, _ = read_transcript(ANSWERED_CALL)
     # A reconnecting client gets only what was added since: the calls a live Asterisk
     # would send next, never the ones it already sent.
     ami = AmiPeer(frames, username="ccshortlink", secret="s3cret", banner=banner,
                   replay_on_reconnect=False)
-    port = await ami.start()
+    return ami, await ami.start()
+
+
+async def start_peers(smsc_factory: SmscFactory, frames: list[bytes], **smsc: Any) -> Peers:
+    ami, port = await start_ami_peer(frames)
     return Peers(ami, port, await smsc_factory(system_id="ccshortlink", password="pw", **smsc))
 
 

@@ -95,11 +95,13 @@ class Asterisk:
     """One Asterisk process, its config and logs in `folder` (etc/ lib/ log/ run/ spool/)."""
 
     def __init__(self, install: Install, net: Loopback, folder: Path, *, name: str = "pbxa",
-                 originate: bool = False, hotline: str = "", tls: Certs | None = None) -> None:
-        """With `tls`, AMI also listens over TLS on `ami_tls_port` with that certificate."""
+                 originate: bool = False, hotline: str = "", tls: Certs | None = None,
+                 rtp_start: int = 30000) -> None:
+        """With `tls`, AMI also listens over TLS on `ami_tls_port` with that certificate.
+        A second Asterisk in the same namespace needs its own `rtp_start` (200 ports each)."""
         self.install, self.net, self.folder, self.name = install, net, folder, name
         agents = dict(zip(("1001", "1002"), net.ports(2), strict=True))
-        self.ports = Ports(net.port(), net.port(), agents, net.port(), 30000 if net.private
+        self.ports = Ports(net.port(), net.port(), agents, net.port(), rtp_start if net.private
                            else net.port())
         self._originate, self._hotline = originate, hotline
         self.tls, self.ami_tls_port = tls, net.port() if tls else 0

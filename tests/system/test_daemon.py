@@ -98,7 +98,7 @@ async def test_a_customer_reply_td_stops_later_sms(tmp_path: Path,
         assert db_rows(tmp_path, "SELECT customer_number, source FROM opt_outs") == [
             ("+8613800138000", "sms reply")]
         for event in calls:  # now the recorded call ends
-            daemon._on_ami_event(_parse(event))
+            daemon._on_ami_event("default", _parse(event))
         for _ in range(100):
             if db_rows(tmp_path, "SELECT outcome FROM decisions"):
                 break
