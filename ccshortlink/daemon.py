@@ -6,7 +6,7 @@ import asyncio
 import signal
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -24,7 +24,7 @@ from ccshortlink.app.replies import Replies
 from ccshortlink.app.sending import CardService
 from ccshortlink.app.shutdown import StopBudget
 from ccshortlink.config.agents import AgentsError, load_agents
-from ccshortlink.config.settings import Config, SmppConfig
+from ccshortlink.config.settings import Config, smpp_share
 from ccshortlink.config.sms import card_templates
 from ccshortlink.config.smstexts import reply_texts
 from ccshortlink.core.agents import AgentDirectory
@@ -32,7 +32,7 @@ from ccshortlink.core.vocab import SmsStatus, Trigger
 from ccshortlink.ops.logs import Logger
 from ccshortlink.ops.metrics import Metrics
 from ccshortlink.ops.notify import SystemdNotifier
-from ccshortlink.smpp.client import DeliveryReceipt, MobileOriginated, SmppAuthError, SmppClient
+from ccshortlink.smpp.client import SmppAuthError, SmppClient
 from ccshortlink.store.choose import AnyStore, open_store
 from ccshortlink.store.errors import is_database_error
 from ccshortlink.web.app import make_app
@@ -40,15 +40,6 @@ from ccshortlink.web.app import make_app
 SMPP_CLOSE = 5.0  # s at most for the unbind, within what is left of the shutdown budget
 WEB_CLOSE = 10.0  # s at most for open requests and the last visits, likewise
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
-
-
-def smpp_share(config: Config) -> SmppConfig:
-    """[smpp] as this daemon uses it: the SMSC account's rate cap is the account's, so each
-    of [database] daemons binds with its share of max_per_second."""
-    daemons = config.db.daemons
-    if daemons <= 1:
-        return config.smpp
-    return replace(config.smpp, max_per_second=config.smpp.max_per_second / daemons)
 
 
 class StartupError(Exception):
@@ -127,8 +118,11 @@ class Daemon:
         return 0
 
     async def _run_with_store(self, store: AnyStore, agents: AgentDirectory) -> None:
-        smpp = SmppClient(smpp_share(self.config), on_receipt=self._on_receipt,
-                          on_mobile_originated=self._on_reply, log=self.log)
+        # The parts are built once bound: the handlers find them at call time.
+        smpp = SmppClient(smpp_share(self.config),
+                          on_receipt=lambda receipt: self.parts.replies.on_receipt(receipt),
+                          on_mobile_originated=lambda mo: self.parts.replies.on_reply(mo),
+                          log=self.log)
         try:
             await smpp.start()
         except SmppAuthError as exc:
@@ -281,12 +275,6 @@ class Daemon:
         live.pbx_up[pbx] = up
         live.ami_up = any(live.pbx_up.values())
         self.metrics.ami_connected.labels(pbx=pbx).set(1 if up else 0)
-
-    async def _on_receipt(self, receipt: DeliveryReceipt) -> None:
-        await self.parts.replies.on_receipt(receipt)
-
-    async def _on_reply(self, message: MobileOriginated) -> None:
-        await self.parts.replies.on_reply(message)
 
     async def send_card(self, agent_id: str, number: str,
                         trigger: Trigger = Trigger.API) -> dict[str, object]:

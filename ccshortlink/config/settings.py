@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -124,3 +124,10 @@ def load_config(path: str | Path, *, render_templates: bool = False) -> Config:
     return parse_config(read_toml(path), path, render_templates=render_templates)
 
 
+def smpp_share(config: Config) -> SmppConfig:
+    """[smpp] as this daemon uses it: the SMSC account's rate cap is the account's, so each
+    of [database] daemons binds with its share of max_per_second."""
+    daemons = config.db.daemons
+    if daemons <= 1:
+        return config.smpp
+    return replace(config.smpp, max_per_second=config.smpp.max_per_second / daemons)

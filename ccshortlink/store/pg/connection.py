@@ -94,6 +94,6 @@ class PgConnection:
         taken = self.conn.execute(
             "INSERT INTO call_claims (pbx, linkedid, trigger, agent_id, agent_extension)"
             " VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING 1",
-            (getattr(d, "pbx", "") or "", d.linkedid, str(d.trigger), d.agent_id,
+            (d.pbx, d.linkedid, str(d.trigger), d.agent_id,
              d.agent_extension)).fetchone()
         return taken is not None
