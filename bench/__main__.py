@@ -19,6 +19,7 @@ BENCHMARKS = {
     "store": "bench.store_batching",
     "smpp": "bench.smpp_throughput",
     "card": "bench.card_wrk",
+    "stores": "bench.active_active",
 }
 OPTIONAL = {"smpp", "card"}
 USAGE = f"usage: python -m bench [{'|'.join(BENCHMARKS)}] [benchmark options]"
