@@ -20,94 +20,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import bisect
-import os
-import re
 import tempfile
-import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench.daemon_process import (
     NORMAL_SMPP,
     OPEN_SMPP,
-    DaemonProcess,
     SmppSettings,
     cpu_seconds,
-    write_config,
 )
+from bench.multidaemon import SharedPacedPeer, pg_cpu, running_daemons
 from bench.peers import SmscProcess
 from bench.pipeline import steady_rate
 from bench.report import median, percentile, table
-from bench.traffic import CallBook, PacedAmiPeer, Timeline, timeline
+from bench.traffic import CallBook, timeline
 from tests.support.pgserver import PgServer, find_bin, remove_server, start_server
 
 FAILOVER_LEASE = 3.0
 SUSTAINED_P99 = 1.0  # as bench.pipeline: no backlog building up
-
-
-class SharedPacedPeer(PacedAmiPeer):
-    """PacedAmiPeer for several sessions at once: each gets every frame on the same clock.
-
-    The clock starts once `sessions` logins have happened, so no daemon begins behind."""
-
-    def __init__(self, line: Timeline, banner: bytes, sessions: int) -> None:
-        super().__init__(line, banner)
-        self.sessions = sessions
-
-    async def _send_frames(self, writer: asyncio.StreamWriter, lock: asyncio.Lock,
-                           events: str) -> None:
-        loop = asyncio.get_running_loop()
-        await self.wait_for(lambda: self.logins >= self.sessions or self.started_at is not None,
-                            timeout=120.0)
-        if self.started_at is None:
-            self.started_at = loop.time()
-            self.first_write = time.time()
-        line, position = self.line, 0
-        try:
-            while position < len(line.frames):
-                elapsed = loop.time() - self.started_at
-                due = bisect.bisect_right(line.at, elapsed, position)
-                if due == position:
-                    await asyncio.sleep(line.at[position] - elapsed)
-                    continue
-                due = min(due, position + 512)
-                if writer.is_closing():
-                    return
-                async with lock:
-                    writer.write(b"".join(line.frames[position:due]))
-                wall = time.time()
-                for p in range(position, due):
-                    if p in line.ends:
-                        n = line.ends[p]
-                        self.hangup_written[n] = min(self.hangup_written.get(n, wall), wall)
-                self.max_lag = max(self.max_lag, elapsed - line.at[due - 1])
-                self.frames_sent += due - position
-                position = due
-                await writer.drain()
-            self.replays_completed += 1
-            self._notify()
-        except ConnectionError:
-            writer.close()
-
-
-def pg_cpu(server: PgServer) -> float:
-    """CPU seconds of the whole cluster: the postmaster, its reaped children and live ones."""
-    pid = int((server.data / "postmaster.pid").read_text().split()[0])
-    tick = os.sysconf("SC_CLK_TCK")
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    total = sum(int(f) for f in fields[11:15]) / tick
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            if int(stat[1]) == pid:
-                total += (int(stat[11]) + int(stat[12])) / tick
-    return total
 
 
 @dataclass
@@ -144,36 +75,6 @@ class Result:
     def sustained(self) -> bool:
         return (self.lost == 0 and self.duplicates == 0 and self.duplicate_parts == 0
                 and percentile(self.latencies, 99) <= SUSTAINED_P99)
-
-
-@asynccontextmanager
-async def running_daemons(folder: Path, smsc: SmscProcess, peer: PacedAmiPeer, *, count: int,
-                          smpp: SmppSettings, url: str | None, lease: float | None = None
-                          ) -> AsyncIterator[list[DaemonProcess]]:
-    """bench.daemon_process.running_daemon for one or several daemons on one config."""
-    daemons: list[DaemonProcess] = []
-    try:
-        config = write_config(folder, ami_port=await peer.start(),
-                              smpp_port=await smsc.start(), smpp=smpp)
-        text = re.sub(r'listen = "127\.0\.0\.1:\d+"', 'listen = "127.0.0.1:0"',
-                      config.read_text())
-        if url is not None:
-            extra = f'url = "{url}"\ndaemons = {count}\n'
-            if lease is not None:
-                extra += f"lease = {lease!r}\n"
-            text = re.sub(r'(?m)^path = ".*"\n', extra, text)
-        config.write_text(text)
-        for n in range(count):
-            daemons.append(DaemonProcess(config, folder / f"daemon{n + 1}.jsonl"))
-            await daemons[-1].start()
-        for daemon in daemons:
-            await daemon.wait_ready()
-        yield daemons
-    finally:
-        for daemon in daemons:
-            await daemon.stop()
-        await peer.stop()
-        await smsc.kill()
 
 
 def sql_rows(server: PgServer, dbname: str, statement: str) -> list[tuple[object, ...]]:
@@ -326,7 +227,7 @@ async def main_async(repeats: int, seconds: float, ladder: tuple[float, ...]) ->
                 result = await run_case(book, case, rate, max(5.0, seconds / 2), server,
                                         dbname(), base=OPEN_SMPP)
                 print("  ladder:", row(result), flush=True)
-                ladder_rows.append(summary([result], base))
+                ladder_rows.append(summary([result], 0.0))  # ratios: the 100 calls/s rows
                 if not result.sustained:
                     break
         failover = await run_case(book, CASES[2], 100, seconds, server, dbname(),
