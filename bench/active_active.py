@@ -38,6 +38,7 @@ from bench.traffic import CallBook, timeline
 from tests.support.pgserver import PgServer, find_bin, remove_server, start_server
 
 FAILOVER_LEASE = 3.0
+FAILOVER_SMSC_DELAYS_MS = (0, 300)
 SUSTAINED_P99 = 1.0  # as bench.pipeline: no backlog building up
 
 
@@ -70,6 +71,7 @@ class Result:
     duplicates_logged: int = 0
     in_flight_at_kill: int = 0  # SMS rows 'submitting' (any daemon) just before the SIGKILL
     victim_queued: int = 0  # cards the killed daemon had queued (its log)
+    doubled: int = 0  # customers with any SMS or part accepted more than once
 
     @property
     def sustained(self) -> bool:
@@ -83,7 +85,7 @@ def sql_rows(server: PgServer, dbname: str, statement: str) -> list[tuple[object
 
 async def run_case(book: CallBook, case: Case, rate: float, seconds: float,
                    server: PgServer | None, dbname: str, *, kill_after: float | None = None,
-                   base: SmppSettings = NORMAL_SMPP) -> Result:
+                   base: SmppSettings = NORMAL_SMPP, smsc_delay_ms: int = 0) -> Result:
     """`rate` calls/s for `seconds` on a fresh database; with kill_after, SIGKILL daemon 1
     once that share of the calls has been texted."""
     calls = book.calls(max(1, round(rate * seconds)))
@@ -101,7 +103,8 @@ async def run_case(book: CallBook, case: Case, rate: float, seconds: float,
     in_flight = 0
     with tempfile.TemporaryDirectory(prefix="ccshortlink-bench-") as tmp:
         folder = Path(tmp)
-        smsc = SmscProcess(folder, receipts=True)
+        smsc = SmscProcess(folder, receipts=True, extra=(
+            ("--delay-ms", str(smsc_delay_ms)) if smsc_delay_ms else ()))
         peer = SharedPacedPeer(line, book.banner, case.daemons)
         async with running_daemons(folder, smsc, peer, count=case.daemons, smpp=smpp, url=url,
                                    lease=lease) as daemons:
@@ -125,6 +128,10 @@ async def run_case(book: CallBook, case: Case, rate: float, seconds: float,
                     await victim.kill()
                 done = wanted <= smsc.by_destination.keys() and all(
                     smsc.by_destination[n].complete_messages for n in wanted)
+                if done and killed_at is not None and server is not None:
+                    # the dead daemon's claimed SMS stay 'submitting' until a lease runs out
+                    done = not sql_rows(server, dbname, "SELECT id FROM sms WHERE status IN"
+                                        " ('queued', 'submitting') LIMIT 1")
                 finished = peer.replays_completed >= (1 if kill_after else case.daemons)
                 if finished and deadline is None:
                     deadline = loop.time() + max(30.0, seconds) + (lease or 0.0)
@@ -167,7 +174,7 @@ async def run_case(book: CallBook, case: Case, rate: float, seconds: float,
         peer_lag=peer.max_lag, cpu_ms_per_call=cpu * 1000 / len(calls),
         pg_ms_per_call=(pg_after - pg_before) * 1000 / len(calls),
         killed_at_call=killed_at, takeovers=takeovers, duplicates_logged=logged,
-        in_flight_at_kill=in_flight,
+        in_flight_at_kill=in_flight, doubled=len(doubled),
         victim_queued=len(daemons[0].named("card_queued")) if killed_at is not None else 0)
 
 
@@ -197,7 +204,8 @@ def row(r: Result) -> str:
             f" | daemon CPU {r.cpu_ms_per_call:.2f} ms/call | pg {r.pg_ms_per_call:.2f} ms/call"
             + (f" | killed after {r.killed_at_call} texted ({r.in_flight_at_kill} SMS"
                f" submitting, {r.victim_queued} cards queued by it), takeovers {r.takeovers},"
-               f" duplicates logged {r.duplicates_logged}" if r.killed_at_call is not None
+               f" customers doubled {r.doubled}, of them with a logged takeover"
+               f" {r.duplicates_logged}" if r.killed_at_call is not None
                else ""))
 
 
@@ -230,16 +238,15 @@ async def main_async(repeats: int, seconds: float, ladder: tuple[float, ...]) ->
                 ladder_rows.append(summary([result], 0.0))  # ratios: the 100 calls/s rows
                 if not result.sustained:
                     break
-        failover = await run_case(book, CASES[2], 100, seconds, server, dbname(),
-                                  kill_after=1 / 3)
-        print("  failover:", row(failover), flush=True)
         lines.append(table(HEADER, rows + ladder_rows))
-        lines.append("failover (2 daemons on PostgreSQL, lease "
-                     f"{FAILOVER_LEASE:g} s, daemon 1 SIGKILLed): " + row(failover))
-        lines.append(f"  answered calls: {failover.calls}; SMS lost: {failover.lost};"
-                     f" duplicate SMS: {failover.duplicates} (parts {failover.duplicate_parts});"
-                     f" SMS taken over after the lease: {failover.takeovers};"
-                     f" duplicated SMS with a logged takeover: {failover.duplicates_logged}")
+        # The SMSC answering at once leaves a kill little to interrupt; answering 300 ms late
+        # keeps a window's worth in flight, so the takeover (and its duplicates) is exercised.
+        for delay in FAILOVER_SMSC_DELAYS_MS:
+            failover = await run_case(book, CASES[2], 100, seconds, server, dbname(),
+                                      kill_after=1 / 3, smsc_delay_ms=delay)
+            print("  failover:", row(failover), flush=True)
+            lines.append(f"failover (2 daemons on PostgreSQL, lease {FAILOVER_LEASE:g} s,"
+                         f" SMSC answers after {delay} ms, daemon 1 SIGKILLed): " + row(failover))
     finally:
         remove_server(server)
     return lines
