@@ -32,7 +32,7 @@ from ccshortlink.core.vocab import SmsStatus, Trigger
 from ccshortlink.ops.logs import Logger
 from ccshortlink.ops.metrics import Metrics
 from ccshortlink.ops.notify import SystemdNotifier
-from ccshortlink.smpp.client import SmppAuthError, SmppClient
+from ccshortlink.smpp.client import DeliveryReceipt, MobileOriginated, SmppAuthError, SmppClient
 from ccshortlink.store.choose import AnyStore, open_store
 from ccshortlink.store.errors import is_database_error
 from ccshortlink.web.app import make_app
@@ -118,11 +118,8 @@ class Daemon:
         return 0
 
     async def _run_with_store(self, store: AnyStore, agents: AgentDirectory) -> None:
-        # The parts are built once bound: the handlers find them at call time.
-        smpp = SmppClient(smpp_share(self.config),
-                          on_receipt=lambda receipt: self.parts.replies.on_receipt(receipt),
-                          on_mobile_originated=lambda mo: self.parts.replies.on_reply(mo),
-                          log=self.log)
+        smpp = SmppClient(smpp_share(self.config), on_receipt=self._on_receipt,
+                          on_mobile_originated=self._on_reply, log=self.log)
         try:
             await smpp.start()
         except SmppAuthError as exc:
@@ -187,10 +184,8 @@ class Daemon:
                        default_region=self.config.policy.default_region)
         runner = web.AppRunner(app, access_log=None, handle_signals=False)
         await runner.setup()
-        site = web.TCPSite(runner, self.config.web.host, self.config.web.port)
-        await site.start()
-        sockets = runner.addresses
-        self.web_port = sockets[0][1] if sockets else self.config.web.port
+        await web.TCPSite(runner, self.config.web.host, self.config.web.port).start()
+        self.web_port = runner.addresses[0][1] if runner.addresses else self.config.web.port
         self.log.info("web_listening", host=self.config.web.host, port=self.web_port,
                       public_url=self.config.web.public_url)
         return runner
@@ -275,6 +270,13 @@ class Daemon:
         live.pbx_up[pbx] = up
         live.ami_up = any(live.pbx_up.values())
         self.metrics.ami_connected.labels(pbx=pbx).set(1 if up else 0)
+
+    # A reply may come with the bind, before the parts exist: looked up as the loop runs it.
+    async def _on_receipt(self, receipt: DeliveryReceipt) -> None:
+        await self.parts.replies.on_receipt(receipt)
+
+    async def _on_reply(self, message: MobileOriginated) -> None:
+        await self.parts.replies.on_reply(message)
 
     async def send_card(self, agent_id: str, number: str,
                         trigger: Trigger = Trigger.API) -> dict[str, object]:
