@@ -14,7 +14,7 @@ from ccshortlink.core.linkadmin import (
 from ccshortlink.core.links import link_status
 from ccshortlink.store.base import StoreBase
 from ccshortlink.store.replyreport import has_table
-from ccshortlink.store.rows import sms_event
+from ccshortlink.store.rows import expire_queued
 
 # Visit counts, the rating and the newest SMS's status, per link, in one pass.
 _ENTRY = (
@@ -117,13 +117,9 @@ def _revoke(db: sqlite3.Connection, link_id: int, by: str, now: float) -> int:
     db.execute("UPDATE links SET revoked_at = ? WHERE id = ?", (now, link_id))
     db.execute("INSERT INTO link_changes (link_id, at, kind, source) VALUES (?, ?, ?, ?)",
                (link_id, now, ChangeKind.REVOKED, by))
-    queued = [int(r[0]) for r in db.execute(
-        "SELECT id FROM sms WHERE link_id = ? AND status = 'queued'", (link_id,))]
-    for sms_id in queued:
-        db.execute("UPDATE sms SET status = 'expired', error = 'link revoked', updated_at = ?"
-                   " WHERE id = ?", (now, sms_id))
-        sms_event(db, sms_id, now, "expired", f"not sent: link revoked ({by})")
-    return len(queued)
+    return expire_queued(db, [int(r[0]) for r in db.execute(
+        "SELECT id FROM sms WHERE link_id = ? AND status = 'queued'", (link_id,))],
+        "link revoked", by, now)
 
 
 def _entry(row: sqlite3.Row, now: float,

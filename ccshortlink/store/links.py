@@ -14,7 +14,7 @@ from ccshortlink.core.records import (
     IssuedLink,
     SmsDraft,
 )
-from ccshortlink.core.vocab import DecisionOutcome, Verdict
+from ccshortlink.core.vocab import DecisionOutcome, SmsKind, Verdict
 from ccshortlink.store.base import StoreBase
 from ccshortlink.store.errors import StoreError
 from ccshortlink.store.notices import decide_missed_call
@@ -24,7 +24,7 @@ from ccshortlink.store.rows import (
     claim_call,
     insert_decision,
     lock_customers,
-    sms_event,
+    queue_sms,
 )
 from ccshortlink.store.transactions import each_in_savepoint
 
@@ -176,17 +176,7 @@ def _issue_link(db: sqlite3.Connection, *, agent_id: str, customer_number: str, 
         link_id = int(minted[0])
     sms_id = None
     if sms is not None:
-        draft = sms(code)
-        sms_id = int(db.execute(
-            "INSERT INTO sms (link_id, destination, text, data_coding, esm_class, status,"
-            " not_before, expires_at, created_at, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?) RETURNING id",
-            (link_id, customer_number, draft.text, draft.data_coding, draft.esm_class,
-             draft.not_before, draft.expires_at, now, now)).fetchone()[0])
-        db.executemany(
-            "INSERT INTO sms_parts (sms_id, part_no, payload) VALUES (?, ?, ?)",
-            [(sms_id, i, part) for i, part in enumerate(draft.parts)])
-        sms_event(db, sms_id, now, "queued", f"{len(draft.parts)} part(s)")
+        sms_id = queue_sms(db, link_id, SmsKind.CARD, customer_number, sms(code), now)
     if decision is not None:
         insert_decision(db, decision, now, link_id, sms_id)
     return IssuedLink(code=code, link_id=link_id, reused=reused, sms_id=sms_id)

@@ -7,8 +7,8 @@ from dataclasses import replace
 
 from ccshortlink.core.policy import SendFacts
 from ccshortlink.core.records import CardRequest, CardResult
-from ccshortlink.core.vocab import DecisionOutcome, Trigger, Verdict
-from ccshortlink.store.rows import insert_decision, sms_event
+from ccshortlink.core.vocab import DecisionOutcome, SmsKind, Trigger, Verdict
+from ccshortlink.store.rows import insert_decision, queue_sms
 
 
 def decide_missed_call(db: sqlite3.Connection, request: CardRequest, now: float) -> CardResult:
@@ -25,16 +25,8 @@ def decide_missed_call(db: sqlite3.Connection, request: CardRequest, now: float)
     sent = decision.outcome == Verdict.SEND
     record = replace(record, outcome=DecisionOutcome.SENT if sent else DecisionOutcome.DEFERRED,
                      reason=reason)
-    draft = request.draft("", decision.not_before)
-    sms_id = int(db.execute(
-        "INSERT INTO sms (link_id, kind, destination, text, data_coding, esm_class, status,"
-        " not_before, expires_at, created_at, updated_at)"
-        " VALUES (NULL, 'missed_call', ?, ?, ?, ?, 'queued', ?, ?, ?, ?) RETURNING id",
-        (record.customer_number, draft.text, draft.data_coding, draft.esm_class,
-         draft.not_before, draft.expires_at, now, now)).fetchone()[0])
-    db.executemany("INSERT INTO sms_parts (sms_id, part_no, payload) VALUES (?, ?, ?)",
-                   [(sms_id, i, part) for i, part in enumerate(draft.parts)])
-    sms_event(db, sms_id, now, "queued", f"{len(draft.parts)} part(s), missed call")
+    sms_id = queue_sms(db, None, SmsKind.MISSED_CALL, record.customer_number,
+                       request.draft("", decision.not_before), now, note="missed call")
     insert_decision(db, record, now, None, sms_id)
     return CardResult(record=record, issued=None, sms_id=sms_id)
 

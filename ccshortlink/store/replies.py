@@ -9,7 +9,7 @@ from ccshortlink.core.records import ReplyRecord, ReplyResult, SmsDraft
 from ccshortlink.core.replywords import AUTO_REPLY_KINDS
 from ccshortlink.core.vocab import ReplyKind, SmsKind
 from ccshortlink.store.base import StoreBase
-from ccshortlink.store.rows import cancel_unsent_to_opted_out, lock_customer, sms_event
+from ccshortlink.store.rows import cancel_unsent_to_opted_out, lock_customer, queue_sms
 
 _AUTO = tuple(sorted(AUTO_REPLY_KINDS))
 
@@ -54,15 +54,7 @@ def _record_reply(db: sqlite3.Connection, reply: ReplyRecord, answer: SmsDraft |
     elif not may_answer(_last_answer(db, number)):
         why_not = "answered within the hour already"
     else:
-        sms_id = int(db.execute(
-            "INSERT INTO sms (link_id, kind, destination, text, data_coding, esm_class, status,"
-            " not_before, expires_at, created_at, updated_at)"
-            " VALUES (NULL, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?) RETURNING id",
-            (kind, number, answer.text, answer.data_coding, answer.esm_class,
-             answer.not_before, answer.expires_at, now, now)).fetchone()[0])
-        db.executemany("INSERT INTO sms_parts (sms_id, part_no, payload) VALUES (?, ?, ?)",
-                       [(sms_id, i, part) for i, part in enumerate(answer.parts)])
-        sms_event(db, sms_id, now, "queued", f"{len(answer.parts)} part(s), {kind}")
+        sms_id = queue_sms(db, None, kind, number, answer, now, note=kind)
     db.execute("INSERT INTO replies (customer_number, text, kind, answer, sms_id, received_at)"
                " VALUES (?, ?, ?, ?, ?, ?)",
                (number, reply.text, reply.kind, why_not, sms_id, now))

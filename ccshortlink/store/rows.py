@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from ccshortlink.core.records import DecisionRecord
+from ccshortlink.core.records import DecisionRecord, SmsDraft
 
 
 def insert_decision(db: sqlite3.Connection, d: DecisionRecord, now: float,
@@ -57,11 +57,35 @@ def cancel_unsent_to_opted_out(db: sqlite3.Connection, customer_number: str, sou
     """An opt-out stops every later card at once: one still queued (held by quiet hours,
     say) is not sent. An answer to the reply itself (the confirmation) is another kind and
     goes; one already being submitted is left to finish. Returns how many were cancelled."""
-    queued = [int(r[0]) for r in db.execute(
+    return expire_queued(db, [int(r[0]) for r in db.execute(
         "SELECT id FROM sms WHERE destination = ? AND status = 'queued'"
-        " AND kind IN ('card', 'missed_call')", (customer_number,))]
-    for sms_id in queued:
-        db.execute("UPDATE sms SET status = 'expired', error = 'number opted out',"
-                   " updated_at = ? WHERE id = ?", (now, sms_id))
-        sms_event(db, sms_id, now, "expired", f"not sent: number opted out ({source})")
-    return len(queued)
+        " AND kind IN ('card', 'missed_call')", (customer_number,))],
+        "number opted out", source, now)
+
+
+def expire_queued(db: sqlite3.Connection, sms_ids: list[int], error: str, by: str,
+                  now: float) -> int:
+    """Cancel queued SMS on purpose (`error` says why, `by` who): expired, never sent, and
+    told apart from a failure by `stats`. Returns how many."""
+    for sms_id in sms_ids:
+        db.execute("UPDATE sms SET status = 'expired', error = ?, updated_at = ? WHERE id = ?",
+                   (error, now, sms_id))
+        sms_event(db, sms_id, now, "expired", f"not sent: {error} ({by})")
+    return len(sms_ids)
+
+
+def queue_sms(db: sqlite3.Connection, link_id: int | None, kind: str, destination: str,
+              draft: SmsDraft, now: float, note: str = "") -> int:
+    """An SMS into the outbox with its parts and its `queued` event; its id. Every kind of
+    SMS (card, answer to a reply, missed call) goes in this way."""
+    sms_id = int(db.execute(
+        "INSERT INTO sms (link_id, kind, destination, text, data_coding, esm_class, status,"
+        " not_before, expires_at, created_at, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ?) RETURNING id",
+        (link_id, kind, destination, draft.text, draft.data_coding, draft.esm_class,
+         draft.not_before, draft.expires_at, now, now)).fetchone()[0])
+    db.executemany("INSERT INTO sms_parts (sms_id, part_no, payload) VALUES (?, ?, ?)",
+                   [(sms_id, i, part) for i, part in enumerate(draft.parts)])
+    sms_event(db, sms_id, now, "queued",
+              f"{len(draft.parts)} part(s)" + (f", {note}" if note else ""))
+    return sms_id
