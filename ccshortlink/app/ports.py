@@ -8,10 +8,12 @@ from typing import Any, Protocol
 from ccshortlink.core.linkadmin import LinkEntry, Revoked
 from ccshortlink.core.records import (
     AgentLiveStats,
+    CallbackView,
     CardRequest,
     CardResult,
     LinkView,
     OutboxSms,
+    PreferredAgent,
     RatingView,
     ReceiptRecord,
     ReplyRecord,
@@ -20,7 +22,7 @@ from ccshortlink.core.records import (
     SubmittedSms,
 )
 from ccshortlink.core.sms import EncodedSms
-from ccshortlink.core.vocab import SmsKind
+from ccshortlink.core.vocab import Presence, SmsKind
 
 
 class SubmitRejected(Exception):
@@ -186,3 +188,31 @@ class Reply(Protocol):
     def source_addr(self) -> str: ...
     @property
     def text(self) -> str: ...
+
+
+# --- call-backs and presence ----------------------------------------------------------------
+
+class CallbackDesk(Protocol):
+    """What the card and the API need of call-backs and presence (app.callbacks has it).
+
+    The daemon hands one to the web app only when [callback] enabled = true; without it the
+    card shows no button and the call-back and preferred-agent routes answer 404.
+    """
+
+    def presence(self, agent_id: str) -> Presence:
+        """The agent's state now, from the PBX's device and queue events."""
+        ...
+
+    async def request(self, code: str) -> CallbackView | None:
+        """The customer tapped "call me back" on the card of `code`: place it now, queue it
+        until the agent is free, or refuse it (outside hours, a limit); None for a code that
+        is not a live link. Recorded whatever the answer."""
+        ...
+
+    async def latest(self, code: str) -> CallbackView | None:
+        """The link's most recent call-back, for the card to show how it went."""
+        ...
+
+    async def preferred_agent(self, number: str) -> PreferredAgent:
+        """The agent of the number's latest live link (E.164), and whether they are free."""
+        ...

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from ccshortlink.config.ami import DEFAULT_PBX, AmiConfig, read_pbxs
+from ccshortlink.config.callback import CallbackConfig, read_callback
 from ccshortlink.config.database import DatabaseConfig, read_database
 from ccshortlink.config.file import ConfigError, read_toml
 from ccshortlink.config.missedcall import check_missed_call
@@ -20,8 +21,8 @@ from ccshortlink.core.links import check_templates
 from ccshortlink.core.policy import PolicyConfig
 
 # The section types are re-exported: callers name them from here.
-__all__ = ["DEFAULT_PBX", "DEFAULT_TEMPLATES", "AmiConfig", "Config", "ConfigError",
-           "SmppConfig", "SmsConfig", "WebConfig", "load_config", "parse_config"]
+__all__ = ["DEFAULT_PBX", "DEFAULT_TEMPLATES", "AmiConfig", "CallbackConfig", "Config",
+           "ConfigError", "SmppConfig", "SmsConfig", "WebConfig", "load_config", "parse_config"]
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class Config:
     stop_timeout: float = 25.0
     # [database]: database_path above is the SQLite file; with a url, PostgreSQL instead.
     database: DatabaseConfig | None = None
+    callback: CallbackConfig = CallbackConfig()  # [callback]: off unless enabled
 
     @property
     def db(self) -> DatabaseConfig:
@@ -57,7 +59,7 @@ def _resolve(base: Path, value: str) -> Path:
 
 
 SECTIONS = ["ami", "smpp", "web", "database", "agents", "policy", "sms", "log", "retention",
-            "daemon"]
+            "daemon", "callback"]
 
 
 def _log_level(log: Reader) -> str:
@@ -98,6 +100,9 @@ def parse_config(data: dict[str, Any], path: Path, *, render_templates: bool = F
     level = _log_level(read("log"))
     retention_days = read("retention").number("days", 365.0, minimum=1, maximum=36500)
     stop_timeout = read("daemon").number("stop_timeout", 25.0, minimum=1, maximum=600)
+    callback_cfg = read_callback(read("callback"))
+    if callback_cfg.pbx and callback_cfg.pbx not in {pbx.name for pbx in pbxs}:
+        problems.append(f"[callback] pbx names no [[ami]] PBX: {callback_cfg.pbx!r}")
     for reader in readers:
         reader.report_unknown()
 
@@ -114,7 +119,7 @@ def parse_config(data: dict[str, Any], path: Path, *, render_templates: bool = F
         path=path, pbxs=pbxs, smpp=smpp_cfg, web=web_cfg, database_path=database.path,
         agents_file=agents_file, policy=policy_cfg, sms=sms_cfg, log_level=level,
         retention_days=retention_days, stop_timeout=stop_timeout,
-        database=database,
+        database=database, callback=callback_cfg,
     )
 
 

@@ -6,7 +6,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ccshortlink.core.policy import Decision, SendFacts
-from ccshortlink.core.vocab import DecisionOutcome, LinkStatus, ReplyKind, Trigger
+from ccshortlink.core.vocab import (
+    CallbackState,
+    DecisionOutcome,
+    LinkStatus,
+    ReplyKind,
+    Trigger,
+)
 
 
 @dataclass(frozen=True)
@@ -142,3 +148,27 @@ class ReplyResult:
     changed: bool  # the do-not-send list changed
     sms_id: int | None  # the automatic answer queued, if any
     not_answered: str  # why no answer went out ('' when one did, or none was due)
+
+
+@dataclass(frozen=True)
+class CallbackView:
+    """A link's latest call-back as the card shows it: never the customer's number."""
+
+    id: int
+    state: CallbackState
+    # REFUSED/FAILED/EXPIRED: why, as a short word the card and `trace` translate:
+    # "outside_hours", "link_limit", "agent_limit", "opted_out", "link_not_live",
+    # "pbx_down", "pbx_refused", ...; "" otherwise.
+    reason: str
+    requested_at: float
+    opens_at: float | None = None  # outside hours: when the agent's hours next begin (epoch s)
+    talk_seconds: int | None = None
+
+
+@dataclass(frozen=True)
+class PreferredAgent:
+    """The answer of GET /api/v1/preferred-agent: the agent of the number's latest live link."""
+
+    extension: str | None  # None: an unknown or opted-out number
+    agent_id: str | None
+    available: bool | None  # None: presence unknown (or no agent)

@@ -90,3 +90,27 @@ class SmsKind(StrEnum):
     OPT_IN_CONFIRMATION = "opt_in_confirmation"
     HELP_REPLY = "help_reply"
     MISSED_CALL = "missed_call"  # [policy] missed_call_sms: the hotline, no agent link
+
+
+class CallbackState(StrEnum):
+    """Where a customer's "call me back" stands (the card, `trace` and `stats` show it)."""
+
+    WAITING = "waiting"  # the agent is busy (or the PBX link is down): placed once free
+    CALLING_AGENT = "calling_agent"  # the Originate is out: the agent's phone rings
+    CALLING_CUSTOMER = "calling_customer"  # the agent answered: the customer's phone rings
+    CONNECTED = "connected"  # the customer answered: they are talking
+    DONE = "done"  # they talked and hung up (talk time recorded)
+    AGENT_MISSED = "agent_missed"  # the agent did not answer in time
+    CUSTOMER_MISSED = "customer_missed"  # the customer did not answer ("could not reach you")
+    EXPIRED = "expired"  # waited longer than [callback] max_wait_minutes for a free agent
+    FAILED = "failed"  # the PBX refused or lost the Originate (the reason is recorded)
+    REFUSED = "refused"  # never placed: outside hours, a limit, opted out (the reason says)
+
+
+class Presence(StrEnum):
+    """An agent's state as the PBX's device and queue events tell it."""
+
+    FREE = "free"
+    BUSY = "busy"  # on a call, ringing or on hold
+    AWAY = "away"  # unregistered, unavailable or paused in every queue
+    UNKNOWN = "unknown"  # no event about the agent's devices yet: a call-back is placed at once

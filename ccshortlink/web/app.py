@@ -9,6 +9,7 @@ from aiohttp import web
 
 from ccshortlink.app.cardcache import AgentFiguresCache
 from ccshortlink.app.linkcache import LinkCache
+from ccshortlink.app.ports import CallbackDesk
 from ccshortlink.app.visits import VisitBuffer
 from ccshortlink.config.settings import WebConfig
 from ccshortlink.core.agents import AgentDirectory
@@ -51,7 +52,8 @@ async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
 def make_app(*, store: WebStore, agents: Callable[[], AgentDirectory], web_config: WebConfig,
              clock: Callable[[], float], health: Callable[[], Mapping[str, object]],
              metrics: Metrics, send_card: SendCard | None, log: Logger,
-             zone: tzinfo = UTC, default_region: str = "CN") -> web.Application:
+             zone: tzinfo = UTC, default_region: str = "CN",
+             callbacks: CallbackDesk | None = None) -> web.Application:
     """Build the web application; `zone` dates the reviews left on cards.
 
     Visits are counted in memory and written by a task the app starts and stops with
@@ -67,7 +69,7 @@ def make_app(*, store: WebStore, agents: Callable[[], AgentDirectory], web_confi
         visits=VisitBuffer(store, log),
         misses=SlidingLimiter(MISSES_PER_MINUTE, 60.0, clock),
         writes=SlidingLimiter(WRITES_PER_MINUTE, 60.0, clock),
-        default_region=default_region,
+        default_region=default_region, callbacks=callbacks,
     )
     for entry in unusable_proxies(web_config.trusted_proxies):  # config checks say it first
         log.warning("trusted_proxy_ignored", entry=entry, reason="not an address or network")

@@ -20,6 +20,7 @@ from ccshortlink.app.cardcache import AgentFiguresCache
 from ccshortlink.app.linkcache import LinkCache
 from ccshortlink.app.ports import (
     AgentFiguresStore,
+    CallbackDesk,
     Faults,
     LinkAdminStore,
     LinkPages,
@@ -125,6 +126,7 @@ class WebDeps:
     misses: SlidingLimiter  # unknown codes per client: blunts enumeration
     writes: SlidingLimiter  # ratings and call taps per client
     default_region: str = "CN"  # numbers a CRM gives without a country code ([policy])
+    callbacks: CallbackDesk | None = None  # [callback] enabled: the button and the lookup
     # Visits counted since the last /metrics scrape: a dict increment per open instead of
     # a locked prometheus counter; `publish_visits` moves them over when anyone looks.
     unpublished_visits: dict[str, int] = field(init=False)
