@@ -23,6 +23,23 @@ _AGENT_REASONS = {"0": "no_such_channel", "1": "no_answer", "3": "no_answer",
 
 
 @dataclass(frozen=True)
+class CallbackRecord:
+    """A call-back as stored, with what placing it needs (the link's number: never logged)."""
+
+    id: int
+    link_id: int
+    agent_id: str
+    pbx: str
+    state: CallbackState
+    reason: str
+    requested_at: float
+    customer_number: str
+    opens_at: float | None = None
+    talk_seconds: int | None = None
+    created: bool = True  # False: the link's call-back already waiting or in progress
+
+
+@dataclass(frozen=True)
 class Refusal:
     """Why a request is not placed: a short word, and when to try again if it is the hours."""
 
