@@ -110,6 +110,12 @@ class CallbackStore(StoreBase):
 
         return await self._write(work)
 
+    async def unclaim_callback(self, callback_id: int) -> None:
+        """Placing failed before the PBX took it (its link went down): waiting again."""
+        await self._write(lambda db: db.execute(
+            "UPDATE callbacks SET state = 'waiting', placed_at = NULL, lease_owner = '',"
+            " lease_until = NULL WHERE id = ? AND state = 'calling_agent'", (callback_id,)))
+
     async def record_callback_step(self, callback_id: int, state: CallbackState, now: float,
                                    *, reason: str = "", talk_seconds: int | None = None) -> bool:
         """A call-back moved on; False when it had ended already (the late Cdr of a call
