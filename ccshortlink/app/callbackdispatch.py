@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import socket
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar
 
@@ -41,13 +39,13 @@ class CallbackDispatcher:
     """One per daemon: the queue in the database, the calls it placed in memory."""
 
     def __init__(self, deps: CallbackDeps, pbx: PbxActions, *, waiting: Gauge,
-                 mark_callback: CallbackMarker, hotline: str = "") -> None:
+                 mark_callback: CallbackMarker, owner: str, hotline: str = "") -> None:
         self.deps = deps
         self.hotline = hotline  # [web] hotline: the caller ID when [callback] caller_id is ""
         self.pbx = pbx
         self.waiting = waiting
         self.mark_callback = mark_callback
-        self.owner = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        self.owner = owner  # names this daemon in the leases of the call-backs it follows
         self.calls = CallbackCalls()
         self._pbx_of: dict[int, str] = {}  # call-backs in flight here: on which PBX
         self._since: dict[int, tuple[CallbackState, float]] = {}  # the state, since when
