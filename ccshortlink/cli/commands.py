@@ -132,7 +132,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
         periods = [("today", today, reports.stats(today)), ("7_days", week, reports.stats(week))]
         replies = {"today": reports.reply_counts(today), "7_days": reports.reply_counts(week)}
     print(as_json(stats_json(periods, names, zone, replies)) if args.json
-          else render_stats(periods, names, zone, replies))
+          else render_stats(periods, names, zone, replies, callbacks=config.callback.enabled))
     return Exit.OK
 
 

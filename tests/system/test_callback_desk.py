@@ -4,6 +4,7 @@ it: the AMI peer answers the Originate like Asterisk, the npm SMSC counts the ca
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -20,7 +21,7 @@ from ccshortlink.ops.logs import get_logger
 from ccshortlink.peers.amipeer import AmiPeer
 from ccshortlink.peers.originate import CallScript, device_state
 from tests.support.configfile import write_config
-from tests.support.daemon import ANSWERED_CALL, answered_call
+from tests.support.daemon import ANSWERED_CALL, answered_call, ccshortlink
 from tests.support.smsc_peer import Smsc, SmscFactory
 
 CUSTOMER = "+8613800138000"
@@ -59,7 +60,7 @@ def code_of(tmp_path: Path, number: str) -> str:
 
 async def until(condition: Callable[[], Any], timeout: float = 10.0) -> None:
     async with asyncio.timeout(timeout):
-        while not condition():
+        while not condition():  # noqa: ASYNC110 - the peer's and the daemon's own state
             await asyncio.sleep(0.02)
 
 
@@ -110,6 +111,24 @@ async def test_a_call_back_rings_the_agent_then_the_customer_and_sends_no_second
         await asyncio.sleep(1.0)  # a wrongly decided card would be at the SMSC by now
         assert len([m for m in smsc.messages() if m.complete]) == 1
         assert await desk(daemon).request("NoSuchCode") is None
+        config = daemon.config.path
+    trace = await asyncio.to_thread(ccshortlink, config, "trace", CUSTOMER)
+    assert trace.returncode == 0, trace.stderr
+    steps = [line.split("  ", 1)[1].split()[0:2] for line in trace.stdout.splitlines()
+             if "  c" in line and ("call-back" in line or "cb " in line)]
+    assert [" ".join(s) for s in steps][:5] == [
+        "call-back #1", "cb placed", "cb agent", "cb connected", "cb ended"]
+    assert f"#{view.id} for CS1001 [link {code}] → done, talk 3s" in trace.stdout
+    as_json = json.loads((await asyncio.to_thread(
+        ccshortlink, config, "trace", CUSTOMER, "--json")).stdout)
+    ended = [e for e in as_json["events"] if e["kind"] == "callback_ended"]
+    assert [(e["outcome"], e["talk_seconds"]) for e in ended] == [("done", 3), ("done", 3)]
+    stats = json.loads((await asyncio.to_thread(ccshortlink, config, "stats", "--json")).stdout)
+    today = stats["periods"][0]
+    assert today["all"]["callbacks_connected"] == 2 and today["all"]["called_back"] == 0
+    assert today["agents"]["CS1001"]["callbacks_connected"] == 2
+    text = (await asyncio.to_thread(ccshortlink, config, "stats")).stdout
+    assert "call-backs" in text
 
 
 async def test_a_busy_agent_is_called_back_once_free(tmp_path: Path,
