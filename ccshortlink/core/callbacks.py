@@ -118,7 +118,6 @@ class _Call:
     state: CallbackState = CallbackState.CALLING_AGENT
     uniqueid: str = ""
     connected_at: float | None = None
-    talk_seconds: int | None = None
 
 
 @dataclass
@@ -127,9 +126,6 @@ class CallbackCalls:
 
     _calls: dict[int, _Call] = field(default_factory=dict)
     _by_uniqueid: dict[str, int] = field(default_factory=dict)
-    # Calls that ended talking, until their Cdr (which Asterisk posts after the Hangup)
-    # gives the billed talk time: uniqueid → call-back id, the newest few only.
-    _ended: dict[str, int] = field(default_factory=dict)
 
     def placed(self, callback_id: int) -> None:
         self._calls[callback_id] = _Call()
@@ -146,13 +142,7 @@ class CallbackCalls:
         name = event.get("Event", "")
         if name == "OriginateResponse":
             return self._on_originate_response(event)
-        uniqueid = event.get("Uniqueid") or event.get("UniqueID", "")
-        if name == "Cdr" and uniqueid in self._ended:
-            billable = _integer(event.get("BillableSeconds", ""))
-            ended = self._ended.pop(uniqueid)
-            return None if billable is None else Step(ended, CallbackState.DONE,
-                                                      talk_seconds=billable)
-        callback_id = self._by_uniqueid.get(uniqueid)
+        callback_id = self._by_uniqueid.get(event.get("Uniqueid", ""))
         if callback_id is None:
             return None
         call = self._calls[callback_id]
@@ -163,19 +153,11 @@ class CallbackCalls:
                 return Step(callback_id, CallbackState.CONNECTED)
             return self._end(callback_id, CallbackState.CUSTOMER_MISSED,
                              status.lower() or "no_answer")
-        if name == "Cdr":
-            billable = _integer(event.get("BillableSeconds", ""))
-            if call.state == CallbackState.CONNECTED and billable is not None:
-                call.talk_seconds = billable
-            return None
         if name == "Hangup":
             if call.state == CallbackState.CONNECTED:
-                talk = call.talk_seconds
-                if talk is None and call.connected_at is not None:
-                    talk = max(0, round(now - call.connected_at))
-                    self._ended[call.uniqueid] = callback_id
-                    while len(self._ended) > 100:
-                        del self._ended[next(iter(self._ended))]
+                # From the customer's answer: the Cdr's BillableSeconds count from the
+                # agent's, with the customer's ringing in them (recorded, 10-originate-*).
+                talk = max(0, round(now - (call.connected_at or now)))
                 return self._end(callback_id, CallbackState.DONE, "", talk)
             return self._end(callback_id, CallbackState.CUSTOMER_MISSED, "hangup")
         return None
@@ -200,9 +182,3 @@ class CallbackCalls:
         self.drop(callback_id)
         return Step(callback_id, state, reason, talk)
 
-
-def _integer(text: str) -> int | None:
-    try:
-        return int(text.strip())
-    except ValueError:
-        return None

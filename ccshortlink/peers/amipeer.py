@@ -9,9 +9,7 @@ from collections.abc import Callable
 from contextlib import suppress
 
 # The transcript helpers lived here first; tests, bench and demo import them from this module.
-from ccshortlink.peers.originate import CallScript, callback_call
-from ccshortlink.peers.originate import parse_action as _parse_action
-from ccshortlink.peers.originate import response_frame as _response
+from ccshortlink.peers.originate import CallScript, callback_call, parse_action, response_frame
 from ccshortlink.peers.transcript import (
     DEFAULT_BANNER,
     FIXTURE_AGENT,
@@ -68,8 +66,8 @@ class AmiPeer:
         # Originate, as Asterisk answers it: queued, then the call's events (knobs below)
         self.originate_allowed = True  # False: "Permission denied" (no write = originate)
         self.call_script = CallScript.ANSWERED
-        self.call_frame_delay = 0.02  # s between the call's events
-        self.talk_seconds = 3
+        self.call_frame_delay = 0.005  # s between the call's events
+        self.talk_seconds = 1.0  # s from the customer's answer (BridgeEnter) to the hangup
         # What clients did, for asserts.
         self.connections = 0
         self.logins = 0
@@ -181,7 +179,7 @@ class AmiPeer:
                     raw = await reader.readuntil(TERMINATOR)
                 except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
                     break
-                action = _parse_action(raw)
+                action = parse_action(raw)
                 self.actions.append(action)
                 if self.on_action is not None:
                     self.on_action(action)
@@ -193,10 +191,10 @@ class AmiPeer:
                                 and action.get("Secret") == self.secret)
                     if not accepted:
                         self.failed_logins += 1
-                        await self._write(writer, lock, _response(
+                        await self._write(writer, lock, response_frame(
                             "Error", action_id, Message="Authentication failed"))
                         break
-                    await self._write(writer, lock, _response(
+                    await self._write(writer, lock, response_frame(
                         "Success", action_id, Message="Authentication accepted"))
                     self.logins += 1
                     self._notify()
@@ -204,20 +202,20 @@ class AmiPeer:
                         sender = asyncio.create_task(
                             self._send_frames(writer, lock, action.get("Events", "on")))
                 elif name == "logoff":
-                    await self._write(writer, lock, _response(
+                    await self._write(writer, lock, response_frame(
                         "Goodbye", action_id, Message="Thanks for all the fish."))
                     break
                 elif sender is None:
-                    await self._write(writer, lock, _response("Error", action_id,
+                    await self._write(writer, lock, response_frame("Error", action_id,
                                                               Message="Permission denied"))
                 elif name == "ping":
                     if self.answer_pings:
-                        await self._write(writer, lock, _response(
+                        await self._write(writer, lock, response_frame(
                             "Success", action_id, Ping="Pong", Timestamp=f"{time.time():.6f}"))
                 elif name == "originate":
                     await self._originate(writer, lock, action)
                 else:
-                    await self._write(writer, lock, _response(
+                    await self._write(writer, lock, response_frame(
                         "Error", action_id, Message="Invalid/unknown command"))
         except ConnectionError:
             pass
@@ -236,18 +234,20 @@ class AmiPeer:
     async def _originate(self, writer: asyncio.StreamWriter, lock: asyncio.Lock,
                          action: dict[str, str]) -> None:
         if not self.originate_allowed:
-            await self._write(writer, lock, _response("Error", action.get("ActionID"),
+            await self._write(writer, lock, response_frame("Error", action.get("ActionID"),
                                                       Message="Permission denied"))
             return
-        await self._write(writer, lock, _response("Success", action.get("ActionID"),
+        await self._write(writer, lock, response_frame("Success", action.get("ActionID"),
                                                   Message="Originate successfully queued"))
-        frames = callback_call(action, self.call_script, talk_seconds=self.talk_seconds)
+        frames = callback_call(action, self.call_script)
 
         async def play() -> None:
             with suppress(ConnectionError):
-                for frame in frames:
+                for frame, after in zip(frames, [*frames[1:], b""], strict=True):
                     await asyncio.sleep(self.call_frame_delay)
                     await self._write(writer, lock, frame)
+                    if event_name(frame) == "BridgeEnter" != event_name(after):
+                        await asyncio.sleep(self.talk_seconds)  # they talk
         call = asyncio.create_task(play())
         self._calls.add(call)
         call.add_done_callback(self._calls.discard)

@@ -118,12 +118,8 @@ class CallbackStore(StoreBase):
 
     async def record_callback_step(self, callback_id: int, state: CallbackState, now: float,
                                    *, reason: str = "", talk_seconds: int | None = None) -> bool:
-        """A call-back moved on; False when it had ended already (the late Cdr of a call
-        that ended talking only brings its billed talk time)."""
+        """A call-back moved on; False when it had ended already (nothing changes then)."""
         def work(db: sqlite3.Connection) -> bool:
-            if state == CallbackState.DONE and talk_seconds is not None:
-                db.execute("UPDATE callbacks SET talk_seconds = ? WHERE id = ? AND state = ?",
-                           (talk_seconds, callback_id, CallbackState.DONE))
             stamp = _STAMPS.get(state, "ended_at" if state in FINAL else "placed_at")
             return bool(db.execute(
                 f"UPDATE callbacks SET state = ?, reason = ?, {stamp} = ?,"

@@ -104,7 +104,7 @@ async def test_a_call_back_rings_the_agent_then_the_customer_and_sends_no_second
             "CallerID": "4008001234", "Timeout": "30000", "ActionID": f"ccs-cb-{view.id}",
             "Async": "true", "Variable": f"CCS_CALLBACK={view.id}"}
         done = await state_of(daemon, code, CallbackState.DONE)
-        assert done.talk_seconds == 3  # the Cdr's BillableSeconds
+        assert done.talk_seconds == 1  # the peer talks 1 s from the customer's answer
         again = await desk(daemon).request(code)  # a new one: the last has ended
         assert again is not None and again.id != view.id
         await state_of(daemon, code, CallbackState.DONE)
@@ -118,11 +118,11 @@ async def test_a_call_back_rings_the_agent_then_the_customer_and_sends_no_second
              if "  c" in line and ("call-back" in line or "cb " in line)]
     assert [" ".join(s) for s in steps][:5] == [
         "call-back #1", "cb placed", "cb agent", "cb connected", "cb ended"]
-    assert f"#{view.id} for CS1001 [link {code}] → done, talk 3s" in trace.stdout
+    assert f"#{view.id} for CS1001 [link {code}] → done, talk 1s" in trace.stdout
     as_json = json.loads((await asyncio.to_thread(
         ccshortlink, config, "trace", CUSTOMER, "--json")).stdout)
     ended = [e for e in as_json["events"] if e["kind"] == "callback_ended"]
-    assert [(e["outcome"], e["talk_seconds"]) for e in ended] == [("done", 3), ("done", 3)]
+    assert [(e["outcome"], e["talk_seconds"]) for e in ended] == [("done", 1), ("done", 1)]
     stats = json.loads((await asyncio.to_thread(ccshortlink, config, "stats", "--json")).stdout)
     today = stats["periods"][0]
     assert today["all"]["callbacks_connected"] == 2 and today["all"]["called_back"] == 0
