@@ -82,6 +82,16 @@ async def test_the_cards_button_rings_the_agent_then_the_customer(
         await asyncio.sleep(1.0)  # a card wrongly decided for the call-back would be here
         assert len(peers.sms_to(CUSTOMER)) == 1
         assert daemon.named("callback_call_ended")  # the tracker saw it, and let it be
+        # The hotline's lookup (as the dialplan's CURL() asks it, the number as the PBX shows
+        # it): the agent of the link, free again after the call-back
+        async with aiohttp.ClientSession() as http:
+            lookup = f"{site}/api/v1/preferred-agent"
+            async with http.get(lookup, params={"number": "13800138000"}) as response:
+                assert await response.json() == {"extension": "1001", "agent_id": "CS1001",
+                                                 "available": True}
+            async with http.get(lookup, params={"number": "13900000000",
+                                                "format": "text"}) as response:
+                assert (response.status, await response.text()) == (200, "")
     finally:
         assert await daemon.stop() == 0
         await peers.ami.stop()
