@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 
 from ccshortlink.core.callbacks import Refusal
+from ccshortlink.core.policy import PolicyConfig
 from ccshortlink.core.vocab import CallbackState
 from ccshortlink.store.choose import AnyStore
-from tests.support.pgkit import open_backend, peek_db
+from tests.support.pgkit import open_backend, peek_db, reports_for
 
 NUMBER = "+8613800138000"
 NOW = 1_700_000_000.0
@@ -138,3 +139,26 @@ async def test_the_preferred_agent_is_the_latest_live_links(store: AnyStore) -> 
     await add_link(store, "newer111", agent="CS1002", pbx="", created=NOW - 10)
     assert await store.preferred_agent_of(NUMBER, NOW) == ("CS1002", "")
     assert await store.preferred_agent_of("+8613900000000", NOW) is None
+
+
+async def test_trace_and_stats_read_them_on_either_database(store: AnyStore) -> None:
+    refused = await request(store, "aaaa1111", judge=lambda agent_id, pbx: (
+        pbx, Refusal("outside_hours", NOW + 3600)))
+    made = await request(store, "aaaa1111", NOW + 1)
+    assert await store.claim_callback(made.id, NOW + 2, owner="d", lease_until=NOW + 60)
+    for at, state in [(3, CallbackState.CALLING_CUSTOMER), (4, CallbackState.CONNECTED)]:
+        await store.record_callback_step(made.id, state, NOW + at)
+    await store.record_callback_step(made.id, CallbackState.DONE, NOW + 50, talk_seconds=46)
+    with reports_for(store) as reports:
+        trace = reports.trace(NUMBER, PolicyConfig(), NOW + 60)
+        assert trace is not None
+        steps = [(e.at - NOW, e.kind) for e in trace.events if e.kind.startswith("callback_")]
+        assert steps == [(0, "callback_refused"), (1, "callback_requested"),
+                         (2, "callback_placed"), (3, "callback_agent_answered"),
+                         (4, "callback_connected"), (50, "callback_ended")]
+        [ended] = [e for e in trace.events if e.kind == "callback_ended"]
+        assert (ended.facts["outcome"], ended.facts["talk_seconds"]) == ("done", 46)
+        [told] = [e for e in trace.events if e.kind == "callback_refused"]
+        assert (told.facts["reason"], told.facts["callback_id"]) == ("outside_hours", refused.id)
+        figures = reports.stats(NOW - 10)
+        assert figures["CS1001"].callbacks_connected == 1

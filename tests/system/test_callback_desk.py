@@ -13,6 +13,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from prometheus_client import generate_latest
+
 from ccshortlink.app.callbacks import Callbacks
 from ccshortlink.config.settings import load_config
 from ccshortlink.core.vocab import CallbackState
@@ -111,6 +113,9 @@ async def test_a_call_back_rings_the_agent_then_the_customer_and_sends_no_second
         await asyncio.sleep(1.0)  # a wrongly decided card would be at the SMSC by now
         assert len([m for m in smsc.messages() if m.complete]) == 1
         assert await desk(daemon).request("NoSuchCode") is None
+        metrics = generate_latest(daemon.metrics.registry).decode()
+        assert 'ccshortlink_callbacks_total{outcome="done"} 2.0' in metrics
+        assert "ccshortlink_callbacks_waiting 0.0" in metrics
         config = daemon.config.path
     trace = await asyncio.to_thread(ccshortlink, config, "trace", CUSTOMER)
     assert trace.returncode == 0, trace.stderr
