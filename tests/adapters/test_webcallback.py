@@ -115,7 +115,7 @@ async def test_a_tap_asks_the_desk_redirects_to_the_card_and_shows_calling(
     assert shows(body) == {"button": False, "presence": None,
                            "status": "Calling you now — your phone will ring shortly",
                            "refresh": True}
-    assert f'content="5;url={CODE}?callback=1#callback"' in body
+    assert f'content="5;url={CODE}?callback=1"' in body
     for form in (CUSTOMER, NATIONAL, CUSTOMER[1:]):
         assert form not in body and form not in str(logged)
     # The redirect and the page's own refreshes are the same visit as the first open.
