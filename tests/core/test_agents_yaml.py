@@ -143,7 +143,7 @@ def test_deep_nesting_is_refused_quickly(tmp_path: Path, nesting: str) -> None:
     started = time.thread_time()  # CPU, not wall time: other work on the box does not count
     [problem] = problems_of(agent(nesting), tmp_path)
     # PyYAML's own parser, quadratic in nesting, took 110 s over the first of these
-    assert time.thread_time() - started < 1.5
+    assert time.thread_time() - started < 5.0  # about 1 s each here
     assert problem.startswith(f"{tmp_path / 'agents.yaml'}:3: not valid YAML: ")
 
 
