@@ -87,8 +87,8 @@ async def run_demo(*, port: int = 8080, exit_after: float | None = None) -> int:
         peer = AmiPeer(frames, username=DEMO_USER, secret=DEMO_SECRET, banner=banner,
                        frame_delay=0.05, on_action=_print_originate)
         # A call-back slow enough to watch on the card (it refreshes itself every 5 s).
-        peer.call_frame_delay = 0.1
-        peer.talk_seconds = 8.0
+        peer.call_frame_delay = 0.05
+        peer.talk_seconds = 5.0
         ami_port = await peer.start()
         web_port = _free_port(port)
         config = parse_config({
