@@ -238,3 +238,17 @@ async def test_a_busy_card_without_a_call_back_asks_the_desk_once_in_5_s(
     desk.set_state(CODE, CallbackState.CALLING_AGENT)  # a tap through another daemon
     _, body = await page(desk_client, f"/{CODE}?callback=1", **EN)
     assert shows(body)["status"] == "Calling you now — your phone will ring shortly"
+
+
+async def test_a_desk_failure_is_a_503_not_a_crash(desk_site: tuple[Site, FakeDesk],
+                                                   desk_client: Client) -> None:
+    _, desk = desk_site
+
+    async def broken(code: str) -> None:
+        raise OSError("database is locked")
+
+    desk.request = broken  # type: ignore[method-assign, assignment]
+    with structlog.testing.capture_logs() as logged:
+        tapped = await desk_client.post(f"/{CODE}/callback", headers=TAP, allow_redirects=False)
+    assert (tapped.status, tapped.headers["Retry-After"]) == (503, "10")
+    assert [e["error"] for e in logged if e["event"] == "callback_tap_failed"] == ["OSError"]
