@@ -14,6 +14,7 @@ from ccshortlink.core.callbacks import (
     CallbackCalls,
     CallbackRecord,
     Step,
+    callback_of_action,
     may_place,
     originate_fields,
 )
@@ -47,7 +48,7 @@ class CallbackDispatcher:
         self.mark_callback = mark_callback
         self.owner = owner  # names this daemon in the leases of the call-backs it follows
         self.calls = CallbackCalls()
-        self._pbx_of: dict[int, str] = {}  # call-backs in flight here: on which PBX
+        self._pbx_of: dict[int, str] = {}  # call-backs placed here, in flight: on which PBX
         self._since: dict[int, tuple[CallbackState, float]] = {}  # the state, since when
         self._steps: asyncio.Queue[Step] = asyncio.Queue()
         self._woken = asyncio.Event()
@@ -59,13 +60,16 @@ class CallbackDispatcher:
         """Presence, and the steps of our call-backs; must stay fast (no I/O)."""
         if self.deps.presence.on_event(pbx, event) == Presence.FREE:
             self._woken.set()
+        if event.get("Event") == "OriginateResponse" and event.get("Response") == "Success" \
+                and callback_of_action(event.get("ActionID", "")) is not None:
+            # Whichever daemon placed it (each PBX tells every session): the tracker must not
+            # send a card for a call-back's own call. Its Linkedid is the agent channel's id.
+            self.mark_callback(pbx, event.get("Uniqueid", ""))
         if not self._pbx_of:
             return
         step = self.calls.on_event(event, self.deps.clock())
         if step is None:
             return
-        if step.linkedid:  # the tracker must not send a card for the call-back's own call
-            self.mark_callback(self._pbx_of.get(step.callback_id, pbx), step.linkedid)
         self._steps.put_nowait(step)
         self._woken.set()
 
