@@ -83,25 +83,28 @@ class CallbackDispatcher:
 
     async def run(self, stop: asyncio.Event) -> None:
         deps = self.deps
-        for callback_id in await self._faulty(deps.store.close_abandoned_callbacks(
-                deps.clock(), starting=True)) or []:
-            deps.log.warning("callback_failed", callback_id=callback_id, reason="daemon_restart")
-            deps.outcomes(CallbackState.FAILED).inc()
+        await self._close_abandoned(starting=True)
         swept = deps.clock()
         while not stop.is_set():
             self._woken.clear()
-            await self._record_steps()
+            await self._faulty(self._record_steps())
             await self._faulty(self._tick())
             if deps.clock() - swept >= SWEEP:
                 swept = deps.clock()
-                for callback_id in await self._faulty(deps.store.close_abandoned_callbacks(
-                        swept, starting=False)) or []:
-                    deps.log.warning("callback_failed", callback_id=callback_id,
-                                     reason="daemon_restart")
+                await self._close_abandoned(starting=False)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(POLL):
                     await self._woken.wait()
-        await self._record_steps()
+        await self._faulty(self._record_steps())
+
+    async def _close_abandoned(self, *, starting: bool) -> None:
+        """In flight, but no daemon follows them any more (this one restarted, or another
+        one's lease ran out): failed."""
+        deps = self.deps
+        for callback_id in await self._faulty(deps.store.close_abandoned_callbacks(
+                deps.clock(), starting=starting)) or []:
+            deps.log.warning("callback_failed", callback_id=callback_id, reason="daemon_restart")
+            deps.outcomes(CallbackState.FAILED).inc()
 
     async def _faulty(self, work: Awaitable[T]) -> T | None:
         """A database fault is logged, and the next round tries again."""
