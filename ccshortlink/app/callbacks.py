@@ -27,7 +27,8 @@ def _hours(text: str) -> Hours:
 def extensions_on(agent: Agent, pbx: str) -> list[str]:
     """The agent's bare extensions on `pbx` (not channel names): those qualified by the PBX's
     name first (as AgentDirectory.by_extension prefers them), then those on every PBX."""
-    own, everywhere = [], []
+    own: list[str] = []
+    everywhere: list[str] = []
     for extension in agent.extensions:
         qualified, bare = split_extension(extension)
         if "/" not in bare and qualified in ("", pbx):
