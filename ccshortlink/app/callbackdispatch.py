@@ -15,6 +15,7 @@ from ccshortlink.core.callbacks import (
     CallbackRecord,
     Step,
     callback_of_action,
+    has_expired,
     may_place,
     originate_fields,
 )
@@ -119,13 +120,17 @@ class CallbackDispatcher:
     async def _tick(self) -> None:
         deps = self.deps
         now = deps.clock()
-        for record in await deps.store.expire_callbacks(now, deps.config.max_wait_minutes):
-            self._log_step(record, CallbackState.EXPIRED, "max_wait")
         self._time_out(now)
         await self._record_steps()
         if self._pbx_of:
             await deps.store.renew_callback_leases(self.owner, now + LEASE)
+        # A read each second; a write only when there is something to write.
         queue = await deps.store.callback_queue()
+        max_wait = deps.config.max_wait_minutes
+        if any(has_expired(r.requested_at, now, max_wait) for r in queue.waiting):
+            for record in await deps.store.expire_callbacks(now, max_wait):
+                self._log_step(record, CallbackState.EXPIRED, "max_wait")
+            queue = await deps.store.callback_queue()
         self.waiting.set(len(queue.waiting))
         taken = set(queue.agents_in_flight)
         for record in queue.waiting:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
@@ -31,15 +32,15 @@ OTHER = "+8613900139000"
 
 
 @asynccontextmanager
-async def daemon_with(tmp_path: Path, smsc: Smsc, peer: AmiPeer,
-                      **callback: object) -> AsyncIterator[Daemon]:
+async def daemon_with(tmp_path: Path, smsc: Smsc, peer: AmiPeer, clock: Callable[[], float]
+                      = time.time, **callback: object) -> AsyncIterator[Daemon]:
     port = await peer.start() if peer._server is None else peer._server.sockets[0].getsockname()[1]
     config = load_config(write_config(
         tmp_path, ami={"port": port, "reconnect_max": 0.5}, smpp={"port": smsc.port},
         web={"listen": "127.0.0.1:0", "public_url": "https://cs.example.com",
              "hotline": "4008001234"},
         callback={"enabled": True, **callback}))
-    daemon = Daemon(config, get_logger())
+    daemon = Daemon(config, get_logger(), clock=clock)
     task = asyncio.create_task(daemon.run())
     try:
         await asyncio.wait_for(daemon.ready.wait(), timeout=15)
@@ -237,3 +238,27 @@ async def test_a_waiting_call_back_is_placed_after_a_restart(tmp_path: Path,
             await until(lambda: peer.actions_named("Originate"))
             done = await state_of(daemon, code, CallbackState.DONE)
             assert waiting is not None and done.id == waiting.id
+
+
+async def test_a_call_back_waiting_too_long_expires(tmp_path: Path,
+                                                    smsc_factory: SmscFactory) -> None:
+    smsc = await smsc_factory(system_id="ccshortlink", password="pw")
+    peer = peer_with(CUSTOMER)
+    later = [0.0]
+    async with peer, daemon_with(tmp_path, smsc, peer, clock=lambda: time.time() + later[0],
+                                 max_wait_minutes=1) as daemon:
+        await cards_sent(smsc, 1)
+        await peer.send_event(device_state("PJSIP/1001", "BUSY"))
+        await until(lambda: desk(daemon).presence("CS1001") == "busy")
+        code = code_of(tmp_path, CUSTOMER)
+        await desk(daemon).request(code)
+        await asyncio.sleep(1.2)
+        assert (await desk(daemon).latest(code)).state == CallbackState.WAITING  # type: ignore[union-attr]
+        later[0] = 61.0
+        expired = await state_of(daemon, code, CallbackState.EXPIRED)
+        assert expired.reason == "max_wait"
+        await peer.send_event(device_state("PJSIP/1001", "NOT_INUSE"))
+        await asyncio.sleep(1.2)
+        assert peer.actions_named("Originate") == []
+        metrics = generate_latest(daemon.metrics.registry).decode()
+        assert 'ccshortlink_callbacks_total{outcome="expired"} 1.0' in metrics
