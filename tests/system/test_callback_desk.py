@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sqlite3
 import time
 from collections.abc import AsyncIterator, Callable
@@ -33,13 +34,14 @@ OTHER = "+8613900139000"
 
 @asynccontextmanager
 async def daemon_with(tmp_path: Path, smsc: Smsc, peer: AmiPeer, clock: Callable[[], float]
-                      = time.time, **callback: object) -> AsyncIterator[Daemon]:
+                      = time.time, database: dict[str, object] | None = None,
+                      **callback: object) -> AsyncIterator[Daemon]:
     port = await peer.start() if peer._server is None else peer._server.sockets[0].getsockname()[1]
     config = load_config(write_config(
         tmp_path, ami={"port": port, "reconnect_max": 0.5}, smpp={"port": smsc.port},
         web={"listen": "127.0.0.1:0", "public_url": "https://cs.example.com",
              "hotline": "4008001234"},
-        callback={"enabled": True, **callback}))
+        callback={"enabled": True, **callback}, **({"database": database} if database else {})))
     daemon = Daemon(config, get_logger(), clock=clock)
     task = asyncio.create_task(daemon.run())
     try:
@@ -262,3 +264,16 @@ async def test_a_call_back_waiting_too_long_expires(tmp_path: Path,
         assert peer.actions_named("Originate") == []
         metrics = generate_latest(daemon.metrics.registry).decode()
         assert 'ccshortlink_callbacks_total{outcome="expired"} 1.0' in metrics
+
+
+async def test_on_postgresql_too(tmp_path: Path, smsc_factory: SmscFactory, pg_url: str) -> None:
+    smsc = await smsc_factory(system_id="ccshortlink", password="pw")
+    peer = peer_with(CUSTOMER)
+    async with peer, daemon_with(tmp_path, smsc, peer, database={"url": pg_url}) as daemon:
+        await cards_sent(smsc, 1)
+        [card] = [m.text for m in smsc.messages() if m.complete]
+        code = re.findall(r"cs\.example\.com/(\w+)", card)[0]
+        view = await desk(daemon).request(code)
+        assert view is not None and view.state == CallbackState.WAITING
+        done = await state_of(daemon, code, CallbackState.DONE)
+        assert done.id == view.id and len(peer.actions_named("Originate")) == 1
