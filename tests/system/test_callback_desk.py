@@ -277,3 +277,25 @@ async def test_on_postgresql_too(tmp_path: Path, smsc_factory: SmscFactory, pg_u
         assert view is not None and view.state == CallbackState.WAITING
         done = await state_of(daemon, code, CallbackState.DONE)
         assert done.id == view.id and len(peer.actions_named("Originate")) == 1
+
+
+async def test_two_daemons_on_one_database_place_it_once_and_send_no_card(
+        tmp_path: Path, smsc_factory: SmscFactory, pg_url: str) -> None:
+    smsc = await smsc_factory(system_id="ccshortlink", password="pw")
+    peer = peer_with(CUSTOMER)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    shared = {"url": pg_url}
+    async with peer, daemon_with(tmp_path / "a", smsc, peer, database=shared) as first:
+        await cards_sent(smsc, 1)
+        [card] = [m.text for m in smsc.messages() if m.complete]
+        code = re.findall(r"cs\.example\.com/(\w+)", card)[0]
+        async with daemon_with(tmp_path / "b", smsc, peer, database=shared) as second:
+            await until(lambda: peer.logins >= 2)
+            view = await desk(second).request(code)  # either may place it
+            assert view is not None
+            done = await state_of(first, code, CallbackState.DONE)
+            assert done.id == view.id
+            await asyncio.sleep(1.5)  # a second Originate or a card would be here by now
+            assert len(peer.actions_named("Originate")) == 1
+            assert len([m for m in smsc.messages() if m.complete]) == 1
