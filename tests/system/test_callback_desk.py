@@ -79,6 +79,12 @@ async def state_of(daemon: Daemon, code: str, *wanted: CallbackState,
             await asyncio.sleep(0.02)
 
 
+async def decisions(daemon: Daemon) -> int:
+    """Calls decided (a card sent or skipped): a call-back's own call must not be one."""
+    rows = await daemon.parts.cards.store._all("SELECT COUNT(*) FROM decisions")  # type: ignore[attr-defined]
+    return int(rows[0][0])
+
+
 async def cards_sent(smsc: Smsc, count: int) -> None:
     await smsc.wait_for(lambda: len([m for m in smsc.messages() if m.complete]) >= count, 15)
 
@@ -115,6 +121,7 @@ async def test_a_call_back_rings_the_agent_then_the_customer_and_sends_no_second
         await state_of(daemon, code, CallbackState.DONE)
         await asyncio.sleep(1.0)  # a wrongly decided card would be at the SMSC by now
         assert len([m for m in smsc.messages() if m.complete]) == 1
+        assert await decisions(daemon) == 1  # not even one skipped for the resend window
         assert await desk(daemon).request("NoSuchCode") is None
         metrics = generate_latest(daemon.metrics.registry).decode()
         assert 'ccshortlink_callbacks_total{outcome="done"} 2.0' in metrics
@@ -299,3 +306,4 @@ async def test_two_daemons_on_one_database_place_it_once_and_send_no_card(
             await asyncio.sleep(1.5)  # a second Originate or a card would be here by now
             assert len(peer.actions_named("Originate")) == 1
             assert len([m for m in smsc.messages() if m.complete]) == 1
+            assert await decisions(first) == 1  # neither daemon decided the call-back's call
