@@ -35,6 +35,9 @@ class CallbackConfig:
     # Default working hours for agents without their own `hours` ("" = always), e.g.
     # "Mon-Fri 09:00-18:00; Sat 10:00-14:00", in [policy] timezone.
     hours: str = ""
+    # GET /api/v1/preferred-agent without the bearer token from this box itself (Asterisk's
+    # CURL() beside the daemon); false: the token always (Asterisk elsewhere, or to be sure).
+    lookup_without_token: bool = True
 
 
 def read_callback(callback: Reader) -> CallbackConfig:
@@ -52,6 +55,7 @@ def read_callback(callback: Reader) -> CallbackConfig:
         max_wait_minutes=callback.integer("max_wait_minutes", 30, minimum=1, maximum=24 * 60),
         per_link_per_day=callback.integer("per_link_per_day", 3, minimum=1, maximum=100),
         hours=callback.text("hours", ""),
+        lookup_without_token=callback.flag("lookup_without_token", True),
     )
     problems = callback.problems
     if "{extension}" not in cfg.agent_channel:

@@ -31,7 +31,8 @@ async def start_web(daemon: Daemon, store: AnyStore,
                    metrics=daemon.metrics, send_card=daemon.send_card, log=daemon.log,
                    zone=ZoneInfo(config.policy.timezone),
                    default_region=config.policy.default_region,
-                   callbacks=callbacks)
+                   callbacks=callbacks,
+                   lookup_without_token=config.callback.lookup_without_token)
     runner = web.AppRunner(app, access_log=None, handle_signals=False)
     await runner.setup()
     await web.TCPSite(runner, config.web.host, config.web.port).start()

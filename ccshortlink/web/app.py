@@ -54,8 +54,10 @@ def make_app(*, store: WebStore, agents: Callable[[], AgentDirectory], web_confi
              clock: Callable[[], float], health: Callable[[], Mapping[str, object]],
              metrics: Metrics, send_card: SendCard | None, log: Logger,
              zone: tzinfo = UTC, default_region: str = "CN",
-             callbacks: CallbackDesk | None = None) -> web.Application:
-    """Build the web application; `zone` dates the reviews left on cards.
+             callbacks: CallbackDesk | None = None,
+             lookup_without_token: bool = True) -> web.Application:
+    """Build the web application; `zone` dates the reviews left on cards;
+    `lookup_without_token` is [callback]'s (the preferred-agent lookup from this box).
 
     Visits are counted in memory and written by a task the app starts and stops with
     itself (see VisitBuffer): a crash can lose at most the last ~0.1 s of visit counts.
@@ -71,6 +73,7 @@ def make_app(*, store: WebStore, agents: Callable[[], AgentDirectory], web_confi
         misses=SlidingLimiter(MISSES_PER_MINUTE, 60.0, clock),
         writes=SlidingLimiter(WRITES_PER_MINUTE, 60.0, clock),
         default_region=default_region, callbacks=callbacks,
+        lookup_without_token=lookup_without_token,
     )
     for entry in unusable_proxies(web_config.trusted_proxies):  # config checks say it first
         log.warning("trusted_proxy_ignored", entry=entry, reason="not an address or network")

@@ -128,6 +128,8 @@ class WebDeps:
     writes: SlidingLimiter  # ratings and call taps per client
     default_region: str = "CN"  # numbers a CRM gives without a country code ([policy])
     callbacks: CallbackDesk | None = None  # [callback] enabled: the button and the lookup
+    # [callback] lookup_without_token: the preferred-agent lookup open to this box itself
+    lookup_without_token: bool = True
     # Visits counted since the last /metrics scrape: a dict increment per open instead of
     # a locked prometheus counter; `publish_visits` moves them over when anyone looks.
     unpublished_visits: dict[str, int] = field(init=False)

@@ -6,7 +6,7 @@ from aiohttp import web
 
 from ccshortlink.core.privacy import anonymise_number, ip_address_of, mask_number
 from ccshortlink.web.api import refusal
-from ccshortlink.web.context import DEPS, visitor
+from ccshortlink.web.context import DEPS
 from ccshortlink.web.linkapi import customer_e164
 
 NO_STORE = {"Cache-Control": "no-store"}
@@ -22,23 +22,42 @@ def _answer(as_text: bool, status: int, payload: dict[str, object]) -> web.Respo
     return web.json_response(payload, status=status, headers=NO_STORE)
 
 
+def _refused(as_text: bool, denied: web.Response) -> web.Response:
+    """The 401/429 as the API answers it; for CURL() the same status with an empty body."""
+    if not as_text:
+        return denied
+    kept = {name: value for name, value in denied.headers.items()
+            if name in ("WWW-Authenticate", "Retry-After")}
+    return web.Response(text="", status=denied.status, headers={**NO_STORE, **kept})
+
+
+# Headers a reverse proxy adds: their request came from somewhere else, whatever the
+# socket says (nginx on this box connects from 127.0.0.1 even when trusted_proxies is empty).
+PROXY_HEADERS = ("X-Forwarded-For", "Forwarded", "X-Real-IP", "X-Forwarded-Host",
+                 "X-Forwarded-Proto", "Via")
+
+
 def _on_this_box(request: web.Request) -> bool:
-    """The caller is this host itself (Asterisk's CURL() beside the daemon), as seen through
-    `[web] trusted_proxies`: a proxy on loopback does not make its clients local."""
-    address = ip_address_of(visitor(request))
+    """The caller is this host itself (Asterisk's CURL() beside the daemon) and
+    `[callback] lookup_without_token` lets it in: from loopback, through no proxy."""
+    if not request.app[DEPS].lookup_without_token:
+        return False
+    if any(header in request.headers for header in PROXY_HEADERS):
+        return False
+    address = ip_address_of(request.remote)  # no forwarding header: the socket's peer
     return address is not None and address.is_loopback
 
 
 async def preferred_agent(request: web.Request) -> web.Response:
     """GET /api/v1/preferred-agent?number=NUMBER[&format=text]: the agent of the number's
-    latest live link, for the PBX to ring first; from loopback, or with the API token."""
+    latest live link, for the PBX to ring first; from this box, or with the API token."""
     deps = request.app[DEPS]
     desk = deps.callbacks
     if desk is None:
         raise web.HTTPNotFound()  # [callback] is off: like any unknown path
-    if not _on_this_box(request) and (denied := refusal(request)) is not None:
-        return denied
     as_text = request.query.get("format") == "text"
+    if not _on_this_box(request) and (denied := refusal(request)) is not None:
+        return _refused(as_text, denied)
     raw = request.query.get("number", "").strip()
     number = customer_e164(deps, raw) if raw else None
     if number is None:

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from ccshortlink.core.records import PreferredAgent
 from ccshortlink.store import Store
+from ccshortlink.web.context import DEPS
 from tests.support.cardkit import (
     CODE,
     CUSTOMER,
@@ -111,6 +112,37 @@ async def test_from_elsewhere_the_lookup_needs_the_token(served: Served) -> None
     status, _, body = await get(url, Authorization="Bearer s3cret-token", **elsewhere)
     assert status == 200 and '"1001"' in body
     assert (await get(url, Authorization="Bearer nope", **elsewhere))[0] == 401
+
+
+@pytest.mark.parametrize(("header", "value"), [
+    ("X-Forwarded-For", "203.0.113.9"),
+    ("Forwarded", "for=203.0.113.9;proto=https"),
+    ("X-Real-IP", "203.0.113.9"),
+    ("X-Forwarded-Host", "c.example.com"),
+    ("X-Forwarded-Proto", "https"),
+    ("Via", "1.1 c.example.com"),
+])
+async def test_a_proxy_on_this_box_does_not_make_its_clients_local(
+        served: Served, header: str, value: str) -> None:
+    # nginx on the same box, [web] trusted_proxies left empty: the socket says 127.0.0.1
+    url = f"{served.base}/api/v1/preferred-agent?number={CUSTOMER[1:]}&format=text"
+    # no body for CURL(): an error text would end up in the dialplan's Dial()
+    assert (await get(url, **{header: value}))[::2] == (401, "")
+    assert (await get(url.replace("&format=text", ""), **{header: value}))[::2] == (
+        401, '{"error": "missing or wrong bearer token"}')
+    assert (await get(url, Authorization="Bearer s3cret-token", **{header: value}))[::2] == (
+        200, "1001")
+    assert (await get(url))[::2] == (200, "1001")  # Asterisk's own CURL(): no such header
+    assert served.desk.lookups == [CUSTOMER] * 2
+
+
+async def test_lookup_without_token_false_needs_the_token_from_this_box_too(
+        served: Served) -> None:
+    served.site.app[DEPS].lookup_without_token = False  # what the config key does
+    url = f"{served.base}/api/v1/preferred-agent?number={CUSTOMER[1:]}&format=text"
+    assert (await get(url))[0] == 401
+    assert (await get(url, Authorization="Bearer s3cret-token"))[::2] == (200, "1001")
+    assert served.desk.lookups == [CUSTOMER]
 
 
 def test_the_shipped_hotline_contexts_read_as_asterisk_would() -> None:

@@ -18,18 +18,23 @@ def test_off_by_default_and_defaults_when_on(tmp_path: Path) -> None:
     on = load_config(write_config(tmp_path, callback={"enabled": True,
                                                       "hours": "Mon-Fri 09:00-18:00"}))
     assert on.callback.enabled and on.callback.agent_channel == "PJSIP/{extension}"
+    assert on.callback.lookup_without_token
+    strict = load_config(write_config(tmp_path, callback={"enabled": True,
+                                                          "lookup_without_token": False}))
+    assert not strict.callback.lookup_without_token
 
 
 def test_every_callback_problem_is_listed(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(write_config(tmp_path, callback={
             "enabled": True, "hours": "Mon-Fry 09:00-18:00", "agent_channel": "PJSIP/{agent}",
-            "customer_exten": "{nationl}", "pbx": "site-z"}))
+            "customer_exten": "{nationl}", "pbx": "site-z", "lookup_without_token": "no"}))
     problems = "\n".join(info.value.problems)
     assert "[callback] hours: 'Mon-Fry 09:00-18:00': 'Fry' is not a day" in problems
     assert "[callback] agent_channel must contain {extension}" in problems
     assert "[callback] customer_exten may name only {national}" in problems
     assert "[callback] pbx names no [[ami]] PBX: 'site-z'" in problems
+    assert "[callback] lookup_without_token must be bool, got 'no'" in problems
 
 
 def test_an_agents_own_hours(tmp_path: Path) -> None:
