@@ -49,8 +49,9 @@ def _on_this_box(request: web.Request) -> bool:
 
 
 async def preferred_agent(request: web.Request) -> web.Response:
-    """GET /api/v1/preferred-agent?number=NUMBER[&format=text]: the agent of the number's
-    latest live link, for the PBX to ring first; from this box, or with the API token."""
+    """GET /api/v1/preferred-agent?number=NUMBER[&format=text][&free=1]: the agent of the
+    number's latest live link, for the PBX to ring first; from this box, or with the API
+    token. `free=1`: the text answer is empty while the agent is known not to be free."""
     deps = request.app[DEPS]
     desk = deps.callbacks
     if desk is None:
@@ -58,6 +59,7 @@ async def preferred_agent(request: web.Request) -> web.Response:
     as_text = request.query.get("format") == "text"
     if not _on_this_box(request) and (denied := refusal(request)) is not None:
         return _refused(as_text, denied)
+    only_free = request.query.get("free") == "1"
     raw = request.query.get("number", "").strip()
     number = customer_e164(deps, raw) if raw else None
     if number is None:
@@ -73,7 +75,10 @@ async def preferred_agent(request: web.Request) -> web.Response:
     deps.log.info("preferred_agent_lookup", number=mask_number(number),
                   agent=found.agent_id or "", found=found.extension is not None,
                   available=found.available, status=200)
-    return _answer(as_text, 200, {"extension": found.extension, "agent_id": found.agent_id,
+    extension = found.extension
+    if as_text and only_free and found.available is False:
+        extension = None  # busy or away: Dial() would only keep the caller from the queue
+    return _answer(as_text, 200, {"extension": extension, "agent_id": found.agent_id,
                                   "available": found.available})
 
 

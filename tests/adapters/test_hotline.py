@@ -93,6 +93,22 @@ async def test_the_lookup_answers_json_and_text_from_this_box(served: Served) ->
                         "available": True, "status": 200, "log_level": "info"}]
 
 
+async def test_free_1_leaves_a_busy_agent_out_of_the_text_answer(served: Served) -> None:
+    url = f"{served.base}/api/v1/preferred-agent?number={CUSTOMER[1:]}"
+    text, free = f"{url}&format=text", f"{url}&format=text&free=1"
+    assert (await get(free))[::2] == (200, "1001")  # free now
+    for available, shown in ((False, "false"), (None, "null")):
+        served.desk.preferred[CUSTOMER] = PreferredAgent(extension="1001", agent_id="CS1001",
+                                                         available=available)
+        # busy or away: nothing to Dial(), the caller goes straight to the queue; presence
+        # not known (no PBX event about the agent yet): ring them as before
+        assert (await get(free))[::2] == (200, "" if available is False else "1001")
+        assert (await get(text))[::2] == (200, "1001")
+        # JSON says it all whatever free= asks
+        assert (await get(f"{url}&free=1"))[::2] == (
+            200, f'{{"extension": "1001", "agent_id": "CS1001", "available": {shown}}}')
+
+
 async def test_a_missing_or_unreadable_number_is_a_400(served: Served) -> None:
     url = f"{served.base}/api/v1/preferred-agent"
     for query in ("", "?number=", "?number=anonymous", "?number=1001", "?number=12"):
