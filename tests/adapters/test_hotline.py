@@ -172,7 +172,10 @@ def test_the_shipped_hotline_contexts_read_as_asterisk_would() -> None:
         assert {"fallback", "done"} <= {s.label for s in steps}
         (url,) = [u for s in steps for u in calls_in(s.args, "CURL")]
         assert url == (f"{SHIPPED_URL}?number=${{URIENCODE(${{CALLERID(num)}})}}"
-                       "&format=text")
+                       "&format=text&free=1")
+        # the bearer token only when CCS_API_TOKEN is set (func_curl's httpheader option)
+        assert [s.args for s in steps if "httpheader" in s.args] == [
+            "CURLOPT(httpheader)=Authorization: Bearer ${CCS_API_TOKEN}"]
         assert [s.app for s in steps if s.app == "Dial"] == ["Dial"]
 
 
@@ -185,12 +188,15 @@ async def test_callers_walk_the_shipped_dialplan(served: Served, context: str,
     contexts = read_contexts(SHIPPED.read_text(encoding="utf-8"))
     asked: list[str] = []
 
-    async def curl(url: str) -> str:
+    sent: list[dict[str, str]] = []
+
+    async def curl(url: str, headers: dict[str, str]) -> str:
         """func_curl: the body whatever the status; nothing when there is no answer."""
         asked.append(url)
+        sent.append(headers)
         try:
             async with aiohttp.ClientSession() as session, session.get(
-                    url.replace("http://127.0.0.1:8080", served.base)) as answer:
+                    url.replace("http://127.0.0.1:8080", served.base), headers=headers) as answer:
                 return await answer.text()
         except aiohttp.ClientError:
             return ""
@@ -203,7 +209,8 @@ async def test_callers_walk_the_shipped_dialplan(served: Served, context: str,
         return call.did
 
     assert await walk("+8613800138000") == ["Dial(PJSIP/1001,20)", "Hangup()"]
-    assert asked[-1] == f"{SHIPPED_URL}?number=%2B8613800138000&format=text"
+    assert asked[-1] == f"{SHIPPED_URL}?number=%2B8613800138000&format=text&free=1"
+    assert sent[-1] == {}  # from this box: no token
     assert await walk("013800138000", "NOANSWER") == ["Dial(PJSIP/1001,20)", queue]
     assert await walk("13800138000", CCS_RING_SECONDS="12") == [
         "Dial(PJSIP/1001,12)", "Hangup()"]
@@ -212,6 +219,22 @@ async def test_callers_walk_the_shipped_dialplan(served: Served, context: str,
     assert await walk("anonymous") == [queue]
     assert await walk(STRANGER, CCS_FALLBACK="sales,200,1") == ["Goto(sales,200,1)"]
     assert served.desk.lookups == [CUSTOMER] * 3 + [STRANGER, OPTED_OUT, STRANGER]
+    # the agent on another call: not rung, the caller reaches the queue at once; presence
+    # not known: rung as before
+    served.desk.preferred[CUSTOMER] = PreferredAgent(extension="1001", agent_id="CS1001",
+                                                     available=False)
+    assert await walk("+8613800138000") == [queue]
+    served.desk.preferred[CUSTOMER] = PreferredAgent(extension="1001", agent_id="CS1001",
+                                                     available=None)
+    assert await walk("+8613800138000") == ["Dial(PJSIP/1001,20)", "Hangup()"]
+    # [callback] lookup_without_token = false (or the daemon elsewhere): the dialplan sends
+    # [web] api_token from CCS_API_TOKEN; without it the lookup is refused, empty, the queue
+    served.site.app[DEPS].lookup_without_token = False
+    assert await walk("+8613800138000") == [queue]
+    assert await walk("+8613800138000", CCS_API_TOKEN="s3cret-token") == [
+        "Dial(PJSIP/1001,20)", "Hangup()"]
+    assert sent[-1] == {"Authorization": "Bearer s3cret-token"}
+    assert await walk("+8613800138000", CCS_API_TOKEN="wrong") == [queue]
     # the daemon down: CURL() gives nothing, the caller reaches the queue all the same
     served.base = "http://127.0.0.1:9"
     assert await walk("+8613800138000") == [queue]

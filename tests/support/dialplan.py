@@ -2,7 +2,8 @@
 
 Enough of extensions.conf to follow `[ccshortlink-hotline]` call by call: contexts, `exten =>`
 and `same => n(label)` priorities, ${VAR} and ${FUNC(...)} substitution (CALLERID, URIENCODE,
-IF, CURL, CURLOPT), $["a" = "b"] expressions, and Set, GotoIf, Goto, Dial, Queue, Hangup.
+IF, CURL, CURLOPT with httpheader), $["a" = "b"] expressions, and Set, GotoIf, Goto, Dial,
+Queue, Hangup.
 """
 
 from __future__ import annotations
@@ -79,7 +80,8 @@ def calls_in(text: str, function: str) -> list[str]:
     return found
 
 
-Curl = Callable[[str], Awaitable[str]]
+# func_curl: the URL and the headers CURLOPT(httpheader) added; the body whatever the status.
+Curl = Callable[[str, dict[str, str]], Awaitable[str]]
 
 
 @dataclass
@@ -90,6 +92,7 @@ class Call:
     curl: Curl
     dial_status: str = "ANSWER"
     curl_options: dict[str, str] = field(default_factory=dict)
+    curl_headers: dict[str, str] = field(default_factory=dict)  # each httpheader adds one
     did: list[str] = field(default_factory=list)  # "Dial(PJSIP/1001,20)", "Queue(support)"
 
     async def substitute(self, text: str) -> str:
@@ -120,7 +123,7 @@ class Call:
             yes, _, no = choices.partition(":")
             return yes if condition.strip() not in ("", "0") else no
         if func == "CURL":
-            return await self.curl(argument)
+            return await self.curl(argument, dict(self.curl_headers))
         raise AssertionError(f"the walker does not know ${{{name}}}")
 
     async def run(self, contexts: dict[str, dict[str, list[Step]]], context: str,
@@ -137,7 +140,10 @@ class Call:
                 continue
             if step.app == "Set":
                 name, _, value = args.partition("=")
-                if option := re.fullmatch(r"CURLOPT\((\w+)\)", name):
+                if name == "CURLOPT(httpheader)":
+                    header, _, header_value = value.partition(":")
+                    self.curl_headers[header.strip()] = header_value.strip()
+                elif option := re.fullmatch(r"CURLOPT\((\w+)\)", name):
                     self.curl_options[option.group(1)] = value
                 else:
                     self.variables[name] = value
