@@ -49,13 +49,24 @@ def config_warnings(config: Config) -> list[str]:
     problem = None if config.db.url else database_folder_problem(config.database_path)
     if problem:
         warnings.append(f"[database] path {config.database_path}: {problem}")
-    if not config.web.public_url.startswith("https://"):
+    https = config.web.public_url.startswith("https://")
+    if not https:
         warnings.append(f"[web] public_url {config.web.public_url!r} is not https: customers' "
                         "phones open the card over plain http")
     callback = config.callback
     if callback.enabled and not (callback.caller_id or config.web.hotline):
         warnings.append("[callback] caller_id and [web] hotline are both empty: a call-back "
                         "shows the customer whatever caller ID the outbound route sets")
+    if callback.enabled and callback.lookup_without_token and https:
+        # An https link means a TLS proxy in front, most likely on this box: /api/ reached
+        # through it must not count as this box (the lookup refuses proxied requests anyway).
+        warnings.append("[callback] lookup_without_token = true answers the preferred-agent "
+                        "lookup without a token from this box, and [web] public_url is https "
+                        "(a proxy in front is likely): keep /api/ off the public proxy or set "
+                        "lookup_without_token = false")
+    if callback.enabled and not callback.lookup_without_token and not config.web.api_token:
+        warnings.append("[callback] lookup_without_token = false and no [web] api_token: the "
+                        "preferred-agent lookup answers no one (the hotline goes to the queue)")
     return warnings
 
 

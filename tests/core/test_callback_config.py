@@ -64,3 +64,28 @@ def test_no_warning_once_the_customer_sees_the_hotline(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "ccshortlink", "check-config", "-c",
                              str(config)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "caller_id" not in result.stderr, result.stderr
+
+
+def check_config(config: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "ccshortlink", "check-config", "-c",
+                           str(config)], capture_output=True, text=True, timeout=60)
+
+
+def test_check_config_warns_that_the_lookup_is_open_to_this_box_behind_https(
+        tmp_path: Path) -> None:
+    advice = ("[callback] lookup_without_token = true answers the preferred-agent lookup "
+              "without a token from this box, and [web] public_url is https (a proxy in front "
+              "is likely): keep /api/ off the public proxy or set lookup_without_token = false")
+    behind_tls = check_config(write_config(tmp_path, callback={"enabled": True}))
+    assert behind_tls.returncode == 0 and advice in behind_tls.stderr, behind_tls.stderr
+    plain = check_config(write_config(tmp_path, callback={"enabled": True},
+                                      web={"public_url": "http://10.0.0.5:8080"}))
+    assert plain.returncode == 0 and "lookup_without_token" not in plain.stderr
+    strict = check_config(write_config(tmp_path, callback={
+        "enabled": True, "lookup_without_token": False}, web={"api_token": "a" * 32}))
+    assert strict.returncode == 0 and "lookup_without_token" not in strict.stderr
+    tokenless = check_config(write_config(tmp_path, callback={
+        "enabled": True, "lookup_without_token": False}))
+    assert tokenless.returncode == 0
+    assert ("[callback] lookup_without_token = false and no [web] api_token: the "
+            "preferred-agent lookup answers no one") in tokenless.stderr
