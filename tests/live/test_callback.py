@@ -66,7 +66,8 @@ def originated(admin: AmiAdmin) -> list[str]:
 
 
 def callbacks_traced(trace: dict[str, Any]) -> list[dict[str, Any]]:
-    return [e for e in trace["events"] if str(e["kind"]).startswith("callback")]
+    """`trace NUMBER`'s lines about call-backs: each step of each, and how it ended."""
+    return [e for e in trace["events"] if str(e["kind"]).startswith("callback_")]
 
 
 async def test_call_me_back_rings_the_agent_then_the_customer_and_sends_no_second_card(
@@ -92,9 +93,13 @@ async def test_call_me_back_rings_the_agent_then_the_customer_and_sends_no_secon
     await live.daemon_said("callback_call_ended")
     assert [d["event"] for d in live.decisions()] == ["card_queued"]
     assert len(live.sms_to(customer)) == 1
-    # the operator sees it: asked, agent answered, customer answered, the talk time
-    [traced] = [e for e in callbacks_traced(live.trace(customer))
-                if e.get("state") in ("done", "connected")]
+    # the operator sees it: asked, placed, agent answered, customer answered, the talk time
+    steps = callbacks_traced(live.trace(customer))
+    assert {e["kind"] for e in steps} == {
+        "callback_requested", "callback_placed", "callback_agent_answered",
+        "callback_connected", "callback_ended"}, steps
+    [traced] = [e for e in steps if e["kind"] == "callback_ended"]
+    assert (traced["outcome"], traced["agent"], traced["code"]) == ("done", "CS1001", code)
     assert traced["talk_seconds"] >= 1, traced
     assert_no_number_or_secret(daemon.log, [customer])
 

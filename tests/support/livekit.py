@@ -31,9 +31,11 @@ from tests.support.sipp import Sipp, sipp_found
 from tests.support.smsc_peer import ReceivedSms, Smsc
 
 KEPT = ROOT / "test-output" / "live"
-# The test dialplan's [hotline] (5008): the shipped [ccshortlink-hotline], the agent rung 8 s
+# The test dialplan's [hotline] (5008): the shipped [ccshortlink-hotline], the agent's chan_sip
+# phone rung 8 s
 HOTLINE = """[hotline]
 exten => s,1,Set(CCS_RING_SECONDS=8)
+ same => n,Set(CCS_AGENT_TECH=SIP)
  same => n,Goto(ccshortlink-hotline,s,1)"""
 _failed = pytest.StashKey[bool]()
 
