@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
 from panoramisk.actions import Action
 
 from ccshortlink.ami.protocol import AmiEvent, AmiProtocol, EventHandler
+from ccshortlink.app.ports import PbxUnavailable
 from ccshortlink.config.settings import AmiConfig
 from ccshortlink.config.tls import TlsConfig
 from ccshortlink.core.describe import describe
@@ -29,6 +30,7 @@ from ccshortlink.ops.tls import client_context, describe_tls_failure
 _FIRST_RETRY = 0.5
 _HANDSHAKE_TIMEOUT = 5.0
 _STOP_GRACE = 2.0
+_ACTION_TIMEOUT = 10.0  # s for the PBX to answer an action (Originate answers at once)
 
 
 __all__ = ["AmiAuthError", "AmiClient", "AmiEvent", "AmiProtocol", "pbx_clients"]
@@ -74,6 +76,28 @@ class AmiClient:
                 task.cancel()
             await asyncio.gather(supervisor, stopped, return_exceptions=True)
             await self._close()
+
+    async def originate(self, fields: Mapping[str, str]) -> str | None:
+        """Send an Originate and await its Response: None when the PBX queued it, else its
+        Message ("Permission denied" for a user without write = originate). Raises
+        PbxUnavailable when the session is down or no Response comes in time. With Async
+        the call's fate comes later as an OriginateResponse event, through `on_event`."""
+        protocol = self._protocol
+        if protocol is None or not self._connected or protocol.closed:
+            raise PbxUnavailable(f"AMI {self._config.host}:{self._config.port} is not connected")
+        # as_list False: the first Response completes it (panoramisk would otherwise await
+        # the OriginateResponse, which this protocol hands to on_event as any other event).
+        reply: asyncio.Future[Any] = protocol.send(Action(dict(fields), as_list=False))
+        await asyncio.wait({reply, protocol.finished}, timeout=_ACTION_TIMEOUT,
+                           return_when=asyncio.FIRST_COMPLETED)
+        if not reply.done():
+            reply.cancel()
+            raise PbxUnavailable("the PBX gave no answer to Originate"
+                                 if not protocol.finished.done() else "AMI connection lost")
+        response = reply.result()
+        if response.success:
+            return None
+        return str(response.get("Message", "") or "refused")
 
     async def _supervise(self) -> None:
         failures = 0

@@ -13,6 +13,8 @@ from ccshortlink.core.privacy import mask_number
 from ccshortlink.core.routebook import RouteBook
 from ccshortlink.core.vocab import Trigger
 
+CALLBACK_CALLS_KEPT = 1000
+
 
 class CallFlow:
     """Feeds the tracker in event order; what it says has ended goes to `outcomes`."""
@@ -32,6 +34,14 @@ class CallFlow:
         self.stopping = False  # set at the stop: later events are not turned into decisions
         # Beside the tracker, on the same events: each call's direction and queues, for the rules
         self.routes = RouteBook(max_calls=tracker.max_channels, timeout=tracker.call_timeout)
+        # Linkedids of call-backs' own calls: the customer has the card already (newest kept)
+        self.callback_calls: dict[str, None] = {}
+
+    def mark_callback(self, linkedid: str) -> None:
+        """This call is a call-back the daemon placed: no card when it ends."""
+        self.callback_calls[linkedid] = None
+        while len(self.callback_calls) > CALLBACK_CALLS_KEPT:
+            del self.callback_calls[next(iter(self.callback_calls))]
 
     def on_event(self, event: Mapping[str, str], session: int | None = None) -> None:
         """Runs on the loop for every AMI event, in order: must stay fast and never block."""
@@ -57,6 +67,10 @@ class CallFlow:
         """One log line per ended call or request; each goes on to be decided or recorded."""
         if self.pbx:
             outcome = replace(outcome, pbx=self.pbx)
+        if outcome.linkedid in self.callback_calls:
+            self.log.info("callback_call_ended", linkedid=outcome.linkedid,
+                          agent_extension=outcome.agent_extension or None)
+            return
         if isinstance(outcome, CallClosed):
             # call_evicted is the name this has always had; the others are new
             event = {Trigger.CALL_TIMEOUT: "call_evicted", Trigger.EVICTED: "channel_evicted"}.get(

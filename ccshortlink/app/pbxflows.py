@@ -40,6 +40,12 @@ class PbxFlows:
         """Runs on the loop for every AMI event of `pbx`, in order."""
         self.flows[pbx].on_event(event, session)
 
+    def mark_callback(self, pbx: str, linkedid: str) -> None:
+        """A call-back's own call on `pbx`: it ends without a card."""
+        flow = self.flows.get(pbx)
+        if flow is not None:
+            flow.mark_callback(linkedid)
+
     def expire(self) -> None:
         for flow in self.flows.values():
             flow.expire()

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
+from ccshortlink.core.callbacks import CallbackRecord, Refusal
 from ccshortlink.core.linkadmin import LinkEntry, Revoked
 from ccshortlink.core.records import (
     AgentLiveStats,
@@ -22,7 +23,7 @@ from ccshortlink.core.records import (
     SubmittedSms,
 )
 from ccshortlink.core.sms import EncodedSms
-from ccshortlink.core.vocab import Presence, SmsKind
+from ccshortlink.core.vocab import CallbackState, Presence, SmsKind
 
 
 class SubmitRejected(Exception):
@@ -191,6 +192,52 @@ class Reply(Protocol):
 
 
 # --- call-backs and presence ----------------------------------------------------------------
+
+class CallbackStore(Faults, Protocol):
+    """The `callbacks` table's use cases (store.callbacks has them, on either database)."""
+
+    async def request_callback(self, code: str, now: float, *, per_link_per_day: int,
+                               judge: Callable[[str, str], tuple[str, Refusal | None]]
+                               ) -> CallbackRecord | None: ...
+    async def callback_queue(self) -> CallbackQueueView: ...
+    async def claim_callback(self, callback_id: int, now: float, *, owner: str,
+                             lease_until: float) -> bool: ...
+    async def unclaim_callback(self, callback_id: int) -> None: ...
+    async def record_callback_step(self, callback_id: int, state: CallbackState, now: float,
+                                   *, reason: str = "",
+                                   talk_seconds: int | None = None) -> bool: ...
+    async def expire_callbacks(self, now: float,
+                               max_wait_minutes: int) -> list[CallbackRecord]: ...
+    async def close_abandoned_callbacks(self, now: float, *, starting: bool) -> list[int]: ...
+    async def renew_callback_leases(self, owner: str, until: float) -> None: ...
+    async def latest_callback(self, code: str) -> CallbackRecord | None: ...
+    async def preferred_agent_of(self, customer_number: str,
+                                 now: float) -> tuple[str, str] | None: ...
+
+
+class CallbackQueueView(Protocol):
+    @property
+    def waiting(self) -> Sequence[CallbackRecord]: ...
+    @property
+    def agents_in_flight(self) -> set[str]: ...
+
+
+class PbxUnavailable(Exception):
+    """The PBX's AMI session is down (or did not answer): the action may not have been sent."""
+
+
+class PbxActions(Protocol):
+    """What call-backs ask of the PBXs (the daemon has it: each PBX's AMI client)."""
+
+    def is_up(self, pbx: str) -> bool:
+        """Logged in and answering pings."""
+        ...
+
+    async def originate(self, pbx: str, fields: Mapping[str, str]) -> str | None:
+        """Send an Originate; None when the PBX queued it, else its Message (refused).
+        Raises PbxUnavailable when the session is down or gives no answer."""
+        ...
+
 
 class CallbackDesk(Protocol):
     """What the card and the API need of call-backs and presence (app.callbacks has it).

@@ -38,6 +38,11 @@ def cmd_check_config(args: argparse.Namespace) -> int:
     if len(config.pbxs) > 1:
         print("PBXs: " + ", ".join(f"{p.name} ({p.host}:{p.port})" for p in config.pbxs))
     print("\n".join(lines))
+    callback = config.callback
+    if callback.enabled:
+        print(f"call-backs: on; ring {callback.agent_channel}, then {callback.customer_exten}"
+              f" in {callback.customer_context}; hours {callback.hours or 'always'}"
+              f"; the AMI user needs write = originate (see manager.conf)")
     for warning in warnings:  # exit 0 all the same: nothing here stops the daemon
         print(f"warning: {warning}", file=sys.stderr)
     return Exit.OK
@@ -127,7 +132,7 @@ def cmd_stats(args: argparse.Namespace) -> int:
         periods = [("today", today, reports.stats(today)), ("7_days", week, reports.stats(week))]
         replies = {"today": reports.reply_counts(today), "7_days": reports.reply_counts(week)}
     print(as_json(stats_json(periods, names, zone, replies)) if args.json
-          else render_stats(periods, names, zone, replies))
+          else render_stats(periods, names, zone, replies, callbacks=config.callback.enabled))
     return Exit.OK
 
 

@@ -22,6 +22,9 @@ LABELS = {
     "vcard_downloaded": "vCard saved", "rated": "rated", "opted_out": "opted out",
     "link_extended": "link extended",
     "reply": "reply",
+    "callback_requested": "call-back", "callback_placed": "cb placed",
+    "callback_agent_answered": "cb agent up", "callback_connected": "cb connected",
+    "callback_ended": "cb ended", "callback_refused": "cb refused",
 }
 TRIGGERS = {"hangup": "call ended", "agent_complete": "queue call ended",
             "feature_code": "agent feature code", "api": "API request", "cli": "CLI send",
@@ -35,6 +38,9 @@ _NEXT_TRY = re.compile(r"next try at (\d+(?:\.\d+)?)")  # the store writes Unix 
 COLUMNS = (("calls", "calls_decided"), ("skipped", "skipped"), ("sent", "sms_sent"),
            ("delivered", "sms_delivered"), ("failed", "sms_failed"), ("waiting", "sms_waiting"),
            ("opened", "links_opened"), ("called back", "called_back"))
+# [callback] on: call-backs in which the customer answered ("called back" above counts the
+# card's call button, as it always has)
+CALLBACK_COLUMN = ("call-backs", "callbacks_connected")
 
 
 def local(at: float, zone: ZoneInfo) -> datetime:
@@ -50,7 +56,8 @@ def _stamp(at: float | None, zone: ZoneInfo) -> str:
 def trace_json(trace: Trace, zone: ZoneInfo) -> dict[str, Any]:
     def when(record: Mapping[str, Any]) -> dict[str, Any]:
         out = dict(record)
-        for key in ("created_at", "expires_at", "revoked_at", "previous_expires_at"):
+        for key in ("created_at", "expires_at", "revoked_at", "previous_expires_at",
+                    "opens_at"):
             if out.get(key) is not None:
                 out[key] = local(out[key], zone).isoformat()
         return out
@@ -100,8 +107,23 @@ def _describe(event: TraceEvent, zone: ZoneInfo) -> str:
         return f"{f['customer_number']} ({f['source']})"
     if kind == "reply":
         return describe_reply(f)
+    if kind.startswith("callback_"):
+        return _describe_callback(kind, f, zone)
     client = ", ".join(x for x in (f.get("client"), f.get("user_agent")) if x)
     return f"{f.get('code', '')}" + (f" ({client})" if client else "")
+
+
+def _describe_callback(kind: str, f: Mapping[str, Any], zone: ZoneInfo) -> str:
+    """A call-back's step: "#3 for CS1001 [link a2B3c4D5e] → done, talk 42s"."""
+    head = f"#{f['callback_id']} for {f['agent']} [link {f['code']}]"
+    if kind == "callback_refused":
+        opens = f" (opens {_stamp(f['opens_at'], zone)[:16]})" if f.get("opens_at") else ""
+        return f"{head} → refused: {f['reason']}{opens}"
+    if kind == "callback_ended":
+        reason = f": {f['reason']}" if f.get("reason") else ""
+        talk = f", talk {f['talk_seconds']}s" if f.get("talk_seconds") is not None else ""
+        return f"{head} → {f['outcome']}{reason}{talk}"
+    return head
 
 
 def render_trace(trace: Trace, zone: ZoneInfo) -> str:
@@ -179,8 +201,10 @@ def _with_agents(per_agent: Mapping[str, Figures], names: Mapping[str, str]) -> 
 
 def render_stats(periods: Sequence[tuple[str, float, Mapping[str, Figures]]],
                  names: Mapping[str, str], zone: ZoneInfo,
-                 replies: Mapping[str, Mapping[str, int]] | None = None) -> str:
-    header = ["agent", *(title for title, _ in COLUMNS), "rating"]
+                 replies: Mapping[str, Mapping[str, int]] | None = None, *,
+                 callbacks: bool = False) -> str:
+    columns = (*COLUMNS, CALLBACK_COLUMN) if callbacks else COLUMNS
+    header = ["agent", *(title for title, _ in columns), "rating"]
     lines: list[str] = []
     for period, since, per_agent in periods:
         title = "Today" if period == "today" else "Last 7 days"
@@ -191,7 +215,7 @@ def render_stats(periods: Sequence[tuple[str, float, Mapping[str, Figures]]],
             label = agent if agent == "all agents" else (
                 f"{agent} {names[agent]}" if agent in names else agent or "(no agent)")
             values = figures.as_dict()
-            rows.append([label, *(str(values[key]) for _, key in COLUMNS), _rating(figures)])
+            rows.append([label, *(str(values[key]) for _, key in columns), _rating(figures)])
         lines += table(header, rows)
         if replies and period in replies:
             lines.append(replies_line(replies[period]))

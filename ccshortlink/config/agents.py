@@ -12,6 +12,7 @@ from ccshortlink.config.agentvalues import (
     extensions_of,
     file_of,
     flag_of,
+    hours_of,
     is_channel,
     items_of,
     kind,
@@ -29,7 +30,7 @@ class AgentsError(ProblemsError):
 _AGENT_FIELDS = (
     "id", "extensions", "name", "phone", "slogan", "avatar", "title", "language", "greeting",
     "satisfaction", "satisfaction_votes", "calls_handled", "customers_served",
-    "service_records", "reviews", "auto_send",
+    "service_records", "reviews", "auto_send", "hours",
 )
 _TOP_LEVEL = ("agents", "channel_map")
 _RECORD_FIELDS = ("title", "detail", "date")
@@ -88,6 +89,7 @@ def _agent(entry: Map, base: Path, where: str, file: str, problems: list[str]) -
         service_records=_records(entry, where, file, problems),
         reviews=_reviews(entry, where, file, problems),
         auto_send=flag_of(entry, "auto_send", where, problems, default=True),
+        hours=hours_of(entry, where, problems),
     )
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ccshortlink.config.agentsyaml import Map, Seq
 from ccshortlink.core.agents import PBX_NAME, split_extension
+from ccshortlink.core.hours import check_hours
 
 # What a dialled extension can be in Asterisk: digits with * and #, E.164 numbers with a +.
 _EXTENSION = re.compile(r"\+?[0-9*#]{0,79}[0-9][0-9*#]{0,79}")
@@ -55,6 +56,15 @@ def text_of(entry: Map, key: str, where: str, problems: list[str], *,
         problems.append(f"{where}: '{key}' must be text, got {kind(value)}")
         return ""
     return value.strip()
+
+
+def hours_of(entry: Map, where: str, problems: list[str]) -> str:
+    """The agent's own working hours for call-backs ("" = [callback] hours)."""
+    hours = text_of(entry, "hours", where, problems)
+    problem = check_hours(hours)
+    if problem is not None:
+        problems.append(f"{where}: 'hours': {problem}")
+    return hours
 
 
 def count_of(entry: Map, key: str, where: str, problems: list[str]) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ccshortlink.config.reader import Reader
+from ccshortlink.core.hours import check_hours
 
 # What {…} may name in customer_exten: the customer's number as the outbound route wants it.
 NUMBER_FORMS = ("number", "digits", "national")
@@ -56,7 +57,20 @@ def read_callback(callback: Reader) -> CallbackConfig:
     if "{extension}" not in cfg.agent_channel:
         problems.append("[callback] agent_channel must contain {extension}, got "
                         f"{cfg.agent_channel!r}")
+    try:
+        cfg.agent_channel.format(extension="1001")
+    except (KeyError, IndexError, ValueError):
+        problems.append("[callback] agent_channel may name only {extension}, got "
+                        f"{cfg.agent_channel!r}")
+    try:
+        cfg.customer_exten.format(number="+1", digits="1", national="1")
+    except (KeyError, IndexError, ValueError):
+        problems.append("[callback] customer_exten may name only {national}, {digits} and "
+                        f"{{number}}, got {cfg.customer_exten!r}")
     if not any("{" + form + "}" in cfg.customer_exten for form in NUMBER_FORMS):
         problems.append("[callback] customer_exten must contain {national}, {digits} or "
                         f"{{number}}, got {cfg.customer_exten!r}")
+    problem = check_hours(cfg.hours)
+    if problem is not None:
+        problems.append(f"[callback] hours: {problem}")
     return cfg

@@ -69,6 +69,8 @@ class Agent:
     reviews: tuple[Review, ...] = ()
     # False: no card goes by itself when this agent's call ends; `*55` still sends one.
     auto_send: bool = True
+    # Working hours for call-backs, e.g. "Mon-Fri 09:00-18:00" ("" = [callback] hours).
+    hours: str = ""
 
     @property
     def initials(self) -> str:

@@ -64,6 +64,12 @@ class Metrics:
         self.links = Gauge(
             "ccshortlink_links", "Short links by state (live, expired, revoked), read at scrape",
             ["state"], registry=self.registry)
+        self.callbacks = Counter(
+            "ccshortlink_callbacks", "Call-backs by how they ended (done, agent_missed,"
+            " customer_missed, expired, failed, refused)", ["outcome"], registry=self.registry)
+        self.callbacks_waiting = Gauge(
+            "ccshortlink_callbacks_waiting", "Call-backs waiting for a free agent or the PBX",
+            registry=self.registry)
         self.build = Info(
             "ccshortlink_build", "The running ccshortlink's version", registry=self.registry)
         self.build.info({"version": __version__})

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from contextlib import suppress
 
 # The transcript helpers lived here first; tests, bench and demo import them from this module.
+from ccshortlink.peers.originate import CallScript, callback_call, parse_action, response_frame
 from ccshortlink.peers.transcript import (
     DEFAULT_BANNER,
     FIXTURE_AGENT,
@@ -27,23 +28,6 @@ __all__ = [
 ]
 
 
-def _parse_action(raw: bytes) -> dict[str, str]:
-    action: dict[str, str] = {}
-    for line in raw.decode("utf-8", "replace").split("\r\n"):
-        name, sep, value = line.partition(":")
-        if sep:
-            action[name.strip()] = value.strip()
-    return action
-
-
-def _response(status: str, action_id: str | None, **headers: str) -> bytes:
-    lines = [f"Response: {status}"]
-    if action_id is not None:
-        lines.append(f"ActionID: {action_id}")
-    lines.extend(f"{name}: {value}" for name, value in headers.items())
-    return ("\r\n".join(lines) + "\r\n\r\n").encode()
-
-
 def _event_classes(frame: bytes) -> set[str] | None:
     for line in frame.split(b"\r\n"):
         if line.startswith(b"Privilege: "):
@@ -59,7 +43,8 @@ class AmiPeer:
                  frame_delay: float = 0.0, refuse_login: bool = False,
                  drop_after_frames: int | None = None, answer_pings: bool = True,
                  hold_open: bool = True, replay_on_reconnect: bool = True,
-                 filter_events: bool = False) -> None:
+                 filter_events: bool = False,
+                 on_action: Callable[[dict[str, str]], None] | None = None) -> None:
         """`replay_on_reconnect=False` resumes a new connection where the last one stopped;
         `filter_events=True` sends only the event classes asked for in the login's Events header,
         as Asterisk does."""
@@ -77,6 +62,12 @@ class AmiPeer:
         self.hold_open = hold_open
         self.replay_on_reconnect = replay_on_reconnect
         self.filter_events = filter_events
+        self.on_action = on_action  # told of every action a client sends (the demo prints it)
+        # Originate, as Asterisk answers it: queued, then the call's events (knobs below)
+        self.originate_allowed = True  # False: "Permission denied" (no write = originate)
+        self.call_script = CallScript.ANSWERED
+        self.call_frame_delay = 0.005  # s between the call's events
+        self.talk_seconds = 1.0  # s from the customer's answer (BridgeEnter) to the hangup
         # What clients did, for asserts.
         self.connections = 0
         self.logins = 0
@@ -89,6 +80,14 @@ class AmiPeer:
         self._handlers: set[asyncio.Task[None]] = set()
         self._writers: set[asyncio.StreamWriter] = set()
         self._changed = asyncio.Event()
+        self._locks: dict[asyncio.StreamWriter, asyncio.Lock] = {}
+        self._calls: set[asyncio.Task[None]] = set()
+
+    async def send_event(self, frame: bytes) -> None:
+        """Send one more event to every logged-in client now (e.g. a DeviceStateChange)."""
+        for writer, lock in list(self._locks.items()):
+            with suppress(ConnectionError):
+                await self._write(writer, lock, frame)
 
     async def start(self, host: str = "127.0.0.1", port: int = 0, *,
                     tls: ssl.SSLContext | None = None) -> int:
@@ -171,6 +170,7 @@ class AmiPeer:
         self.connections += 1
         self._notify()
         lock = asyncio.Lock()  # a Ping answer must never land inside a chunked frame
+        self._locks[writer] = lock
         sender: asyncio.Task[None] | None = None
         try:
             await self._write(writer, lock, self.banner)
@@ -179,8 +179,10 @@ class AmiPeer:
                     raw = await reader.readuntil(TERMINATOR)
                 except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError):
                     break
-                action = _parse_action(raw)
+                action = parse_action(raw)
                 self.actions.append(action)
+                if self.on_action is not None:
+                    self.on_action(action)
                 self._notify()
                 name = action.get("Action", "").lower()
                 action_id = action.get("ActionID")
@@ -189,10 +191,10 @@ class AmiPeer:
                                 and action.get("Secret") == self.secret)
                     if not accepted:
                         self.failed_logins += 1
-                        await self._write(writer, lock, _response(
+                        await self._write(writer, lock, response_frame(
                             "Error", action_id, Message="Authentication failed"))
                         break
-                    await self._write(writer, lock, _response(
+                    await self._write(writer, lock, response_frame(
                         "Success", action_id, Message="Authentication accepted"))
                     self.logins += 1
                     self._notify()
@@ -200,22 +202,25 @@ class AmiPeer:
                         sender = asyncio.create_task(
                             self._send_frames(writer, lock, action.get("Events", "on")))
                 elif name == "logoff":
-                    await self._write(writer, lock, _response(
+                    await self._write(writer, lock, response_frame(
                         "Goodbye", action_id, Message="Thanks for all the fish."))
                     break
                 elif sender is None:
-                    await self._write(writer, lock, _response("Error", action_id,
+                    await self._write(writer, lock, response_frame("Error", action_id,
                                                               Message="Permission denied"))
                 elif name == "ping":
                     if self.answer_pings:
-                        await self._write(writer, lock, _response(
+                        await self._write(writer, lock, response_frame(
                             "Success", action_id, Ping="Pong", Timestamp=f"{time.time():.6f}"))
+                elif name == "originate":
+                    await self._originate(writer, lock, action)
                 else:
-                    await self._write(writer, lock, _response(
+                    await self._write(writer, lock, response_frame(
                         "Error", action_id, Message="Invalid/unknown command"))
         except ConnectionError:
             pass
         finally:
+            self._locks.pop(writer, None)
             if sender is not None:
                 sender.cancel()
                 await asyncio.gather(sender, return_exceptions=True)
@@ -225,6 +230,27 @@ class AmiPeer:
             self._writers.discard(writer)
             self._handlers.discard(task)
             self._notify()
+
+    async def _originate(self, writer: asyncio.StreamWriter, lock: asyncio.Lock,
+                         action: dict[str, str]) -> None:
+        if not self.originate_allowed:
+            await self._write(writer, lock, response_frame("Error", action.get("ActionID"),
+                                                      Message="Permission denied"))
+            return
+        await self._write(writer, lock, response_frame("Success", action.get("ActionID"),
+                                                  Message="Originate successfully queued"))
+        frames = callback_call(action, self.call_script)
+
+        async def play() -> None:
+            with suppress(ConnectionError):
+                for frame, after in zip(frames, [*frames[1:], b""], strict=True):
+                    await asyncio.sleep(self.call_frame_delay)
+                    await self._write(writer, lock, frame)
+                    if event_name(frame) == "BridgeEnter" != event_name(after):
+                        await asyncio.sleep(self.talk_seconds)  # they talk
+        call = asyncio.create_task(play())
+        self._calls.add(call)
+        call.add_done_callback(self._calls.discard)
 
     async def _write(self, writer: asyncio.StreamWriter, lock: asyncio.Lock, data: bytes) -> None:
         async with lock:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ccshortlink.store.base import SCHEMA_VERSION
+from ccshortlink.store.callbacks import CallbackStore
 from ccshortlink.store.card import CardStore
 from ccshortlink.store.errors import DatabaseError, StoreError, is_db_fault, is_transient
 from ccshortlink.store.gauges import GaugeStore
@@ -17,5 +18,5 @@ __all__ = ["SCHEMA_VERSION", "ClaimedSms", "DatabaseError", "Store", "StoreError
 
 
 class Store(LinkStore, OutboxStore, CardStore, RetentionStore, LinkAdminStore, GaugeStore,
-            ReplyRows):
+            ReplyRows, CallbackStore):
     """The one SQLite connection and every use case, one transaction each."""

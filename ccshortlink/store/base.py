@@ -21,7 +21,7 @@ from ccshortlink.store.transactions import in_transaction
 __all__ = ["SCHEMA_VERSION", "StoreBase", "StoreError", "is_db_fault"]
 
 
-SCHEMA_VERSION = 5  # the newest migration's number; numbers may skip one
+SCHEMA_VERSION = 6  # the newest migration's number; numbers may skip one
 T = TypeVar("T")
 BUSY_TIMEOUT = 0.02  # s: SQLite waits this long for another process's lock, in place
 BUSY_WAIT = 10.0  # s: _read tries again, awaiting between tries, for this long in all

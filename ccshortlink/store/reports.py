@@ -14,6 +14,7 @@ import phonenumbers
 from ccshortlink.core.links import is_code, link_status
 from ccshortlink.core.policy import CustomerNumber, PolicyConfig, normalise_number
 from ccshortlink.store import SCHEMA_VERSION, StoreError, opening
+from ccshortlink.store.callbackreport import callback_events, callbacks_connected
 from ccshortlink.store.linkadmin import trace_changes
 from ccshortlink.store.replyreport import reply_counts, reply_events
 from ccshortlink.store.reportshapes import Figures, Trace, TraceEvent
@@ -166,6 +167,8 @@ class Reports:
                 "code": codes.get(d["link_id"], ""), "sms_id": d["sms_id"], "pbx": _pbx(d)}))
         changes, told = trace_changes(self._db, links_in, link_params)  # revoked, extended
         events += [TraceEvent(at, kind, facts) for at, kind, facts in changes]
+        events += [TraceEvent(at, kind, facts)
+                   for at, kind, facts in callback_events(self._db, links_in, link_params)]
         for link in links:
             code = {"code": link["code"]}
             events.append(TraceEvent(link["created_at"], "link_created", {
@@ -238,6 +241,7 @@ class Reports:
                        " AS called_back"
                        " FROM visits v JOIN links l ON l.id = v.link_id WHERE v.at >= ?"
                        " GROUP BY l.agent_id", (since,)))
+        add(callbacks_connected(self._db, since))
         add(self._rows("SELECT agent_id, COUNT(*) AS ratings, SUM(stars) AS rating_sum"
                        " FROM ratings WHERE updated_at >= ? GROUP BY agent_id", (since,)))
         return {agent: Figures(**figures) for agent, figures in sorted(per_agent.items())}

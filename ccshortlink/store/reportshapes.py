@@ -37,7 +37,8 @@ class Figures:
     sms_failed: int = 0  # failed or expired
     sms_waiting: int = 0  # queued, deferred or being submitted
     links_opened: int = 0
-    called_back: int = 0
+    called_back: int = 0  # links whose card's call button was tapped
+    callbacks_connected: int = 0  # call-backs ("call me back") in which the customer answered
     ratings: int = 0
     rating_sum: int = 0
 

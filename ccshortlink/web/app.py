@@ -17,8 +17,9 @@ from ccshortlink.core.cardview import MAX_REVIEWS
 from ccshortlink.ops.logs import Logger
 from ccshortlink.ops.metrics import Metrics
 from ccshortlink.web import api as webapi
+from ccshortlink.web import callback as webcallback
 from ccshortlink.web import card as webcard
-from ccshortlink.web import linkapi
+from ccshortlink.web import linkapi, preferred
 from ccshortlink.web.context import DEPS, Pages, SendCard, WebDeps, WebStore
 from ccshortlink.web.encoding import negotiate
 from ccshortlink.web.guard import SlidingLimiter, unusable_proxies
@@ -77,5 +78,7 @@ def make_app(*, store: WebStore, agents: Callable[[], AgentDirectory], web_confi
     app.cleanup_ctx.append(_lifecycle)
     webapi.add_routes(app)  # fixed paths before the /{code} catch-all
     linkapi.add_routes(app)
+    preferred.add_routes(app)
+    webcallback.add_routes(app)
     webcard.add_routes(app)
     return app

@@ -57,7 +57,7 @@ def _link(deps: WebDeps, entry: LinkEntry, *, full_number: bool = False) -> dict
     return link_json(entry, deps.zone, deps.web_config.public_url, full_number=full_number)
 
 
-def _e164(deps: WebDeps, raw: str) -> str | None:
+def customer_e164(deps: WebDeps, raw: str) -> str | None:
     """The number as links store it. A "+" sent unencoded in a query arrives as a space;
     normalise_number reads "8613800138000" as +86… all the same."""
     policy = PolicyConfig(default_region=deps.default_region, mobile_only=False)
@@ -75,7 +75,7 @@ async def list_links(request: web.Request) -> web.Response:
     query = request.query
     number = None
     if "number" in query:
-        number = _e164(deps, query["number"])
+        number = customer_e164(deps, query["number"])
         if number is None:
             return _error(400, "number is not a phone number")
     try:

@@ -5,16 +5,21 @@ from __future__ import annotations
 import asyncio
 import os
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
 import pytest
+import structlog
 from aiohttp import web
 from playwright.async_api import Browser, Page, async_playwright
 
+from ccshortlink.core.vocab import CallbackState, Presence
 from ccshortlink.store import Store
-from tests.support.cardkit import Site, build_site, issue, write_agents
+from ccshortlink.web.context import DEPS
+from tests.support.cardkit import Clock, Site, build_site, issue, write_agents
+from tests.support.fakedesk import FakeDesk
 from tests.support.pgkit import peek_db
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -32,12 +37,21 @@ if not CHROMIUM.exists():
 class Served:
     site: Site
     base: str
+    desk: FakeDesk | None = None
 
 
-@pytest.fixture
-async def served(tmp_path: Path) -> AsyncIterator[Served]:
+@asynccontextmanager
+async def serving(tmp_path: Path, *, with_callbacks: bool = False) -> AsyncIterator[Served]:
+    """The card site on a real loopback port; `with_callbacks`: [callback] on, a fake desk."""
+    desks: list[FakeDesk] = []
+
+    def desk(clock: Clock) -> FakeDesk:
+        desks.append(FakeDesk(clock=clock))
+        return desks[-1]
+
     async with await Store.open(tmp_path / "ccshortlink.db") as store:
-        site = build_site(store, write_agents(tmp_path))
+        site = build_site(store, write_agents(tmp_path),
+                          callbacks=desk if with_callbacks else None)
         await issue(site.store, site.clock, CODE)
         runner = web.AppRunner(site.app)
         await runner.setup()
@@ -45,9 +59,16 @@ async def served(tmp_path: Path) -> AsyncIterator[Served]:
         await tcp.start()
         try:
             port = runner.addresses[0][1]
-            yield Served(site=site, base=f"http://127.0.0.1:{port}")
+            yield Served(site=site, base=f"http://127.0.0.1:{port}",
+                         desk=desks[0] if desks else None)
         finally:
             await runner.cleanup()
+
+
+@pytest.fixture
+async def served(tmp_path: Path) -> AsyncIterator[Served]:
+    async with serving(tmp_path) as started:
+        yield started
 
 
 @pytest.fixture
@@ -89,6 +110,7 @@ async def test_card_on_a_phone(served: Served, browser: Browser) -> None:
     assert await page.get_by_text("CS1001").is_visible()
     call = page.locator("a.call")
     assert await call.get_attribute("href") == "tel:+862088880000,,1001"
+    assert await page.locator("form#callback").count() == 0  # [callback] is off
     box = await call.bounding_box()
     assert box is not None and box["height"] >= 44 and box["width"] >= 200
     # every touch target: buttons, links, stars, the comment box
@@ -171,3 +193,68 @@ async def test_a_link_revoked_over_the_api_shows_the_hotline_page(served: Served
     await page.screenshot(path=str(SCREENSHOTS / "revoked.png"), full_page=True)
     # Chromium reports the 410 itself on the console; nothing else (no CSP violation)
     assert [p for p in problems if "status of 410 (Gone)" not in p] == []
+
+
+async def test_call_me_back_from_the_card(tmp_path: Path, browser: Browser) -> None:
+    async with serving(tmp_path, with_callbacks=True) as served:
+        desk = served.desk
+        assert desk is not None
+        desk.presences["CS1001"] = Presence.FREE
+        page, problems = await open_card(browser, f"{served.base}/{CODE}",
+                                         java_script_enabled=False)
+        assert await page.get_by_text("客服现在有空").is_visible()
+        assert await page.locator("a.call").get_attribute("href") == "tel:+862088880000,,1001"
+        button = page.get_by_role("button", name="请客服回电给我")
+        box = await button.bounding_box()
+        assert box is not None and box["height"] >= 44 and box["width"] >= 200
+        SCREENSHOTS.mkdir(exist_ok=True)
+        await page.screenshot(path=str(SCREENSHOTS / "callback-offered.png"))
+        with structlog.testing.capture_logs() as logged:
+            async with page.expect_response(lambda r: r.request.method == "POST") as posted:
+                await button.click()
+            await page.wait_for_url(f"**/{CODE}?callback=1#callback")
+        tap = await posted.value
+        assert tap.status == 303 and tap.headers["location"] == f"../{CODE}?callback=1#callback"
+        assert desk.requests == [CODE]
+        assert [e["code"] for e in logged if e["event"] == "callback_tapped"] == [CODE]
+        assert await page.get_by_text("正在给您回电，请留意来电").is_visible()
+        assert await page.get_by_role("button", name="请客服回电给我").count() == 0
+        await page.screenshot(path=str(SCREENSHOTS / "callback.png"), full_page=True)
+        # They talked for three minutes: the page looks again by itself, without script.
+        desk.presences["CS1001"] = Presence.BUSY
+        desk.set_state(CODE, CallbackState.DONE, talk_seconds=180)
+        await page.get_by_text("已为您回电，通话 3 分钟").wait_for(timeout=10_000)
+        assert await page.get_by_text("客服正在通话").is_visible()
+        assert await page.get_by_role("button", name="请客服回电给我").is_visible()
+        html = await page.content()
+        for form in ("+8613800138000", "8613800138000", "13800138000"):
+            assert form not in html and form not in str(logged)
+        await served.site.app[DEPS].visits.flush()
+        assert visits(served.site, "open") == 1  # the redirect and the refresh are one visit
+        assert problems == []
+
+
+async def test_another_site_cannot_ask_for_a_call_back(tmp_path: Path, browser: Browser) -> None:
+    async with serving(tmp_path, with_callbacks=True) as served:
+        form = (f'<form method="post" action="{served.base}/{CODE}/callback">'
+                '<button>Win a prize</button></form>')
+
+        async def bait(_: web.Request) -> web.Response:
+            return web.Response(text=form, content_type="text/html")
+
+        lure = web.Application()
+        lure.router.add_get("/", bait)
+        runner = web.AppRunner(lure)
+        await runner.setup()
+        await web.TCPSite(runner, "localhost", 0).start()
+        try:
+            port = runner.addresses[0][1]
+            context = await browser.new_context(java_script_enabled=False)
+            page = await context.new_page()
+            await page.goto(f"http://localhost:{port}/")
+            async with page.expect_response(lambda r: r.request.method == "POST") as posted:
+                await page.get_by_role("button", name="Win a prize").click()
+            assert (await posted.value).status == 403
+        finally:
+            await runner.cleanup()
+        assert served.desk is not None and served.desk.requests == []

@@ -14,6 +14,7 @@ import pytest
 from aiohttp import ClientResponse, web
 from aiohttp.test_utils import TestClient, TestServer
 
+from ccshortlink.app.ports import CallbackDesk
 from ccshortlink.config.agents import load_agents
 from ccshortlink.config.settings import WebConfig
 from ccshortlink.core.agents import AgentDirectory
@@ -161,7 +162,9 @@ class Site:
 
 
 def build_site(store: Store, agents_file: Path, *, api_token: str = "s3cret-token",
-               hotline: str = "400-820-8820", company: str = "Example Telecom") -> Site:
+               hotline: str = "400-820-8820", company: str = "Example Telecom",
+               callbacks: Callable[[Clock], CallbackDesk] | None = None) -> Site:
+    """The site; `callbacks` makes the call-back desk from the site's clock ([callback] on)."""
     clock = Clock()
     metrics = Metrics()
     directory = [load_agents(agents_file)]
@@ -171,7 +174,8 @@ def build_site(store: Store, agents_file: Path, *, api_token: str = "s3cret-toke
                        hotline=hotline, api_token=api_token, company=company)
     app = make_app(store=store, agents=lambda: directory[0], web_config=config, clock=clock,
                    health=lambda: dict(states), metrics=metrics, send_card=send_card,
-                   log=get_logger(component="web"))
+                   log=get_logger(component="web"),
+                   callbacks=callbacks(clock) if callbacks is not None else None)
     return Site(app=app, store=store, clock=clock, metrics=metrics, directory=directory,
                 states=states, send_card=send_card)
 

@@ -62,8 +62,8 @@ def figures(calls: int, skipped: int, sent: int, delivered: int, failed: int, wa
             average: float | None) -> dict[str, object]:
     return {"calls_decided": calls, "skipped": skipped, "sms_sent": sent,
             "sms_delivered": delivered, "sms_failed": failed, "sms_waiting": waiting,
-            "links_opened": opened, "called_back": called_back, "ratings": ratings,
-            "average_rating": average}
+            "links_opened": opened, "called_back": called_back, "callbacks_connected": 0,
+            "ratings": ratings, "average_rating": average}
 
 
 async def test_stats_count_today_and_the_last_7_days_per_agent(

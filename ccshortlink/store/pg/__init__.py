@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
+from ccshortlink.store.callbacks import CallbackStore
 from ccshortlink.store.card import CardStore
 from ccshortlink.store.gauges import LINK_STATES, GaugeStore
 from ccshortlink.store.linkadmin import LinkAdminStore
@@ -16,7 +17,7 @@ from ccshortlink.store.retention import RetentionStore
 
 
 class PgStore(PgOutbox, PgRetention, LinkStore, OutboxStore, CardStore, RetentionStore,
-              LinkAdminStore, GaugeStore, ReplyRows):
+              LinkAdminStore, GaugeStore, ReplyRows, CallbackStore):
     """Every use case of store.Store; PgBase runs them (pool, transactions, retries), and
     the outbox's claim and retention are PostgreSQL's own."""
 
@@ -26,6 +27,10 @@ class PgStore(PgOutbox, PgRetention, LinkStore, OutboxStore, CardStore, Retentio
             return {"live": int(live), "expired": int(expired), "revoked": int(revoked)}
 
         return await self._read(work)
+
+    async def close_abandoned_callbacks(self, now: float, *, starting: bool) -> list[int]:
+        """Only those whose lease ran out: the others are other daemons' calls."""
+        return await self._close_abandoned(now, now)
 
 
 __all__ = ["PgStore"]

@@ -9,16 +9,16 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
-from zoneinfo import ZoneInfo
-
-from aiohttp import web
 
 from ccshortlink.ami.client import AmiAuthError, AmiClient, AmiEvent, pbx_clients
+from ccshortlink.ami.pbxs import PbxSessions
+from ccshortlink.app.callbackdispatch import CallbackDispatcher
+from ccshortlink.app.callbacks import Callbacks
 from ccshortlink.app.dbwatch import DbWatch
 from ccshortlink.app.decider import STOP_GRACE, Decider
 from ccshortlink.app.housekeeping import Housekeeping
 from ccshortlink.app.outbox import DRAIN_TIMEOUT, Outbox
-from ccshortlink.app.pbxflows import PbxFlows, ami_health
+from ccshortlink.app.pbxflows import PbxFlows
 from ccshortlink.app.reloading import Live, Reloader
 from ccshortlink.app.replies import Replies
 from ccshortlink.app.sending import CardService
@@ -29,13 +29,13 @@ from ccshortlink.config.sms import card_templates
 from ccshortlink.config.smstexts import reply_texts
 from ccshortlink.core.agents import AgentDirectory
 from ccshortlink.core.vocab import SmsStatus, Trigger
+from ccshortlink.daemon.site import build_callbacks, health, start_web
 from ccshortlink.ops.logs import Logger
 from ccshortlink.ops.metrics import Metrics
 from ccshortlink.ops.notify import SystemdNotifier
 from ccshortlink.smpp.client import DeliveryReceipt, MobileOriginated, SmppAuthError, SmppClient
 from ccshortlink.store.choose import AnyStore, open_store
 from ccshortlink.store.errors import is_database_error
-from ccshortlink.web.app import make_app
 
 SMPP_CLOSE = 5.0  # s at most for the unbind, within what is left of the shutdown budget
 WEB_CLOSE = 10.0  # s at most for open requests and the last visits, likewise
@@ -61,6 +61,7 @@ class Parts:
     housekeeping: Housekeeping
     db_watch: DbWatch
     reloader: Reloader
+    callbacks: tuple[Callbacks, CallbackDispatcher] | None = None  # [callback] on
 
 
 class Daemon:
@@ -126,7 +127,8 @@ class Daemon:
             raise StartupError(f"SMSC refused the bind: {exc}") from None
         try:
             self._parts = self._build(store, smpp, agents)
-            runner = await self._start_web(store)
+            callbacks = self._parts.callbacks
+            runner = await start_web(self, store, callbacks[0] if callbacks else None)
             try:
                 await self._serve(self._parts)
             finally:
@@ -168,27 +170,15 @@ class Daemon:
             on_db_state=lambda ok: setattr(live, "db_ok", ok),
             is_error=is_database_error)
         amis = pbx_clients(config.pbxs, self._on_ami_event, log, on_state=self._on_ami_state)
+        callbacks = build_callbacks(self, store, PbxSessions(self.pbxs, amis), calls.mark_callback)
         # The bind is the SMPP thread's own state: read whenever /metrics is scraped.
         metrics.smpp_connected.set_function(lambda: 1.0 if smpp.bound else 0.0)
         return Parts(live=live, calls=calls, smpp=smpp, amis=amis, outbox=outbox, cards=cards,
                      decider=decider, replies=replies, housekeeping=housekeeping,
                      db_watch=DbWatch(store, log, lambda: decider.failing),
                      reloader=Reloader(config.path, live, calls.trackers, log,
-                                       load_agents=partial(load_agents, pbxs=self.pbxs)))
-
-    async def _start_web(self, store: AnyStore) -> web.AppRunner:
-        app = make_app(store=store, agents=lambda: self.parts.live.agents,
-                       web_config=self.config.web, clock=self.clock, health=self.health,
-                       metrics=self.metrics, send_card=self.send_card, log=self.log,
-                       zone=ZoneInfo(self.config.policy.timezone),
-                       default_region=self.config.policy.default_region)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await runner.setup()
-        await web.TCPSite(runner, self.config.web.host, self.config.web.port).start()
-        self.web_port = runner.addresses[0][1] if runner.addresses else self.config.web.port
-        self.log.info("web_listening", host=self.config.web.host, port=self.web_port,
-                      public_url=self.config.web.public_url)
-        return runner
+                                       load_agents=partial(load_agents, pbxs=self.pbxs)),
+                     callbacks=callbacks)
 
     async def _serve(self, parts: Parts) -> None:
         loop = asyncio.get_running_loop()
@@ -208,6 +198,8 @@ class Daemon:
                 tasks.create_task(parts.housekeeping.checkpoints(), name="checkpoints")
                 tasks.create_task(parts.db_watch.run(self.stop), name="db-watch")
                 tasks.create_task(self._announce_ready(parts), name="ready")
+                if parts.callbacks is not None:
+                    tasks.create_task(parts.callbacks[1].run(self.stop), name="callbacks")
                 # Every task watches `stop` and winds down by itself, each within the budget.
         except* AmiAuthError as group:
             raise StartupError(f"AMI login refused: {group.exceptions[0]}") from None
@@ -263,6 +255,8 @@ class Daemon:
     def _on_ami_event(self, pbx: str, event: dict[str, str]) -> None:
         """Runs on the loop for every AMI event, in order: must stay fast and never block."""
         session = event.session if isinstance(event, AmiEvent) else None
+        if self.parts.callbacks is not None:  # first: it marks a call-back's own call
+            self.parts.callbacks[1].on_event(pbx, event)
         self.parts.calls.on_event(pbx, event, session)
 
     def _on_ami_state(self, pbx: str, up: bool) -> None:
@@ -270,6 +264,8 @@ class Daemon:
         live.pbx_up[pbx] = up
         live.ami_up = any(live.pbx_up.values())
         self.metrics.ami_connected.labels(pbx=pbx).set(1 if up else 0)
+        if self.parts.callbacks is not None:
+            self.parts.callbacks[1].on_pbx_state(pbx, up)
 
     # A reply may come with the bind, before the parts exist: looked up as the loop runs it.
     async def _on_receipt(self, receipt: DeliveryReceipt) -> None:
@@ -284,15 +280,7 @@ class Daemon:
         return await self.parts.cards.send_for(agent_id, number, trigger=trigger)
 
     def health(self) -> dict[str, Any]:
-        """Each component's state; `db_reason` says why the database is `failing`."""
-        parts = self.parts
-        states: dict[str, Any] = {**ami_health(self.pbxs, parts.live.pbx_up),
-                  "smpp": "up" if parts.smpp.bound else "down",
-                  "db": "up" if parts.live.db_ok else "down"}
-        reason = parts.db_watch.check()  # a change seen here is logged as soon as it is seen
-        if reason is not None:
-            states["db"], states["db_reason"] = "failing", reason
-        return states
+        return health(self.pbxs, self.parts)
 
     async def reload(self) -> bool:
         """SIGHUP's work, awaited: new agents and SMS templates, or the old ones kept."""

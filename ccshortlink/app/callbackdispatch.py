@@ -1,0 +1,224 @@
+"""Places waiting call-backs when their agent is free and follows each through its events."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TypeVar
+
+from ccshortlink.app.callbacks import CallbackDeps, extensions_on
+from ccshortlink.app.ports import Gauge, PbxActions, PbxUnavailable
+from ccshortlink.core.callbacks import (
+    FINAL,
+    CallbackCalls,
+    CallbackRecord,
+    Step,
+    may_place,
+    originate_fields,
+)
+from ccshortlink.core.privacy import mask_number
+from ccshortlink.core.vocab import CallbackState, Presence
+
+POLL = 1.0  # s between looks at the queue when nothing wakes the dispatcher
+LEASE = 60.0  # s a call-back in flight stays ours without a renewal (several daemons)
+SWEEP = 30.0  # s between looks for call-backs a dead daemon left in flight
+CONNECTED_MAX = 4 * 3600.0  # s: a call-back talking longer than this lost its Hangup
+_STEP_EVENTS = {CallbackState.CALLING_CUSTOMER: "callback_agent_answered",
+                CallbackState.CONNECTED: "callback_connected",
+                CallbackState.DONE: "callback_ended",
+                CallbackState.CUSTOMER_MISSED: "callback_ended",
+                CallbackState.AGENT_MISSED: "callback_ended",
+                CallbackState.FAILED: "callback_failed",
+                CallbackState.EXPIRED: "callback_expired"}
+T = TypeVar("T")
+CallbackMarker = Callable[[str, str], None]  # (pbx, linkedid): a call-back's own call
+
+
+class CallbackDispatcher:
+    """One per daemon: the queue in the database, the calls it placed in memory."""
+
+    def __init__(self, deps: CallbackDeps, pbx: PbxActions, *, waiting: Gauge,
+                 mark_callback: CallbackMarker, owner: str, hotline: str = "") -> None:
+        self.deps = deps
+        self.hotline = hotline  # [web] hotline: the caller ID when [callback] caller_id is ""
+        self.pbx = pbx
+        self.waiting = waiting
+        self.mark_callback = mark_callback
+        self.owner = owner  # names this daemon in the leases of the call-backs it follows
+        self.calls = CallbackCalls()
+        self._pbx_of: dict[int, str] = {}  # call-backs in flight here: on which PBX
+        self._since: dict[int, tuple[CallbackState, float]] = {}  # the state, since when
+        self._steps: asyncio.Queue[Step] = asyncio.Queue()
+        self._woken = asyncio.Event()
+        deps.wake = self._woken.set
+
+    # --- on the loop, for every AMI event ----------------------------------------------
+
+    def on_event(self, pbx: str, event: Mapping[str, str]) -> None:
+        """Presence, and the steps of our call-backs; must stay fast (no I/O)."""
+        if self.deps.presence.on_event(pbx, event) == Presence.FREE:
+            self._woken.set()
+        if not self._pbx_of:
+            return
+        step = self.calls.on_event(event, self.deps.clock())
+        if step is None:
+            return
+        if step.linkedid:  # the tracker must not send a card for the call-back's own call
+            self.mark_callback(self._pbx_of.get(step.callback_id, pbx), step.linkedid)
+        self._steps.put_nowait(step)
+        self._woken.set()
+
+    def on_pbx_state(self, pbx: str, up: bool) -> None:
+        if not up:
+            self.deps.presence.forget(pbx)
+        else:
+            self._woken.set()
+
+    # --- the task ----------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        deps = self.deps
+        for callback_id in await self._faulty(deps.store.close_abandoned_callbacks(
+                deps.clock(), starting=True)) or []:
+            deps.log.warning("callback_failed", callback_id=callback_id, reason="daemon_restart")
+            deps.outcomes(CallbackState.FAILED).inc()
+        swept = deps.clock()
+        while not stop.is_set():
+            self._woken.clear()
+            await self._record_steps()
+            await self._faulty(self._tick())
+            if deps.clock() - swept >= SWEEP:
+                swept = deps.clock()
+                for callback_id in await self._faulty(deps.store.close_abandoned_callbacks(
+                        swept, starting=False)) or []:
+                    deps.log.warning("callback_failed", callback_id=callback_id,
+                                     reason="daemon_restart")
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(POLL):
+                    await self._woken.wait()
+        await self._record_steps()
+
+    async def _faulty(self, work: Awaitable[T]) -> T | None:
+        """A database fault is logged, and the next round tries again."""
+        try:
+            return await work
+        except Exception as exc:
+            if not self.deps.store.is_fault(exc):
+                raise
+            self.deps.log.warning("callback_store_failed", error=str(exc))
+            return None
+
+    async def _tick(self) -> None:
+        deps = self.deps
+        now = deps.clock()
+        for record in await deps.store.expire_callbacks(now, deps.config.max_wait_minutes):
+            self._log_step(record, CallbackState.EXPIRED, "max_wait")
+        self._time_out(now)
+        await self._record_steps()
+        if self._pbx_of:
+            await deps.store.renew_callback_leases(self.owner, now + LEASE)
+        queue = await deps.store.callback_queue()
+        self.waiting.set(len(queue.waiting))
+        taken = set(queue.agents_in_flight)
+        for record in queue.waiting:
+            if record.agent_id in taken:
+                continue
+            taken.add(record.agent_id)  # the oldest waits first, the others behind it
+            await self._place(record)
+
+    async def _place(self, record: CallbackRecord) -> None:
+        deps = self.deps
+        agent = deps.agents().by_id(record.agent_id)
+        extensions = extensions_on(agent, record.pbx) if agent is not None else []
+        now = deps.clock()
+        if not extensions:  # the agent left, or has no extension on that PBX
+            if await deps.store.claim_callback(record.id, now, owner=self.owner,
+                                               lease_until=now + LEASE):
+                await self._finish(record, CallbackState.FAILED, "no_agent_extension")
+            return
+        assert agent is not None
+        if not may_place(deps.presence_on(agent, record.pbx), self.pbx.is_up(record.pbx)):
+            return
+        if not await deps.store.claim_callback(record.id, now, owner=self.owner,
+                                               lease_until=now + LEASE):
+            return  # another daemon placed it, or the agent took another call-back
+        fields = originate_fields(
+            callback_id=record.id, extension=extensions[0], number=record.customer_number,
+            agent_channel=deps.config.agent_channel,
+            customer_context=deps.config.customer_context,
+            customer_exten=deps.config.customer_exten,
+            caller_id=deps.config.caller_id or self.hotline,
+            ring_agent_seconds=deps.config.ring_agent_seconds)
+        self.calls.placed(record.id)
+        self._pbx_of[record.id] = record.pbx
+        self._since[record.id] = (CallbackState.CALLING_AGENT, now)
+        try:
+            refused = await self.pbx.originate(record.pbx, fields)
+        except PbxUnavailable as exc:
+            self._forget(record.id)
+            await deps.store.unclaim_callback(record.id)
+            deps.log.info("callback_waiting", callback_id=record.id, reason=str(exc))
+            return
+        if refused is not None:
+            self._forget(record.id)
+            deps.log.warning("callback_failed", callback_id=record.id, agent_id=record.agent_id,
+                             reason="pbx_refused", message=refused)
+            await deps.store.record_callback_step(record.id, CallbackState.FAILED, now,
+                                                  reason="pbx_refused")
+            deps.outcomes(CallbackState.FAILED).inc()
+            return
+        deps.log.info("callback_placed", callback_id=record.id, agent_id=record.agent_id,
+                      pbx=record.pbx, channel=fields["Channel"],
+                      customer=mask_number(record.customer_number))
+
+    def _time_out(self, now: float) -> None:
+        """Calls whose next event never came (the PBX's link dropped meanwhile, say)."""
+        config = self.deps.config
+        bounds = {CallbackState.CALLING_AGENT: config.ring_agent_seconds + 30.0,
+                  CallbackState.CALLING_CUSTOMER: config.ring_customer_seconds + 60.0,
+                  CallbackState.CONNECTED: CONNECTED_MAX}
+        for callback_id, (state, since) in list(self._since.items()):
+            if now - since > bounds.get(state, CONNECTED_MAX):
+                self.calls.drop(callback_id)
+                final = CallbackState.FAILED if state == CallbackState.CALLING_AGENT \
+                    else CallbackState.CUSTOMER_MISSED if state == CallbackState.CALLING_CUSTOMER \
+                    else CallbackState.DONE
+                self._steps.put_nowait(Step(callback_id, final, "no_event_in_time"))
+
+    async def _record_steps(self) -> None:
+        while not self._steps.empty():
+            step = self._steps.get_nowait()
+            now = self.deps.clock()
+            changed = await self.deps.store.record_callback_step(
+                step.callback_id, step.state, now, reason=step.reason,
+                talk_seconds=step.talk_seconds)
+            if step.state in FINAL:
+                self._forget(step.callback_id)
+            elif step.callback_id in self._since:
+                self._since[step.callback_id] = (step.state, now)
+            if changed:
+                self._log_id(step.callback_id, step.state, step.reason, step.talk_seconds)
+            if step.state in FINAL and changed:
+                self.deps.outcomes(step.state).inc()
+
+    async def _finish(self, record: CallbackRecord, state: CallbackState, reason: str) -> None:
+        await self.deps.store.record_callback_step(record.id, state, self.deps.clock(),
+                                                   reason=reason)
+        self._log_step(record, state, reason)
+
+    def _log_step(self, record: CallbackRecord, state: CallbackState, reason: str) -> None:
+        self._log_id(record.id, state, reason, None, agent_id=record.agent_id)
+        self.deps.outcomes(state).inc()
+
+    def _log_id(self, callback_id: int, state: CallbackState, reason: str,
+                talk_seconds: int | None, **fields: object) -> None:
+        event = _STEP_EVENTS.get(state, "callback_" + state)
+        emit = self.deps.log.warning if state == CallbackState.FAILED else self.deps.log.info
+        emit(event, callback_id=callback_id, state=state, reason=reason or None,
+             talk_seconds=talk_seconds, **fields)
+
+    def _forget(self, callback_id: int) -> None:
+        self.calls.drop(callback_id)
+        self._pbx_of.pop(callback_id, None)
+        self._since.pop(callback_id, None)

@@ -1,0 +1,91 @@
+"""Call-backs and presence from the real Asterisk's recordings (tests/fixtures/10-*.txt)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from ccshortlink.app.pbxflows import PbxFlows
+from ccshortlink.config.agents import load_agents
+from ccshortlink.core.callbacks import CallbackCalls
+from ccshortlink.core.calls import CallEnded, Outcome
+from ccshortlink.core.policy import PolicyConfig
+from ccshortlink.core.presence import PresenceBook
+from ccshortlink.core.vocab import CallbackState, Presence
+from tests.support.configfile import ROOT
+from tests.support.transcripts import events_of
+
+
+def steps_of(name: str) -> list[tuple[CallbackState, str, str]]:
+    calls = CallbackCalls()
+    calls.placed(1)  # the recordings' Originate was ActionID ccs-cb-1
+    found = []
+    for at, event in enumerate(events_of(name)):
+        step = calls.on_event(event, float(at))
+        if step is not None:
+            found.append((step.state, step.reason, step.linkedid))
+    assert calls.in_flight() == []
+    return found
+
+
+def test_an_answered_call_back_goes_through_every_step() -> None:
+    assert steps_of("10-originate-callback-answered.txt") == [
+        (CallbackState.CALLING_CUSTOMER, "", "1796610191.0"),
+        (CallbackState.CONNECTED, "", ""), (CallbackState.DONE, "", "")]
+
+
+def test_the_agent_or_the_customer_not_answering() -> None:
+    assert steps_of("10-originate-agent-noanswer.txt") == [
+        (CallbackState.AGENT_MISSED, "no_answer", "")]
+    assert steps_of("10-originate-customer-noanswer.txt") == [
+        (CallbackState.CALLING_CUSTOMER, "", "1796610200.0"),
+        (CallbackState.CUSTOMER_MISSED, "noanswer", "")]
+
+
+def test_presence_follows_the_agents_calls_and_phone() -> None:
+    book = PresenceBook()
+    seen: list[Presence] = []
+    for event in events_of("10-presence.txt"):
+        book.on_event("default", event)
+        now = book.of("default", ["1001"])
+        if not seen or seen[-1] != now:
+            seen.append(now)
+    # a direct call, a queue call, the phone unreachable, back
+    assert seen == [Presence.UNKNOWN, Presence.BUSY, Presence.FREE, Presence.BUSY,
+                    Presence.FREE, Presence.AWAY, Presence.FREE]
+
+
+class Quiet:
+    def bind(self, **fields: object) -> Quiet:
+        return self
+
+    def debug(self, *args: object, **fields: object) -> None: ...
+    def info(self, *args: object, **fields: object) -> None: ...
+    def warning(self, *args: object, **fields: object) -> None: ...
+    def error(self, *args: object, **fields: object) -> None: ...
+
+
+class Counts:
+    def inc(self, amount: float = 1) -> None: ...
+
+
+@pytest.mark.parametrize("marked", [False, True])
+def test_a_call_back_s_own_call_gets_no_card_once_marked(marked: bool, tmp_path: Path) -> None:
+    agents = load_agents(ROOT / "etc" / "agents.yaml")
+    flows = PbxFlows.build(["default"], PolicyConfig(min_talk_seconds=1), agents, Quiet(),
+                           calls_seen=Counts(), calls_ended=Counts())
+    calls = CallbackCalls()
+    calls.placed(1)
+    for at, event in enumerate(events_of("10-originate-callback-answered.txt")):
+        step = calls.on_event(event, float(at))
+        if marked and step is not None and step.linkedid:  # as the dispatcher does
+            flows.mark_callback("default", step.linkedid)
+        flows.on_event("default", event, 1)
+    queue: asyncio.Queue[Outcome] = flows.outcomes
+    outcomes = [queue.get_nowait() for _ in range(queue.qsize())]
+    if marked:
+        assert outcomes == []
+    else:  # what the tracker makes of it unmarked: the agent talked to the customer
+        assert [type(o) for o in outcomes] == [CallEnded]

@@ -1,0 +1,239 @@
+"""Call-backs through the wired daemon (in-process), its desk asked as the card's route asks
+it: the AMI peer answers the Originate like Asterisk, the npm SMSC counts the cards."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from prometheus_client import generate_latest
+
+from ccshortlink.app.callbacks import Callbacks
+from ccshortlink.config.settings import load_config
+from ccshortlink.core.vocab import CallbackState
+from ccshortlink.daemon import Daemon
+from ccshortlink.ops.logs import get_logger
+from ccshortlink.peers.amipeer import AmiPeer
+from ccshortlink.peers.originate import CallScript, device_state
+from tests.support.configfile import write_config
+from tests.support.daemon import ANSWERED_CALL, answered_call, ccshortlink
+from tests.support.smsc_peer import Smsc, SmscFactory
+
+CUSTOMER = "+8613800138000"
+OTHER = "+8613900139000"
+
+
+@asynccontextmanager
+async def daemon_with(tmp_path: Path, smsc: Smsc, peer: AmiPeer,
+                      **callback: object) -> AsyncIterator[Daemon]:
+    port = await peer.start() if peer._server is None else peer._server.sockets[0].getsockname()[1]
+    config = load_config(write_config(
+        tmp_path, ami={"port": port, "reconnect_max": 0.5}, smpp={"port": smsc.port},
+        web={"listen": "127.0.0.1:0", "public_url": "https://cs.example.com",
+             "hotline": "4008001234"},
+        callback={"enabled": True, **callback}))
+    daemon = Daemon(config, get_logger())
+    task = asyncio.create_task(daemon.run())
+    try:
+        await asyncio.wait_for(daemon.ready.wait(), timeout=15)
+        yield daemon
+    finally:
+        daemon.stop.set()
+        assert await asyncio.wait_for(task, timeout=20) == 0
+
+
+def desk(daemon: Daemon) -> Callbacks:
+    assert daemon.parts.callbacks is not None
+    return daemon.parts.callbacks[0]
+
+
+def code_of(tmp_path: Path, number: str) -> str:
+    with sqlite3.connect(tmp_path / "state" / "ccshortlink.db") as db:
+        row = db.execute("SELECT code FROM links WHERE customer_number = ?", (number,)).fetchone()
+    return str(row[0])
+
+
+async def until(condition: Callable[[], Any], timeout: float = 10.0) -> None:
+    async with asyncio.timeout(timeout):
+        while not condition():  # noqa: ASYNC110 - the peer's and the daemon's own state
+            await asyncio.sleep(0.02)
+
+
+async def state_of(daemon: Daemon, code: str, *wanted: CallbackState,
+                   timeout: float = 10.0) -> Any:
+    async with asyncio.timeout(timeout):
+        while True:
+            latest = await desk(daemon).latest(code)
+            if latest is not None and latest.state in wanted:
+                return latest
+            await asyncio.sleep(0.02)
+
+
+async def cards_sent(smsc: Smsc, count: int) -> None:
+    await smsc.wait_for(lambda: len([m for m in smsc.messages() if m.complete]) >= count, 15)
+
+
+def peer_with(*numbers: str) -> AmiPeer:
+    from ccshortlink.peers.amipeer import read_transcript
+
+    banner, _ = read_transcript(ANSWERED_CALL)
+    frames = [f for i, n in enumerate(numbers) for f in answered_call(i, n)]
+    return AmiPeer(frames, username="ccshortlink", secret="s3cret", banner=banner,
+                   replay_on_reconnect=False)
+
+
+async def test_a_call_back_rings_the_agent_then_the_customer_and_sends_no_second_card(
+        tmp_path: Path, smsc_factory: SmscFactory) -> None:
+    smsc = await smsc_factory(system_id="ccshortlink", password="pw")
+    peer = peer_with(CUSTOMER)
+    async with peer, daemon_with(tmp_path, smsc, peer, customer_exten="0{national}") as daemon:
+        await cards_sent(smsc, 1)
+        code = code_of(tmp_path, CUSTOMER)
+        view = await desk(daemon).request(code)
+        assert view is not None and view.state == CallbackState.WAITING
+        await until(lambda: peer.actions_named("Originate"))
+        [originate] = peer.actions_named("Originate")
+        assert {k: originate[k] for k in ("Channel", "Context", "Exten", "CallerID", "Timeout",
+                                          "ActionID", "Async", "Variable")} == {
+            "Channel": "PJSIP/1001", "Context": "from-internal", "Exten": "013800138000",
+            "CallerID": "4008001234", "Timeout": "30000", "ActionID": f"ccs-cb-{view.id}",
+            "Async": "true", "Variable": f"CCS_CALLBACK={view.id}"}
+        done = await state_of(daemon, code, CallbackState.DONE)
+        assert done.talk_seconds == 1  # the peer talks 1 s from the customer's answer
+        again = await desk(daemon).request(code)  # a new one: the last has ended
+        assert again is not None and again.id != view.id
+        await state_of(daemon, code, CallbackState.DONE)
+        await asyncio.sleep(1.0)  # a wrongly decided card would be at the SMSC by now
+        assert len([m for m in smsc.messages() if m.complete]) == 1
+        assert await desk(daemon).request("NoSuchCode") is None
+        metrics = generate_latest(daemon.metrics.registry).decode()
+        assert 'ccshortlink_callbacks_total{outcome="done"} 2.0' in metrics
+        assert "ccshortlink_callbacks_waiting 0.0" in metrics
+        config = daemon.config.path
+    trace = await asyncio.to_thread(ccshortlink, config, "trace", CUSTOMER)
+    assert trace.returncode == 0, trace.stderr
+    steps = [line.split("  ", 1)[1].split()[0:2] for line in trace.stdout.splitlines()
+             if "  c" in line and ("call-back" in line or "cb " in line)]
+    assert [" ".join(s) for s in steps][:5] == [
+        "call-back #1", "cb placed", "cb agent", "cb connected", "cb ended"]
+    assert f"#{view.id} for CS1001 [link {code}] → done, talk 1s" in trace.stdout
+    as_json = json.loads((await asyncio.to_thread(
+        ccshortlink, config, "trace", CUSTOMER, "--json")).stdout)
+    ended = [e for e in as_json["events"] if e["kind"] == "callback_ended"]
+    assert [(e["outcome"], e["talk_seconds"]) for e in ended] == [("done", 1), ("done", 1)]
+    stats = json.loads((await asyncio.to_thread(ccshortlink, config, "stats", "--json")).stdout)
+    today = stats["periods"][0]
+    assert today["all"]["callbacks_connected"] == 2 and today["all"]["called_back"] == 0
+    assert today["agents"]["CS1001"]["callbacks_connected"] == 2
+    text = (await asyncio.to_thread(ccshortlink, config, "stats")).stdout
+    assert "call-backs" in text
+
+
+async def test_a_busy_agent_is_called_back_once_free(tmp_path: Path,
+                                                   smsc_factory: SmscFactory) -> None:
+    smsc = await smsc_factory(system_id="ccshortlink", password="pw")
+    peer = peer_with(CUSTOMER)
+    async with peer, daemon_with(tmp_path, smsc, peer) as daemon:
+        await cards_sent(smsc, 1)
+        await peer.send_event(device_state("PJSIP/1001", "INUSE"))
+        await until(lambda: desk(daemon).presence("CS1001") == "busy")
+        code = code_of(tmp_path, CUSTOMER)
+        view = await desk(daemon).request(code)
+        assert view is not None and view.state == CallbackState.WAITING
+        await asyncio.sleep(1.5)  # the dispatcher looks at least once a second
+        assert peer.actions_named("Originate") == []
+        assert (await desk(daemon).request(code)).id == view.id  # type: ignore[union-attr]
+        await peer.send_event(device_state("PJSIP/1001", "NOT_INUSE"))
+        await until(lambda: peer.actions_named("Originate"))
+        await state_of(daemon, code, CallbackState.DONE)
+
+
+async def test_who_does_not_answer(tmp_path: Path, smsc_factory: SmscFactory) -> None:
+    smsc = await smsc_factory(system_id="ccshortlink", password="pw")
+    peer = peer_with(CUSTOMER)
+    async with peer, daemon_with(tmp_path, smsc, peer, per_link_per_day=4) as daemon:
+        await cards_sent(smsc, 1)
+        code = code_of(tmp_path, CUSTOMER)
+        for script, state, reason in [
+                (CallScript.AGENT_NO_ANSWER, CallbackState.AGENT_MISSED, "no_answer"),
+                (CallScript.AGENT_BUSY, CallbackState.AGENT_MISSED, "busy"),
+                (CallScript.CUSTOMER_NO_ANSWER, CallbackState.CUSTOMER_MISSED, "noanswer")]:
+            peer.call_script = script
+            await desk(daemon).request(code)
+            ended = await state_of(daemon, code, state)
+            assert ended.reason == reason
+            # the busy agent's phone said INUSE: the next one waits till it is free again
+            await peer.send_event(device_state("PJSIP/1001", "NOT_INUSE"))
+        peer.originate_allowed = False
+        await desk(daemon).request(code)
+        refused = await state_of(daemon, code, CallbackState.FAILED)
+        assert refused.reason == "pbx_refused"
+        limit = await desk(daemon).request(code)
+        assert limit is not None and (limit.state, limit.reason) == (CallbackState.REFUSED,
+                                                                     "link_limit")
+
+
+async def test_outside_hours_is_refused_with_when_they_open(tmp_path: Path,
+                                                            smsc_factory: SmscFactory) -> None:
+    smsc = await smsc_factory(system_id="ccshortlink", password="pw")
+    peer = peer_with(CUSTOMER)
+    zone = ZoneInfo("Asia/Shanghai")
+    opens = datetime.now(zone).replace(second=0, microsecond=0) + timedelta(hours=3)
+    day = opens.strftime("%a")
+    hours = f"{day} {opens:%H:%M}-{opens + timedelta(minutes=1):%H:%M}"
+    if opens.hour == 23 and opens.minute == 59:  # the one minute that would not parse
+        opens += timedelta(minutes=1)
+        hours = f"{opens:%a} 00:00-00:01"
+    async with peer, daemon_with(tmp_path, smsc, peer, hours=hours) as daemon:
+        await cards_sent(smsc, 1)
+        view = await desk(daemon).request(code_of(tmp_path, CUSTOMER))
+        assert view is not None and (view.state, view.reason) == (CallbackState.REFUSED,
+                                                                  "outside_hours")
+        assert view.opens_at == opens.timestamp()
+        await asyncio.sleep(1.2)
+        assert peer.actions_named("Originate") == []
+
+
+async def test_one_call_back_at_a_time_per_agent(tmp_path: Path,
+                                                 smsc_factory: SmscFactory) -> None:
+    smsc = await smsc_factory(system_id="ccshortlink", password="pw")
+    peer = peer_with(CUSTOMER, OTHER)
+    peer.call_frame_delay = 0.15
+    async with peer, daemon_with(tmp_path, smsc, peer) as daemon:
+        await cards_sent(smsc, 2)
+        first, second = code_of(tmp_path, CUSTOMER), code_of(tmp_path, OTHER)
+        await desk(daemon).request(first)
+        await desk(daemon).request(second)
+        await until(lambda: peer.actions_named("Originate"))
+        await asyncio.sleep(0.8)  # the first is still ringing, talking
+        assert len(peer.actions_named("Originate")) == 1
+        assert (await desk(daemon).latest(second)).state == CallbackState.WAITING  # type: ignore[union-attr]
+        await state_of(daemon, first, CallbackState.DONE)
+        await until(lambda: len(peer.actions_named("Originate")) == 2)
+        assert peer.actions_named("Originate")[1]["Exten"] == "13900139000"
+        await state_of(daemon, second, CallbackState.DONE)
+
+
+async def test_a_waiting_call_back_is_placed_after_a_restart(tmp_path: Path,
+                                                             smsc_factory: SmscFactory) -> None:
+    smsc = await smsc_factory(system_id="ccshortlink", password="pw")
+    peer = peer_with(CUSTOMER)
+    async with peer:
+        async with daemon_with(tmp_path, smsc, peer) as daemon:
+            await cards_sent(smsc, 1)
+            await peer.send_event(device_state("PJSIP/1001", "ONHOLD"))
+            await until(lambda: desk(daemon).presence("CS1001") == "busy")
+            code = code_of(tmp_path, CUSTOMER)
+            waiting = await desk(daemon).request(code)
+        assert peer.actions_named("Originate") == []
+        async with daemon_with(tmp_path, smsc, peer) as daemon:  # nothing known: placed
+            await until(lambda: peer.actions_named("Originate"))
+            done = await state_of(daemon, code, CallbackState.DONE)
+            assert waiting is not None and done.id == waiting.id
