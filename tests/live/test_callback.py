@@ -112,9 +112,10 @@ async def test_a_busy_agents_call_back_waits_for_the_call_to_end(live: LiveDesk)
     await live.customer_phone("uas_answer_bye", hold_ms=1500)
     admin = admin_of(live)
     entered = len(admin.named("BridgeEnter"))
-    busy = await live.dial(other, "5000", talk_ms=4000)  # 1001 on a call with someone else
+    busy = await live.dial(other, "5000", talk_ms=5000)  # 1001 on a call with someone else
     await admin.wait_event("BridgeEnter", entered + 2)
-    await asyncio.sleep(0.5)  # the PBX's InUse for 1001 reaches the daemon with the answer
+    # the PBX told the daemon "in use" at the answer, as it told us; a second for a loaded box
+    await asyncio.sleep(1.0)
     tapped = await tap(live, code)
     assert tapped["outcome"] == "waiting", tapped
     assert await busy.finished() == 0
