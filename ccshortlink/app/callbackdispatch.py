@@ -14,6 +14,8 @@ from ccshortlink.core.callbacks import (
     CallbackCalls,
     CallbackRecord,
     Step,
+    callback_of_action,
+    has_expired,
     may_place,
     originate_fields,
 )
@@ -47,7 +49,7 @@ class CallbackDispatcher:
         self.mark_callback = mark_callback
         self.owner = owner  # names this daemon in the leases of the call-backs it follows
         self.calls = CallbackCalls()
-        self._pbx_of: dict[int, str] = {}  # call-backs in flight here: on which PBX
+        self._pbx_of: dict[int, str] = {}  # call-backs placed here, in flight: on which PBX
         self._since: dict[int, tuple[CallbackState, float]] = {}  # the state, since when
         self._steps: asyncio.Queue[Step] = asyncio.Queue()
         self._woken = asyncio.Event()
@@ -59,13 +61,16 @@ class CallbackDispatcher:
         """Presence, and the steps of our call-backs; must stay fast (no I/O)."""
         if self.deps.presence.on_event(pbx, event) == Presence.FREE:
             self._woken.set()
+        if event.get("Event") == "OriginateResponse" and event.get("Response") == "Success" \
+                and callback_of_action(event.get("ActionID", "")) is not None:
+            # Whichever daemon placed it (each PBX tells every session): the tracker must not
+            # send a card for a call-back's own call. Its Linkedid is the agent channel's id.
+            self.mark_callback(pbx, event.get("Uniqueid", ""))
         if not self._pbx_of:
             return
         step = self.calls.on_event(event, self.deps.clock())
         if step is None:
             return
-        if step.linkedid:  # the tracker must not send a card for the call-back's own call
-            self.mark_callback(self._pbx_of.get(step.callback_id, pbx), step.linkedid)
         self._steps.put_nowait(step)
         self._woken.set()
 
@@ -79,25 +84,28 @@ class CallbackDispatcher:
 
     async def run(self, stop: asyncio.Event) -> None:
         deps = self.deps
-        for callback_id in await self._faulty(deps.store.close_abandoned_callbacks(
-                deps.clock(), starting=True)) or []:
-            deps.log.warning("callback_failed", callback_id=callback_id, reason="daemon_restart")
-            deps.outcomes(CallbackState.FAILED).inc()
+        await self._close_abandoned(starting=True)
         swept = deps.clock()
         while not stop.is_set():
             self._woken.clear()
-            await self._record_steps()
+            await self._faulty(self._record_steps())
             await self._faulty(self._tick())
             if deps.clock() - swept >= SWEEP:
                 swept = deps.clock()
-                for callback_id in await self._faulty(deps.store.close_abandoned_callbacks(
-                        swept, starting=False)) or []:
-                    deps.log.warning("callback_failed", callback_id=callback_id,
-                                     reason="daemon_restart")
+                await self._close_abandoned(starting=False)
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(POLL):
                     await self._woken.wait()
-        await self._record_steps()
+        await self._faulty(self._record_steps())
+
+    async def _close_abandoned(self, *, starting: bool) -> None:
+        """In flight, but no daemon follows them any more (this one restarted, or another
+        one's lease ran out): failed."""
+        deps = self.deps
+        for callback_id in await self._faulty(deps.store.close_abandoned_callbacks(
+                deps.clock(), starting=starting)) or []:
+            deps.log.warning("callback_failed", callback_id=callback_id, reason="daemon_restart")
+            deps.outcomes(CallbackState.FAILED).inc()
 
     async def _faulty(self, work: Awaitable[T]) -> T | None:
         """A database fault is logged, and the next round tries again."""
@@ -112,13 +120,17 @@ class CallbackDispatcher:
     async def _tick(self) -> None:
         deps = self.deps
         now = deps.clock()
-        for record in await deps.store.expire_callbacks(now, deps.config.max_wait_minutes):
-            self._log_step(record, CallbackState.EXPIRED, "max_wait")
         self._time_out(now)
         await self._record_steps()
         if self._pbx_of:
             await deps.store.renew_callback_leases(self.owner, now + LEASE)
+        # A read each second; a write only when there is something to write.
         queue = await deps.store.callback_queue()
+        max_wait = deps.config.max_wait_minutes
+        if any(has_expired(r.requested_at, now, max_wait) for r in queue.waiting):
+            for record in await deps.store.expire_callbacks(now, max_wait):
+                self._log_step(record, CallbackState.EXPIRED, "max_wait")
+            queue = await deps.store.callback_queue()
         self.waiting.set(len(queue.waiting))
         taken = set(queue.agents_in_flight)
         for record in queue.waiting:

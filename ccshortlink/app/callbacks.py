@@ -13,7 +13,7 @@ from ccshortlink.core.agents import Agent, AgentDirectory, split_extension
 from ccshortlink.core.callbacks import CallbackRecord, Refusal, hours_refusal
 from ccshortlink.core.hours import Hours, parse_hours
 from ccshortlink.core.policy import CustomerNumber, PolicyConfig, normalise_number
-from ccshortlink.core.presence import PresenceBook
+from ccshortlink.core.presence import PresenceBook, combine
 from ccshortlink.core.privacy import mask_number
 from ccshortlink.core.records import CallbackView, PreferredAgent
 from ccshortlink.core.vocab import CallbackState, Presence
@@ -25,13 +25,15 @@ def _hours(text: str) -> Hours:
 
 
 def extensions_on(agent: Agent, pbx: str) -> list[str]:
-    """The agent's bare extensions on `pbx` (not channel names), its first one first."""
-    found = []
+    """The agent's bare extensions on `pbx` (not channel names): those qualified by the PBX's
+    name first (as AgentDirectory.by_extension prefers them), then those on every PBX."""
+    own: list[str] = []
+    everywhere: list[str] = []
     for extension in agent.extensions:
         qualified, bare = split_extension(extension)
-        if qualified in ("", pbx) and "/" not in bare:
-            found.append(bare)
-    return found
+        if "/" not in bare and qualified in ("", pbx):
+            (own if qualified else everywhere).append(bare)
+    return own + everywhere
 
 
 def view(record: CallbackRecord) -> CallbackView:
@@ -80,15 +82,11 @@ class Callbacks:
         self.deps = deps
 
     def presence(self, agent_id: str) -> Presence:
-        """The best of the agent's state on every PBX."""
+        """The agent's state over every PBX, as over several phones: busy on one is busy."""
         agent = self.deps.agents().by_id(agent_id)
         if agent is None:
             return Presence.UNKNOWN
-        states = {self.deps.presence_on(agent, pbx) for pbx in self.deps.pbxs}
-        for presence in (Presence.FREE, Presence.BUSY, Presence.AWAY):
-            if presence in states:
-                return presence
-        return Presence.UNKNOWN
+        return combine(self.deps.presence_on(agent, pbx) for pbx in self.deps.pbxs)
 
     async def request(self, code: str) -> CallbackView | None:
         deps = self.deps

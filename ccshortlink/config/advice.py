@@ -52,6 +52,10 @@ def config_warnings(config: Config) -> list[str]:
     if not config.web.public_url.startswith("https://"):
         warnings.append(f"[web] public_url {config.web.public_url!r} is not https: customers' "
                         "phones open the card over plain http")
+    callback = config.callback
+    if callback.enabled and not (callback.caller_id or config.web.hotline):
+        warnings.append("[callback] caller_id and [web] hotline are both empty: a call-back "
+                        "shows the customer whatever caller ID the outbound route sets")
     return warnings
 
 

@@ -63,8 +63,7 @@ class AmiPeer:
         self.replay_on_reconnect = replay_on_reconnect
         self.filter_events = filter_events
         self.on_action = on_action  # told of every action a client sends (the demo prints it)
-        # Originate, as Asterisk answers it: queued, then the call's events (knobs below)
-        self.originate_allowed = True  # False: "Permission denied" (no write = originate)
+        self.originate_allowed = True  # Originate: queued, its call played; else refused
         self.call_script = CallScript.ANSWERED
         self.call_frame_delay = 0.005  # s between the call's events
         self.talk_seconds = 1.0  # s from the customer's answer (BridgeEnter) to the hangup
@@ -84,7 +83,7 @@ class AmiPeer:
         self._calls: set[asyncio.Task[None]] = set()
 
     async def send_event(self, frame: bytes) -> None:
-        """Send one more event to every logged-in client now (e.g. a DeviceStateChange)."""
+        """An event to every logged-in client now, as Asterisk tells every session."""
         for writer, lock in list(self._locks.items()):
             with suppress(ConnectionError):
                 await self._write(writer, lock, frame)
@@ -99,6 +98,8 @@ class AmiPeer:
 
     async def stop(self) -> None:
         """Stop listening and close every client connection."""
+        for call in list(self._calls):  # a call-back call still playing
+            call.cancel()
         if self._server is not None:
             self._server.close()
         # Closing the sockets lets each handler end on its own: asyncio's stream server logs
@@ -170,7 +171,6 @@ class AmiPeer:
         self.connections += 1
         self._notify()
         lock = asyncio.Lock()  # a Ping answer must never land inside a chunked frame
-        self._locks[writer] = lock
         sender: asyncio.Task[None] | None = None
         try:
             await self._write(writer, lock, self.banner)
@@ -197,6 +197,7 @@ class AmiPeer:
                     await self._write(writer, lock, response_frame(
                         "Success", action_id, Message="Authentication accepted"))
                     self.logins += 1
+                    self._locks[writer] = lock  # events for every session: send_event
                     self._notify()
                     if sender is None:
                         sender = asyncio.create_task(
@@ -233,19 +234,19 @@ class AmiPeer:
 
     async def _originate(self, writer: asyncio.StreamWriter, lock: asyncio.Lock,
                          action: dict[str, str]) -> None:
-        if not self.originate_allowed:
-            await self._write(writer, lock, response_frame("Error", action.get("ActionID"),
-                                                      Message="Permission denied"))
+        allowed = self.originate_allowed  # False: a user without write = originate
+        await self._write(writer, lock, response_frame(
+            "Success" if allowed else "Error", action.get("ActionID"),
+            Message="Originate successfully queued" if allowed else "Permission denied"))
+        if not allowed:
             return
-        await self._write(writer, lock, response_frame("Success", action.get("ActionID"),
-                                                  Message="Originate successfully queued"))
         frames = callback_call(action, self.call_script)
 
         async def play() -> None:
             with suppress(ConnectionError):
                 for frame, after in zip(frames, [*frames[1:], b""], strict=True):
                     await asyncio.sleep(self.call_frame_delay)
-                    await self._write(writer, lock, frame)
+                    await self.send_event(frame)
                     if event_name(frame) == "BridgeEnter" != event_name(after):
                         await asyncio.sleep(self.talk_seconds)  # they talk
         call = asyncio.create_task(play())

@@ -43,6 +43,25 @@ def _install_demo_files(state: Path) -> Path:
     return agents
 
 
+# Shown of an Originate, in this order; the customer's number (Exten) only masked.
+_ORIGINATE_FIELDS = ("Channel", "Context", "Exten", "Priority", "CallerID", "Timeout", "Async",
+                     "ActionID", "Variable")
+
+
+def _print_originate(action: dict[str, str]) -> None:
+    """What the daemon asked the PBX when the customer tapped "call me back" on the card."""
+    if action.get("Action", "").lower() != "originate":
+        return
+    shown = {name: action[name] for name in _ORIGINATE_FIELDS if name in action}
+    if "Exten" in shown:
+        shown["Exten"] = mask_number(shown["Exten"])
+    print("\n┌─ Originate received by the demo PBX (\"call me back\" was tapped on the card)")
+    for name, value in shown.items():
+        print(f"│ {name}: {value}")
+    print("└─ the demo PBX plays the call: the agent answers, then the customer; they talk",
+          flush=True)
+
+
 def _print_sms(sms: SinkSms, done: asyncio.Event) -> None:
     coding = {0: "GSM-7", 8: "UCS-2"}.get(sms.data_coding, f"data_coding {sms.data_coding}")
     print("\n┌─ SMS received by the demo SMSC (a sink: nothing leaves this machine)")
@@ -66,7 +85,10 @@ async def run_demo(*, port: int = 8080, exit_after: float | None = None) -> int:
         banner, frames = split_transcript(raw)
         # A real call recorded on Asterisk 20: +8613800138000 rings agent 1001, who answers.
         peer = AmiPeer(frames, username=DEMO_USER, secret=DEMO_SECRET, banner=banner,
-                       frame_delay=0.05)
+                       frame_delay=0.05, on_action=_print_originate)
+        # A call-back slow enough to watch on the card (it refreshes itself every 5 s).
+        peer.call_frame_delay = 0.05
+        peer.talk_seconds = 5.0
         ami_port = await peer.start()
         web_port = _free_port(port)
         config = parse_config({
@@ -80,6 +102,7 @@ async def run_demo(*, port: int = 8080, exit_after: float | None = None) -> int:
             "database": {"path": str(state / "demo.db")},
             "agents": {"file": str(agents_file)},
             "policy": {"min_talk_seconds": 1, "default_region": "CN"},
+            "callback": {"enabled": True},
         }, state / "ccshortlink.toml")
         daemon = Daemon(config, log)
         print(f"ccshortlink demo: replaying a recorded Asterisk call over AMI on 127.0.0.1:"
@@ -90,6 +113,8 @@ async def run_demo(*, port: int = 8080, exit_after: float | None = None) -> int:
         if got_sms.is_set():
             link = sink.received[-1].text.split("http", 1)[-1].split()[0]
             print(f"\nOpen the agent's card:  http{link}", flush=True)
+            print('Tap "call me back" (请客服回电给我) there: the demo PBX prints the Originate '
+                  "it receives and plays the call.", flush=True)
             print("Press Ctrl-C to stop." if exit_after is None
                   else f"Stopping in {exit_after:g} s.", flush=True)
         if exit_after is not None and not run.done():

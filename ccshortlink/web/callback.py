@@ -97,13 +97,21 @@ def build_panel(presence: Presence, view: CallbackView | None, now: float, zone:
         in_progress=view is not None and view.state in IN_PROGRESS)
 
 
-async def panel_for(deps: WebDeps, code: str, agent: Agent, lang: str) -> CallbackPanel | None:
-    """The call-back part of this card as of now; None when [callback] is off."""
+async def panel_for(deps: WebDeps, code: str, agent: Agent, lang: str, *,
+                    fresh: bool = False) -> CallbackPanel | None:
+    """The call-back part of this card as of now; None when [callback] is off. `fresh`: the
+    page after a tap or one of its refreshes, which never takes a remembered answer."""
     desk = deps.callbacks
     if desk is None:
         return None
-    return build_panel(desk.presence(agent.id), await desk.latest(code), deps.clock(),
-                       deps.zone, lang)
+    known, latest = (False, None) if fresh else deps.settled.get(code)
+    if not known:
+        latest = await desk.latest(code)
+        if latest is None or latest.state not in IN_PROGRESS:
+            deps.settled.keep(code, latest)
+        else:
+            deps.settled.forget(code)
+    return build_panel(desk.presence(agent.id), latest, deps.clock(), deps.zone, lang)
 
 
 async def ask(request: web.Request) -> web.StreamResponse:
@@ -129,6 +137,7 @@ async def _ask(request: web.Request, deps: WebDeps, entry: CachedLink,
                          reason="callbacks")
         return message_page(deps, "busy", 429, language(request, agent),
                             **{"Retry-After": str(int(deps.writes.window))})
+    deps.settled.forget(code)
     try:
         view = await desk.request(code)
     except Exception as exc:  # one failed tap must not look like a crash

@@ -71,7 +71,8 @@ async def _plain_card(request: web.Request, deps: WebDeps, entry: CachedLink,
     figures = deps.figures.fresh(agent.id)
     # The call-back part is worked out afresh on every open (the agent's presence and the
     # link's latest call-back change by the second) and picks the rendering it belongs to.
-    panel = await panel_for(deps, entry.link.code, agent, lang)
+    panel = await panel_for(deps, entry.link.code, agent, lang,
+                            fresh=request.query.get(RETURN_QUERY) == "1")
     variant = lang if panel is None else f"{lang}~{panel.key}"
     # The compressed page sits beside the plain one under its own key, drawn from the same
     # figures: a new rendering makes both stale together.

@@ -36,6 +36,7 @@ from ccshortlink.web.encoding import VARY
 from ccshortlink.web.guard import SlidingLimiter, client_address, post_refusal
 from ccshortlink.web.i18n import strings
 from ccshortlink.web.scrape import GaugeSource, StoreGauges
+from ccshortlink.web.settled import SettledCallbacks
 
 SendCard = Callable[[str, str], Awaitable[dict[str, Any]]]
 
@@ -131,10 +132,12 @@ class WebDeps:
     # a locked prometheus counter; `publish_visits` moves them over when anyone looks.
     unpublished_visits: dict[str, int] = field(init=False)
     gauges: StoreGauges = field(init=False)  # what /metrics reads from the store
+    settled: SettledCallbacks = field(init=False)  # links with no call-back under way
 
     def __post_init__(self) -> None:
         self.unpublished_visits = dict.fromkeys(VISIT_KINDS, 0)
         self.gauges = StoreGauges(self.store, self.metrics, self.clock)
+        self.settled = SettledCallbacks(self.clock)
 
     def publish_visits(self) -> None:
         """Add the visits counted since the last call to ccshortlink_visits_total."""

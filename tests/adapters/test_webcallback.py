@@ -208,7 +208,47 @@ async def test_the_card_cache_keeps_a_page_per_state(desk_site: tuple[Site, Fake
               CallbackState.CONNECTED, CallbackState.DONE] * 5
     for state in states:
         desk.set_state(CODE, state, talk_seconds=60)
-        _, body = await page(desk_client, f"/{CODE}", **EN, **{"Accept-Encoding": "gzip"})
+        _, body = await page(desk_client, f"/{CODE}?callback=1", **EN,
+                             **{"Accept-Encoding": "gzip"})
         assert shows(body)["refresh"] == (state != CallbackState.DONE)
     entry = await site.app[DEPS].links.lookup(CODE)
     assert entry is not None and 0 < len(entry.pages) <= 8
+
+
+async def test_a_busy_card_without_a_call_back_asks_the_desk_once_in_5_s(
+        desk_site: tuple[Site, FakeDesk], desk_client: Client) -> None:
+    site, desk = desk_site
+    for _ in range(20):
+        _, body = await page(desk_client, f"/{CODE}", **EN)
+    assert desk.latest_asked == [CODE] and shows(body)["status"] is None
+    site.clock.advance(5)
+    await page(desk_client, f"/{CODE}", **EN)
+    assert len(desk.latest_asked) == 2
+    # A tap forgets it at once; while the call-back is under way every open asks.
+    await desk_client.post(f"/{CODE}/callback", headers=TAP, allow_redirects=False)
+    for _ in range(3):
+        _, body = await page(desk_client, f"/{CODE}", **EN)
+        assert shows(body)["status"] == "Calling you now — your phone will ring shortly"
+    assert len(desk.latest_asked) == 5
+    # Ended: settled again, until the customer's own page after a tap asks afresh.
+    desk.set_state(CODE, CallbackState.CUSTOMER_MISSED)
+    for _ in range(3):
+        _, body = await page(desk_client, f"/{CODE}", **EN)
+    assert len(desk.latest_asked) == 6
+    desk.set_state(CODE, CallbackState.CALLING_AGENT)  # a tap through another daemon
+    _, body = await page(desk_client, f"/{CODE}?callback=1", **EN)
+    assert shows(body)["status"] == "Calling you now — your phone will ring shortly"
+
+
+async def test_a_desk_failure_is_a_503_not_a_crash(desk_site: tuple[Site, FakeDesk],
+                                                   desk_client: Client) -> None:
+    _, desk = desk_site
+
+    async def broken(code: str) -> None:
+        raise OSError("database is locked")
+
+    desk.request = broken  # type: ignore[method-assign, assignment]
+    with structlog.testing.capture_logs() as logged:
+        tapped = await desk_client.post(f"/{CODE}/callback", headers=TAP, allow_redirects=False)
+    assert (tapped.status, tapped.headers["Retry-After"]) == (503, "10")
+    assert [e["error"] for e in logged if e["event"] == "callback_tap_failed"] == ["OSError"]

@@ -140,10 +140,10 @@ def test_broken_yaml_reads_the_same_with_or_without_libyaml(tmp_path: Path) -> N
     "[" * 900 + "1, " * 20_000 + "}",  # too long for that: libyaml's wording
 ])
 def test_deep_nesting_is_refused_quickly(tmp_path: Path, nesting: str) -> None:
-    started = time.perf_counter()
+    started = time.thread_time()  # CPU, not wall time: other work on the box does not count
     [problem] = problems_of(agent(nesting), tmp_path)
     # PyYAML's own parser, quadratic in nesting, took 110 s over the first of these
-    assert time.perf_counter() - started < 1.5
+    assert time.thread_time() - started < 5.0  # about 1 s each here
     assert problem.startswith(f"{tmp_path / 'agents.yaml'}:3: not valid YAML: ")
 
 
@@ -160,9 +160,9 @@ def test_twenty_thousand_agents_load_in_well_under_a_few_seconds(tmp_path: Path)
     if yaml.__with_libyaml__:
         assert agentsyaml._PARSER is yaml.CSafeLoader
     path = big_agents_file(tmp_path / "agents.yaml", 20_000)
-    started = time.perf_counter()
+    started = time.thread_time()  # CPU of this thread: a loaded box stretches only wall time
     agents = load_agents(path)
-    elapsed = time.perf_counter() - started
+    elapsed = time.thread_time() - started
     assert len(agents) == 20_000 and agents.by_extension("119999") is agents.agents[-1]
     # 0.65 s measured with libyaml on the 2-core CI box; PyYAML's own loader took 8.1 s
     assert elapsed < 4.0, f"{elapsed:.2f} s"

@@ -49,5 +49,13 @@ def test_check_config_says_call_backs_are_on(tmp_path: Path) -> None:
     result = subprocess.run([sys.executable, "-m", "ccshortlink", "check-config", "-c",
                              str(config)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+    assert "[callback] caller_id and [web] hotline are both empty" in result.stderr
     assert ("call-backs: on; ring PJSIP/{extension}, then 0{national} in from-internal;"
             " hours always; the AMI user needs write = originate") in result.stdout
+
+
+def test_no_warning_once_the_customer_sees_the_hotline(tmp_path: Path) -> None:
+    config = write_config(tmp_path, callback={"enabled": True}, web={"hotline": "4008001234"})
+    result = subprocess.run([sys.executable, "-m", "ccshortlink", "check-config", "-c",
+                             str(config)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "caller_id" not in result.stderr, result.stderr

@@ -40,10 +40,12 @@ BOMBS = {
 @pytest.mark.parametrize("name", sorted(BOMBS))
 def test_a_bomb_is_cut_off_fast_at_send_time_too(name: str) -> None:
     templates = SmsTemplates({"zh-CN": "{{ url }}" + BOMBS[name]}, "zh-CN")
-    started = time.monotonic()
+    # CPU time of this thread, as the sandbox's own budget counts it: a busy machine stretches
+    # the wall clock, not the work a bomb is allowed to do.
+    started = time.thread_time()
     with pytest.raises(TemplateLimitError):
         templates.render(AGENT, "https://cs.example.com/abcdefghj", "abcdefghj")
-    assert time.monotonic() - started < 0.5
+    assert time.thread_time() - started < 0.5
     [problem] = check_templates({"zh-CN": "{{ url }}" + BOMBS[name]}, "zh-CN")
     assert problem.startswith("[sms] template for 'zh-CN' fails to render: TemplateLimitError")
 
@@ -98,7 +100,7 @@ def test_costs_are_reported_and_a_long_default_text_is_a_warning() -> None:
 
 def test_rendering_stays_cheap_per_sms() -> None:
     templates = SmsTemplates(DEFAULT_TEMPLATES, "zh-CN")
-    started = time.perf_counter()
+    started = time.thread_time()
     for _ in range(2000):
         templates.render(AGENT, "https://cs.example.com/abcdefghj", "abcdefghj")
-    assert time.perf_counter() - started < 1.0  # well under a millisecond each
+    assert time.thread_time() - started < 1.0  # well under a millisecond each

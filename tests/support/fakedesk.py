@@ -26,6 +26,7 @@ class FakeDesk:
     not_live: set[str] = field(default_factory=set)
     requests: list[str] = field(default_factory=list)
     lookups: list[str] = field(default_factory=list)
+    latest_asked: list[str] = field(default_factory=list)
 
     def presence(self, agent_id: str) -> Presence:
         return self.presences.get(agent_id, Presence.UNKNOWN)
@@ -45,6 +46,7 @@ class FakeDesk:
         return view
 
     async def latest(self, code: str) -> CallbackView | None:
+        self.latest_asked.append(code)
         return self.latest_by_code.get(code)
 
     async def preferred_agent(self, number: str) -> PreferredAgent:

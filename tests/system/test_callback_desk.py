@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import sqlite3
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
@@ -31,15 +33,16 @@ OTHER = "+8613900139000"
 
 
 @asynccontextmanager
-async def daemon_with(tmp_path: Path, smsc: Smsc, peer: AmiPeer,
+async def daemon_with(tmp_path: Path, smsc: Smsc, peer: AmiPeer, clock: Callable[[], float]
+                      = time.time, database: dict[str, object] | None = None,
                       **callback: object) -> AsyncIterator[Daemon]:
     port = await peer.start() if peer._server is None else peer._server.sockets[0].getsockname()[1]
     config = load_config(write_config(
         tmp_path, ami={"port": port, "reconnect_max": 0.5}, smpp={"port": smsc.port},
         web={"listen": "127.0.0.1:0", "public_url": "https://cs.example.com",
              "hotline": "4008001234"},
-        callback={"enabled": True, **callback}))
-    daemon = Daemon(config, get_logger())
+        callback={"enabled": True, **callback}, **({"database": database} if database else {})))
+    daemon = Daemon(config, get_logger(), clock=clock)
     task = asyncio.create_task(daemon.run())
     try:
         await asyncio.wait_for(daemon.ready.wait(), timeout=15)
@@ -74,6 +77,12 @@ async def state_of(daemon: Daemon, code: str, *wanted: CallbackState,
             if latest is not None and latest.state in wanted:
                 return latest
             await asyncio.sleep(0.02)
+
+
+async def decisions(daemon: Daemon) -> int:
+    """Calls decided (a card sent or skipped): a call-back's own call must not be one."""
+    rows = await daemon.parts.cards.store._all("SELECT COUNT(*) FROM decisions")  # type: ignore[attr-defined]
+    return int(rows[0][0])
 
 
 async def cards_sent(smsc: Smsc, count: int) -> None:
@@ -112,6 +121,7 @@ async def test_a_call_back_rings_the_agent_then_the_customer_and_sends_no_second
         await state_of(daemon, code, CallbackState.DONE)
         await asyncio.sleep(1.0)  # a wrongly decided card would be at the SMSC by now
         assert len([m for m in smsc.messages() if m.complete]) == 1
+        assert await decisions(daemon) == 1  # not even one skipped for the resend window
         assert await desk(daemon).request("NoSuchCode") is None
         metrics = generate_latest(daemon.metrics.registry).decode()
         assert 'ccshortlink_callbacks_total{outcome="done"} 2.0' in metrics
@@ -237,3 +247,63 @@ async def test_a_waiting_call_back_is_placed_after_a_restart(tmp_path: Path,
             await until(lambda: peer.actions_named("Originate"))
             done = await state_of(daemon, code, CallbackState.DONE)
             assert waiting is not None and done.id == waiting.id
+
+
+async def test_a_call_back_waiting_too_long_expires(tmp_path: Path,
+                                                    smsc_factory: SmscFactory) -> None:
+    smsc = await smsc_factory(system_id="ccshortlink", password="pw")
+    peer = peer_with(CUSTOMER)
+    later = [0.0]
+    async with peer, daemon_with(tmp_path, smsc, peer, clock=lambda: time.time() + later[0],
+                                 max_wait_minutes=1) as daemon:
+        await cards_sent(smsc, 1)
+        await peer.send_event(device_state("PJSIP/1001", "BUSY"))
+        await until(lambda: desk(daemon).presence("CS1001") == "busy")
+        code = code_of(tmp_path, CUSTOMER)
+        await desk(daemon).request(code)
+        await asyncio.sleep(1.2)
+        assert (await desk(daemon).latest(code)).state == CallbackState.WAITING  # type: ignore[union-attr]
+        later[0] = 61.0
+        expired = await state_of(daemon, code, CallbackState.EXPIRED)
+        assert expired.reason == "max_wait"
+        await peer.send_event(device_state("PJSIP/1001", "NOT_INUSE"))
+        await asyncio.sleep(1.2)
+        assert peer.actions_named("Originate") == []
+        metrics = generate_latest(daemon.metrics.registry).decode()
+        assert 'ccshortlink_callbacks_total{outcome="expired"} 1.0' in metrics
+
+
+async def test_on_postgresql_too(tmp_path: Path, smsc_factory: SmscFactory, pg_url: str) -> None:
+    smsc = await smsc_factory(system_id="ccshortlink", password="pw")
+    peer = peer_with(CUSTOMER)
+    async with peer, daemon_with(tmp_path, smsc, peer, database={"url": pg_url}) as daemon:
+        await cards_sent(smsc, 1)
+        [card] = [m.text for m in smsc.messages() if m.complete]
+        code = re.findall(r"cs\.example\.com/(\w+)", card)[0]
+        view = await desk(daemon).request(code)
+        assert view is not None and view.state == CallbackState.WAITING
+        done = await state_of(daemon, code, CallbackState.DONE)
+        assert done.id == view.id and len(peer.actions_named("Originate")) == 1
+
+
+async def test_two_daemons_on_one_database_place_it_once_and_send_no_card(
+        tmp_path: Path, smsc_factory: SmscFactory, pg_url: str) -> None:
+    smsc = await smsc_factory(system_id="ccshortlink", password="pw")
+    peer = peer_with(CUSTOMER)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    shared = {"url": pg_url}
+    async with peer, daemon_with(tmp_path / "a", smsc, peer, database=shared) as first:
+        await cards_sent(smsc, 1)
+        [card] = [m.text for m in smsc.messages() if m.complete]
+        code = re.findall(r"cs\.example\.com/(\w+)", card)[0]
+        async with daemon_with(tmp_path / "b", smsc, peer, database=shared) as second:
+            await until(lambda: peer.logins >= 2)
+            view = await desk(second).request(code)  # either may place it
+            assert view is not None
+            done = await state_of(first, code, CallbackState.DONE)
+            assert done.id == view.id
+            await asyncio.sleep(1.5)  # a second Originate or a card would be here by now
+            assert len(peer.actions_named("Originate")) == 1
+            assert len([m for m in smsc.messages() if m.complete]) == 1
+            assert await decisions(first) == 1  # neither daemon decided the call-back's call
