@@ -37,10 +37,11 @@ SUBJECTS = {"customer": "Customer", "link": "Link", "call": "Call"}
 _NEXT_TRY = re.compile(r"next try at (\d+(?:\.\d+)?)")  # the store writes Unix times
 COLUMNS = (("calls", "calls_decided"), ("skipped", "skipped"), ("sent", "sms_sent"),
            ("delivered", "sms_delivered"), ("failed", "sms_failed"), ("waiting", "sms_waiting"),
-           ("opened", "links_opened"), ("called back", "called_back"))
-# [callback] on: call-backs in which the customer answered ("called back" above counts the
-# card's call button, as it always has)
-CALLBACK_COLUMN = ("call-backs", "callbacks_connected")
+           ("opened", "links_opened"), ("call taps", "called_back"))
+# [callback] on: the funnel's last step, call-backs in which the customer answered. The card's
+# call-button taps (JSON `called_back`, as it always was) are titled "call taps" so that the
+# two are not confused.
+CALLBACK_COLUMN = ("called back", "callbacks_connected")
 
 
 def local(at: float, zone: ZoneInfo) -> datetime:

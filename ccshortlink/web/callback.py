@@ -90,9 +90,14 @@ def build_panel(presence: Presence, view: CallbackView | None, now: float, zone:
                 lang: str) -> CallbackPanel:
     t = strings(lang)
     shown = "" if presence == Presence.UNKNOWN else str(presence)
+    status = status_words(view, now, zone, lang) if view is not None else ""
+    if view is not None and view.state == CallbackState.WAITING and presence in (
+            Presence.FREE, Presence.UNKNOWN):
+        # Waiting only until the dispatcher's next turn (or the PBX link): not "busy".
+        status = t["cb_soon"]
     return CallbackPanel(
         presence=shown, presence_words=t[f"presence_{shown}"] if shown else "",
-        status=status_words(view, now, zone, lang) if view is not None else "",
+        status=status,
         unhappy=view is not None and view.state in _UNHAPPY,
         in_progress=view is not None and view.state in IN_PROGRESS)
 

@@ -131,8 +131,8 @@ def at(text: str) -> float:
 
 
 @pytest.mark.parametrize(("state", "extra", "words", "in_progress"), [
-    (CallbackState.WAITING, {},
-     "The agent is busy — we will call you when they are free", True),
+    # Waiting while nothing says the agent is busy: placed at the dispatcher's next turn.
+    (CallbackState.WAITING, {}, "We will call you in a moment — keep your phone at hand", True),
     (CallbackState.CALLING_CUSTOMER, {}, "Calling you now — your phone will ring shortly", True),
     (CallbackState.CONNECTED, {}, "You are connected", True),
     (CallbackState.CUSTOMER_MISSED, {}, "We could not reach you — you can try again", False),
@@ -165,6 +165,16 @@ async def test_each_state_in_plain_words(desk_site: tuple[Site, FakeDesk], desk_
     assert ('class="note err"' in body) == (state in (
         CallbackState.CUSTOMER_MISSED, CallbackState.AGENT_MISSED, CallbackState.EXPIRED,
         CallbackState.FAILED, CallbackState.REFUSED))
+
+
+async def test_waiting_for_a_busy_agent_says_so(desk_site: tuple[Site, FakeDesk],
+                                                desk_client: Client) -> None:
+    _, desk = desk_site
+    desk.presences["CS1001"] = Presence.BUSY
+    desk.set_state(CODE, CallbackState.WAITING)
+    _, body = await page(desk_client, f"/{CODE}", **EN)
+    assert shows(body) == {"button": False, "presence": "On a call", "refresh": True,
+                           "status": "The agent is busy — we will call you when they are free"}
 
 
 async def test_outside_hours_in_chinese(desk_site: tuple[Site, FakeDesk],
