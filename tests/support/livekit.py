@@ -8,6 +8,7 @@ are kept in test-output/live/<test>/ and the failure names that folder.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import shutil
@@ -30,6 +31,12 @@ from tests.support.sipp import Sipp, sipp_found
 from tests.support.smsc_peer import ReceivedSms, Smsc
 
 KEPT = ROOT / "test-output" / "live"
+# The test dialplan's [hotline] (5008): the shipped [ccshortlink-hotline], the agent's chan_sip
+# phone rung 8 s
+HOTLINE = """[hotline]
+exten => s,1,Set(CCS_RING_SECONDS=8)
+ same => n,Set(CCS_AGENT_TECH=SIP)
+ same => n,Goto(ccshortlink-hotline,s,1)"""
 _failed = pytest.StashKey[bool]()
 
 
@@ -60,8 +67,10 @@ def e164(number: str) -> str:
 class LiveDesk:
     """One live test's PBX, phones, SMSC and daemon, and what a user would look at."""
 
-    def __init__(self, net: Loopback, folder: Path, pbx: Asterisk, smsc: Smsc) -> None:
+    def __init__(self, net: Loopback, folder: Path, pbx: Asterisk, smsc: Smsc,
+                 web_port: int = 0) -> None:
         self.net, self.folder, self.pbx, self.smsc = net, folder, pbx, smsc
+        self.web_port = web_port or net.port()  # the daemon's [web] listen
         self.daemon: RunningDaemon | None = None
         self.config: Path | None = None
         self.sipps: list[Sipp] = []
@@ -78,11 +87,12 @@ class LiveDesk:
         self.sipps.append(phone)
         return phone
 
-    async def customer_phone(self, scenario: str = "uas_answer", *, ring_ms: int = 300) -> Sipp:
+    async def customer_phone(self, scenario: str = "uas_answer", *, ring_ms: int = 300,
+                             hold_ms: int = 1000) -> Sipp:
         """The customers' side of the trunk: where Asterisk sends calls out to a customer."""
         phone = await Sipp.run(self.net, self.folder, "trunk", scenario,
                                ["-p", str(self.pbx.ports.trunk), "-mp", str(self.net.media_port())],
-                               {"@RING_MS@": str(ring_ms), "@HOLD_MS@": "1000"})
+                               {"@RING_MS@": str(ring_ms), "@HOLD_MS@": str(hold_ms)})
         self.sipps.append(phone)
         return phone
 
@@ -119,6 +129,7 @@ class LiveDesk:
             "ami": {"host": "127.0.0.1", "port": self.pbx.ports.ami, "username": "ccshortlink",
                     "secret": secret_of_shipped_user(), "reconnect_max": 0.5},
             "smpp": {"port": self.smsc.port},
+            "web": {"listen": f"127.0.0.1:{self.web_port}"},
         }
         for name, values in sections.items():
             base.setdefault(name, {}).update(values)
@@ -176,6 +187,22 @@ class LiveDesk:
         result: dict[str, Any] = json.loads(done.stdout)
         return result
 
+    async def post(self, path: str, **headers: str) -> tuple[int, dict[str, str]]:
+        """An HTTP POST to the daemon's web, as a browser on the card sends it: status, headers."""
+        reader, writer = await self.net.connect(self.web_port)
+        try:
+            lines = [f"POST {path} HTTP/1.1", "Host: cs.example.com", "Content-Length: 0",
+                     "Connection: close", *(f"{k.replace('_', '-')}: {v}"
+                                            for k, v in headers.items())]
+            writer.write(("\r\n".join(lines) + "\r\n\r\n").encode())
+            head = (await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)).decode()
+        finally:
+            writer.close()
+        status_line, *fields = head.split("\r\n")
+        answer = {k.strip().lower(): v.strip()
+                  for k, _, v in (f.partition(":") for f in fields if ":" in f)}
+        return int(status_line.split()[1]), answer
+
     # ---- the end -----------------------------------------------------------------------------
 
     async def close(self) -> None:
@@ -201,7 +228,8 @@ async def live(request: pytest.FixtureRequest, tmp_path: Path,
     """A running Asterisk (FullyBooted) and SMSC; the test starts phones, calls and the daemon.
 
     Parametrized indirectly with {"ami_tls": True}, Asterisk's AMI also listens over TLS with a
-    certificate made for the test (its CA in tmp_path/certs)."""
+    certificate made for the test (its CA in tmp_path/certs); with {"callback": True}, the
+    daemon's AMI user may originate and 5008 runs the shipped hotline dialplan."""
     install = find_install()
     if install is None:
         pytest.skip(HOW_TO_ENABLE)
@@ -209,9 +237,13 @@ async def live(request: pytest.FixtureRequest, tmp_path: Path,
         pytest.skip(NO_SIPP)
     options: dict[str, Any] = getattr(request, "param", None) or {}
     certs = make_certs(tmp_path / "certs") if options.get("ami_tls") else None
-    pbx = Asterisk(install, live_network, tmp_path / "asterisk", tls=certs)
+    web_port = live_network.port()
+    callbacks = bool(options.get("callback"))
+    # Call-backs: the daemon's AMI user may originate, and 5008 is the shipped hotline context
+    pbx = Asterisk(install, live_network, tmp_path / "asterisk", tls=certs, originate=callbacks,
+                   hotline=HOTLINE if callbacks else "", lookup_port=web_port)
     smsc = await Smsc.start(system_id="ccshortlink", password="pw", wrap=live_network.command)
-    desk = LiveDesk(live_network, tmp_path, pbx, smsc)
+    desk = LiveDesk(live_network, tmp_path, pbx, smsc, web_port)
     try:
         await pbx.start()
         yield desk

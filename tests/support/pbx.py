@@ -23,6 +23,9 @@ CONF = ROOT / "tests" / "live" / "asterisk" / "conf"
 SHIPPED = ROOT / "etc" / "asterisk"
 HOW_TO_ENABLE = ("no Asterisk for the live tests: set CCS_ASTERISK_PREFIX to an install "
                  "(e.g. unpack ../shared/asterisk/asterisk-*.tar.xz) or put asterisk on the PATH")
+# Loaded where the install has them (a distribution's Asterisk does), left out elsewhere:
+# DeviceStateChange comes from res_manager_devicestate.
+OPTIONAL_MODULES = frozenset({"res_manager_devicestate.so"})
 ADMIN = ("ccsadmin", "test-admin")  # the test's own privileged AMI user, never the daemon's
 
 
@@ -96,14 +99,15 @@ class Asterisk:
 
     def __init__(self, install: Install, net: Loopback, folder: Path, *, name: str = "pbxa",
                  originate: bool = False, hotline: str = "", tls: Certs | None = None,
-                 rtp_start: int = 30000) -> None:
+                 rtp_start: int = 30000, lookup_port: int | None = None) -> None:
         """With `tls`, AMI also listens over TLS on `ami_tls_port` with that certificate.
-        A second Asterisk in the same namespace needs its own `rtp_start` (200 ports each)."""
+        A second Asterisk in the same namespace needs its own `rtp_start` (200 ports each).
+        `lookup_port`: where the daemon's web listens, put in the shipped dialplan's CURL()."""
         self.install, self.net, self.folder, self.name = install, net, folder, name
         agents = dict(zip(("1001", "1002"), net.ports(2), strict=True))
         self.ports = Ports(net.port(), net.port(), agents, net.port(), rtp_start if net.private
                            else net.port())
-        self._originate, self._hotline = originate, hotline
+        self._originate, self._hotline, self._lookup_port = originate, hotline, lookup_port
         self.tls, self.ami_tls_port = tls, net.port() if tls else 0
         self.process: asyncio.subprocess.Process | None = None
         self.admin: AmiAdmin | None = None
@@ -125,9 +129,16 @@ class Asterisk:
         }
         for template in CONF.glob("*.conf"):
             text = render(template.read_text(encoding="utf-8"), values)
+            for module in OPTIONAL_MODULES - {p.name for p in self.install.modules.iterdir()}:
+                text = text.replace(f"load => {module}\n", "")  # not in this install
             (self.folder / "etc" / template.name).write_text(text, encoding="utf-8")
         # as shipped: a broken snippet must fail the live tests
-        shutil.copy(SHIPPED / "extensions-ccshortlink.conf", self.folder / "etc")
+        snippet = self.folder / "etc" / "extensions-ccshortlink.conf"
+        shutil.copy(SHIPPED / snippet.name, snippet)
+        if self._lookup_port is not None:  # the one edit its comments ask for: [web] listen
+            text = snippet.read_text(encoding="utf-8")
+            snippet.write_text(text.replace("127.0.0.1:8080", f"127.0.0.1:{self._lookup_port}"),
+                               encoding="utf-8")
 
     def _tls_lines(self) -> str:
         """manager.conf's [general] TLS lines, as the README tells an admin to write them."""
