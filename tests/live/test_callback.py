@@ -65,6 +65,11 @@ def originated(admin: AmiAdmin) -> list[str]:
     return [e["DestChannel"] for e in admin.named("DialBegin") if "Channel" not in e]
 
 
+def position(admin: AmiAdmin, event: str, **fields: str) -> int:
+    """Where the first such event came in the PBX's stream."""
+    return admin.events.index(admin.named(event, **fields)[0])
+
+
 def callbacks_traced(trace: dict[str, Any]) -> list[dict[str, Any]]:
     """`trace NUMBER`'s lines about call-backs: each step of each, and how it ended."""
     return [e for e in trace["events"] if str(e["kind"]).startswith("callback_")]
@@ -119,7 +124,6 @@ async def test_a_busy_agents_call_back_waits_for_the_call_to_end(live: LiveDesk)
     tapped = await tap(live, code)
     assert tapped["outcome"] == "waiting", tapped
     assert await busy.finished() == 0
-    assert originated(admin) == [], "placed while 1001 was on the other call"
     # the other call ended: 1001 is free, the call-back is placed and goes through
     placed = await daemon.wait_event("callback_placed", timeout=15)
     assert placed["agent_id"] == "CS1001", placed
@@ -127,6 +131,10 @@ async def test_a_busy_agents_call_back_waits_for_the_call_to_end(live: LiveDesk)
     assert ended["state"] == "done", ended
     [agent_leg] = originated(admin)
     assert agent_leg.startswith("SIP/1001-"), agent_leg
+    # and not before: the PBX rang 1001 for it only after 1001's leg of the other call hung up
+    [busy_leg] = [e["DestChannel"] for e in admin.named("DialBegin", CallerIDNum=other)]
+    assert position(admin, "Hangup", Channel=busy_leg) < position(
+        admin, "DialBegin", DestChannel=agent_leg)
 
 
 async def test_a_returning_caller_reaches_their_agent_first_an_unknown_caller_the_queue(
