@@ -1,6 +1,7 @@
 """One daemon on SQLite, one and two on PostgreSQL, side by side; then one of two SIGKILLed.
 
-Run: .venv/bin/python -m bench stores [--quick] [--repeats N] [--seconds S]
+Run: .venv/bin/python -m bench stores [--quick] [--repeats N] [--seconds S] [--cases sqlite,pg]
+     [--rate R] [--no-ladder] [--no-failover]
 Needs PostgreSQL's server binaries (initdb, pg_ctl): a throwaway cluster is started on
 127.0.0.1 (tests/support/pgserver.py) and removed at the end; each run gets a new database.
 
@@ -209,7 +210,9 @@ def row(r: Result) -> str:
                else ""))
 
 
-async def main_async(repeats: int, seconds: float, ladder: tuple[float, ...]) -> list[str]:
+async def main_async(repeats: int, seconds: float, ladder: tuple[float, ...], *,
+                     cases: tuple[Case, ...] = CASES, rate: float = 100.0,
+                     with_failover: bool = True) -> list[str]:
     book = CallBook()
     server = start_server()
     serial = 0
@@ -221,16 +224,17 @@ async def main_async(repeats: int, seconds: float, ladder: tuple[float, ...]) ->
 
     lines: list[str] = []
     try:
-        by_case: dict[str, list[Result]] = {c.name: [] for c in CASES}
+        by_case: dict[str, list[Result]] = {c.name: [] for c in cases}
         for _ in range(repeats):  # interleaved, so drift on a shared machine hits every case
-            for case in CASES:
-                result = await run_case(book, case, 100, seconds, server, dbname())
+            for case in cases:
+                result = await run_case(book, case, rate, seconds, server, dbname(),
+                                        base=NORMAL_SMPP if rate <= 100 else OPEN_SMPP)
                 by_case[case.name].append(result)
                 print("  run:", row(result), flush=True)
-        base = median([r.cpu_ms_per_call for r in by_case[CASES[0].name]])
+        base = median([r.cpu_ms_per_call for r in by_case[cases[0].name]])
         rows = [summary(runs, base) for runs in by_case.values()]
         ladder_rows = []
-        for case in CASES:
+        for case in cases:
             for rate in ladder:
                 result = await run_case(book, case, rate, max(5.0, seconds / 2), server,
                                         dbname(), base=OPEN_SMPP)
@@ -241,7 +245,7 @@ async def main_async(repeats: int, seconds: float, ladder: tuple[float, ...]) ->
         lines.append(table(HEADER, rows + ladder_rows))
         # The SMSC answering at once leaves a kill little to interrupt; answering 300 ms late
         # keeps a window's worth in flight, so the takeover (and its duplicates) is exercised.
-        for delay in FAILOVER_SMSC_DELAYS_MS:
+        for delay in FAILOVER_SMSC_DELAYS_MS if with_failover else ():
             failover = await run_case(book, CASES[2], 100, seconds, server, dbname(),
                                       kill_after=1 / 3, smsc_delay_ms=delay)
             print("  failover:", row(failover), flush=True)
@@ -259,14 +263,26 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=None,
                         help="seconds of traffic per run (default 20 quick, 30 otherwise)")
+    parser.add_argument("--cases", default="sqlite,pg,pg2",
+                        help="which of sqlite, pg, pg2 (two daemons), in this order; the first"
+                             " is the CPU baseline")
+    parser.add_argument("--rate", type=float, default=100.0,
+                        help="calls/s of the side-by-side runs (default 100)")
+    parser.add_argument("--no-ladder", action="store_true")
+    parser.add_argument("--no-failover", action="store_true")
     args = parser.parse_args(argv)
+    keys = dict(zip(("sqlite", "pg", "pg2"), CASES, strict=True))
+    cases = tuple(keys[k] for k in args.cases.split(",") if k)
     if find_bin() is None:
         print("bench stores: PostgreSQL's server (initdb, pg_ctl) is not installed")
         return 2
     seconds = args.seconds or (20.0 if args.quick else 30.0)
     repeats = 1 if args.quick else args.repeats
-    ladder = (200.0, 400.0) if args.quick else (200.0, 300.0, 400.0, 600.0)
-    for line in asyncio.run(main_async(repeats, seconds, ladder)):
+    ladder: tuple[float, ...] = (200.0, 400.0) if args.quick else (200.0, 300.0, 400.0, 600.0)
+    if args.no_ladder:
+        ladder = ()
+    for line in asyncio.run(main_async(repeats, seconds, ladder, cases=cases, rate=args.rate,
+                                       with_failover=not args.no_failover)):
         print(line)
     return 0
 

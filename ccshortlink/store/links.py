@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from ccshortlink.core.policy import SendFacts
 from ccshortlink.core.records import (
@@ -98,23 +98,48 @@ class LinkStore(StoreBase):
         return [(r[0], r[1], r[2]) for r in rows]
 
 
+# Answers to the customer's own replies (a STOP confirmation) are not cards: not capped.
+_FACTS = (
+    "(SELECT 1 FROM opt_outs WHERE customer_number = ?),"
+    " (SELECT MAX(s.created_at) FROM sms s JOIN links l ON l.id = s.link_id"
+    " WHERE l.agent_id = ? AND l.customer_number = ? AND s.created_at >= ?"
+    " AND s.status NOT IN ('failed', 'expired')),"
+    " (SELECT COUNT(*) FROM sms WHERE destination = ? AND created_at >= ?"
+    " AND status NOT IN ('failed', 'expired')"
+    " AND kind NOT IN ('opt_out_confirmation', 'opt_in_confirmation', 'help_reply'))")
+# The pair's live link, the newest: the one a new card reuses.
+_PAIR_LINK = ("FROM links WHERE agent_id = ? AND customer_number = ? AND expires_at > ?"
+              " AND revoked_at IS NULL ORDER BY id DESC LIMIT 1")
+
+
+@dataclass(frozen=True)
+class PairLink:
+    """The pair's live link (id, code) as a decision's facts found it; None: it has none."""
+
+    row: tuple[int, str] | None
+
+
 def _send_facts(db: sqlite3.Connection, agent_id: str, customer_number: str, pair_since: float,
                 day_start: float) -> SendFacts:
-    opted = db.execute(
-        "SELECT 1 FROM opt_outs WHERE customer_number = ?", (customer_number,)).fetchone()
-    last = db.execute(
-        "SELECT MAX(s.created_at) FROM sms s JOIN links l ON l.id = s.link_id"
-        " WHERE l.agent_id = ? AND l.customer_number = ? AND s.created_at >= ?"
-        " AND s.status NOT IN ('failed', 'expired')",
-        (agent_id, customer_number, pair_since)).fetchone()
-    # Answers to the customer's own replies (a STOP confirmation) are not cards: not capped.
-    today = db.execute(
-        "SELECT COUNT(*) FROM sms WHERE destination = ? AND created_at >= ?"
-        " AND status NOT IN ('failed', 'expired')"
-        " AND kind NOT IN ('opt_out_confirmation', 'opt_in_confirmation', 'help_reply')",
-        (customer_number, day_start)).fetchone()
-    return SendFacts(opted_out=opted is not None, last_pair_sms_at=last[0],
-                     sms_since_day_start=int(today[0]))
+    return _facts(db, agent_id, customer_number, pair_since, day_start)[0]
+
+
+def _facts(db: sqlite3.Connection, agent_id: str, customer_number: str, pair_since: float,
+           day_start: float, live_at: float | None = None) -> tuple[SendFacts, PairLink | None]:
+    """The policy's facts, and with `live_at` the pair's live link then, in one statement:
+    on PostgreSQL each statement the decision waits for is a round trip."""
+    sql = f"SELECT {_FACTS}"
+    params: tuple[object, ...] = (customer_number, agent_id, customer_number, pair_since,
+                                  customer_number, day_start)
+    if live_at is not None:
+        sql += f", (SELECT id {_PAIR_LINK}), (SELECT code {_PAIR_LINK})"
+        params += (agent_id, customer_number, live_at) * 2
+    row = db.execute(sql, params).fetchone()
+    facts = SendFacts(opted_out=row[0] is not None, last_pair_sms_at=row[1],
+                      sms_since_day_start=int(row[2]))
+    if live_at is None:
+        return facts, None
+    return facts, PairLink(None if row[3] is None else (int(row[3]), str(row[4])))
 
 
 def _decide_card(db: sqlite3.Connection, request: CardRequest, now: float,
@@ -128,8 +153,9 @@ def _decide_card(db: sqlite3.Connection, request: CardRequest, now: float,
         return CardResult(record=record, issued=None)
     if request.missed_call:
         return decide_missed_call(db, request, now)
-    decision = request.judge(_send_facts(db, record.agent_id, record.customer_number,
-                                         request.pair_since, request.day_start))
+    facts, pair_link = _facts(db, record.agent_id, record.customer_number,
+                              request.pair_since, request.day_start, live_at=now)
+    decision = request.judge(facts)
     if decision.outcome == Verdict.SKIP:
         record = replace(record, outcome=DecisionOutcome.SKIPPED, reason=decision.reason)
         insert_decision(db, record, now, None, None)
@@ -142,20 +168,20 @@ def _decide_card(db: sqlite3.Connection, request: CardRequest, now: float,
         db, agent_id=record.agent_id, customer_number=record.customer_number,
         linkedid=record.linkedid, now=now, ttl=request.ttl, new_code=new_code,
         sms=None if draft is None else lambda code: draft(code, decision.not_before),
-        customer_region=request.customer_region, decision=record)
+        customer_region=request.customer_region, decision=record, pair_link=pair_link)
     return CardResult(record=record, issued=issued)
 
 
 def _issue_link(db: sqlite3.Connection, *, agent_id: str, customer_number: str, linkedid: str,
                 now: float, ttl: float, new_code: Callable[[], str],
                 sms: Callable[[str], SmsDraft] | None, customer_region: str,
-                decision: DecisionRecord | None) -> IssuedLink:
-    row = db.execute(
-        "SELECT id, code FROM links WHERE agent_id = ? AND customer_number = ?"
-        " AND expires_at > ? AND revoked_at IS NULL ORDER BY id DESC LIMIT 1",
-        (agent_id, customer_number, now)).fetchone()
+                decision: DecisionRecord | None, pair_link: PairLink | None = None
+                ) -> IssuedLink:
+    """`pair_link`: the live link the decision's facts found (else it is looked up here)."""
+    row = pair_link.row if pair_link is not None else db.execute(
+        f"SELECT id, code {_PAIR_LINK}", (agent_id, customer_number, now)).fetchone()
     if row is not None:
-        link_id, code, reused = int(row["id"]), str(row["code"]), True
+        link_id, code, reused = int(row[0]), str(row[1]), True
         db.execute("UPDATE links SET expires_at = ? WHERE id = ? AND expires_at < ?",
                    (now + ttl, link_id, now + ttl))
     else:

@@ -35,13 +35,32 @@ def each_in_savepoint(db: sqlite3.Connection, work: Callable[[sqlite3.Connection
     for item in items:
         db.execute("SAVEPOINT item")
         try:
-            results.append(work(db, item))
+            result = work(db, item)
+            settle(db)  # PostgreSQL's pipeline: this item's errors are raised in its savepoint
+            results.append(result)
         except Exception as exc:
             if not db.in_transaction:
                 raise  # SQLite rolled the whole transaction back (a full disk): say why
             if getattr(exc, "sqlstate", None) in WHOLE_AGAIN:
                 raise  # PostgreSQL chose this transaction to give way: run it all again
+            if not _owns(db, exc):
+                raise  # maybe an earlier item's (PostgreSQL's pipeline): run it all again
             db.execute("ROLLBACK TO item")
             results.append(exc)
         db.execute("RELEASE item")
     return results
+
+
+def settle(db: sqlite3.Connection) -> None:
+    """Every statement sent so far answered (PostgreSQL's pipeline, store.pg.connection);
+    SQLite answers each statement as it runs."""
+    wait = getattr(db, "settle", None)
+    if wait is not None:
+        wait()
+
+
+def _owns(db: sqlite3.Connection, exc: Exception) -> bool:
+    """Whether the error is the item's own (store.pg.connection.PgConnection.owns); with
+    SQLite every statement is answered as it runs, so it always is."""
+    owns = getattr(db, "owns", None)
+    return True if owns is None else bool(owns(exc))

@@ -81,3 +81,24 @@ async def test_a_receipt_reaching_the_other_daemon_finds_its_sms(two) -> None:  
     assert await stores[1].record_receipt("0xAB12".removeprefix("0x"), "DELIVRD", "000",
                                           clock()) == outcome.sms_id
     assert await stores[0].sms_status_counts() == {"delivered": 1}
+
+
+async def test_an_item_the_server_refuses_fails_alone_in_its_batch(two) -> None:  # type: ignore[no-untyped-def]
+    """A batch's statements are sent without waiting for each answer; an error the server
+    raises for one item (a time out of float range here) is still that item's alone."""
+    from ccshortlink.core.records import ReceiptRecord
+
+    config, stores, cards, clock = two
+    await cards[0].handle(CallEnded("4.0", "1001", NUMBERS[0], talk_seconds=30))
+    [sms] = (await stores[0].claim_due_sms(clock(), 10)).sms
+    await stores[0].mark_submitted(sms.id, ["5a"], clock())
+    results = await stores[0].record_receipts([
+        ReceiptRecord("5a", "ACCEPTD", "000", clock()),
+        ReceiptRecord("5a", "ENROUTE", "000", 10 ** 400),  # type: ignore[arg-type]
+        ReceiptRecord("5a", "DELIVRD", "000", clock())])
+    assert results[0] == results[2] == sms.id
+    assert isinstance(results[1], Exception) and "out of range" in str(results[1])
+    events = await stores[1]._all("SELECT detail FROM sms_events WHERE kind = 'receipt'"
+                                  " ORDER BY id")
+    assert [e[0].split()[1] for e in events] == ["ACCEPTD", "DELIVRD"]
+    assert await stores[1].sms_status_counts() == {"delivered": 1}

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
 import pytest
 
+from ccshortlink.peers.amipeer import AmiPeer, read_transcript, rewrite_call
+from ccshortlink.peers.transcript import event_name, interleave
 from tests.support.daemon import (
+    ANSWERED_CALL,
     RunningDaemon,
     answered_call,
     assert_no_number_or_secret,
@@ -18,6 +22,7 @@ from tests.support.daemon import (
 )
 from tests.support.pgserver import PASSWORD, PgServer, find_bin, remove_server, start_server
 from tests.support.smsc_peer import SmscFactory
+from tests.system.test_active_active import config_for, rows
 from tests.system.test_db_faults import health_while
 
 CUSTOMERS = ["+8613900000201", "+8613900000202", "+8613900000203"]
@@ -77,6 +82,60 @@ async def test_postgresql_stopped_under_the_daemon_loses_no_call(
     assert PASSWORD not in daemon.log
     trace = ccshortlink(config, "trace", CUSTOMERS[0])
     assert trace.stdout.startswith(f"Customer {CUSTOMERS[0]}: 1 decision(s), 1 link(s), 1 SMS")
+
+
+async def test_postgresql_restarted_mid_burst_under_two_daemons_loses_no_call(
+        tmp_path: Path, own_server: PgServer, smsc_factory: SmscFactory) -> None:
+    """Both daemons get every call of a burst; PostgreSQL is restarted a third of the way
+    in. They reconnect: every answered call is texted, a duplicate only for an SMS whose
+    lease ran out meanwhile (at most a window's worth, each in the SMS's events), and both
+    say `db: up` again."""
+    banner, answered = read_transcript(ANSWERED_CALL)
+    numbers = [f"+86135{index:08d}" for index in range(24)]
+    calls = [[f for f in rewrite_call(answered, index=index, customer_number=number)
+              if event_name(f) != "FullyBooted"] for index, number in enumerate(numbers)]
+    smsc = await smsc_factory(system_id="ccshortlink", password="pw")
+    peer = AmiPeer(interleave(calls, seed=7), username="ccshortlink", secret="s3cret",
+                   banner=banner, frame_delay=0.004)
+    url = own_server.url()
+    config = config_for(tmp_path, url, await peer.start(), smsc.port, lease=3)
+    daemons = [await RunningDaemon.start(config) for _ in range(2)]
+    try:
+        ports = [(await daemon.wait_event("web_listening"))["port"] for daemon in daemons]
+        await smsc.wait_for(lambda: len(smsc.messages()) >= len(numbers) // 3, timeout=60)
+        await asyncio.to_thread(own_server.stop, "fast")  # the replay goes on meanwhile
+        texted_before = len({m.destination for m in smsc.messages()})
+        await asyncio.sleep(1.0)
+        await asyncio.to_thread(own_server.start)
+        back_at = datetime.now(UTC)
+        await smsc.wait_for(lambda: {m.destination.lstrip("+") for m in smsc.messages()
+                                     if m.complete} >= {n.lstrip("+") for n in numbers},
+                            timeout=60)
+        await peer.wait_done(count=2, timeout=20)
+        await asyncio.sleep(1.0)  # time for a duplicate, were there one
+        for port, daemon in zip(ports, daemons, strict=True):
+            await health_while(port, daemon, "up", timeout=15)
+    finally:
+        codes = [await daemon.stop() for daemon in daemons]
+        await peer.stop()
+    assert codes == [0, 0], [d.log[-3000:] for d in daemons]
+    assert texted_before < len(numbers)  # mid-burst indeed
+    destinations = [m.destination.lstrip("+") for m in smsc.messages() if m.complete]
+    duplicates = len(destinations) - len(set(destinations))
+    assert set(destinations) == {n.lstrip("+") for n in numbers}
+    assert duplicates <= 10  # [smpp] window
+    taken = rows(url, "SELECT COUNT(DISTINCT sms_id) FROM sms_events WHERE kind = 'requeued'")
+    assert duplicates <= int(taken[0][0])  # type: ignore[call-overload]
+    assert rows(url, "SELECT COUNT(*), COUNT(DISTINCT linkedid) FROM decisions"
+                     " WHERE outcome = 'sent'") == [(len(numbers), len(numbers))]
+    for daemon in daemons:
+        # Each decided calls on the restarted server (queued, or found decided elsewhere),
+        # and an outage it saw has ended.
+        decided = daemon.named("card_queued") + daemon.named("card_skipped")
+        assert any(datetime.fromisoformat(e["timestamp"]) > back_at for e in decided)
+        assert len(daemon.named("db_unavailable")) == len(daemon.named("db_available"))
+        assert not daemon.named("decision_dropped")
+        assert PASSWORD not in daemon.log
 
 
 def test_a_wrong_password_or_database_is_a_config_error_with_the_password_masked(

@@ -14,7 +14,7 @@ from ccshortlink.config.database import DatabaseConfig, mask_url
 from ccshortlink.store.base import SCHEMA_VERSION, StoreBase, _outlast_cancellation
 from ccshortlink.store.errors import StoreError
 from ccshortlink.store.migrate import migrations, split_sql
-from ccshortlink.store.pg.connection import PgConnection, rows
+from ccshortlink.store.pg.connection import PgConnection, PgCursor, rows
 from ccshortlink.store.transactions import WHOLE_AGAIN, in_transaction
 
 T = TypeVar("T")
@@ -45,10 +45,11 @@ class PgBase(StoreBase):
         await asyncio.to_thread(_migrate, database.url)
         pool: psycopg_pool.ConnectionPool[Any] = psycopg_pool.ConnectionPool(
             database.url, min_size=1, max_size=POOL_SIZE, open=False, timeout=POOL_WAIT,
-            kwargs={"autocommit": True, "row_factory": rows,
+            kwargs={"autocommit": True, "row_factory": rows, "cursor_factory": PgCursor,
                     "connect_timeout": CONNECT_TIMEOUT},
-            check=psycopg_pool.ConnectionPool.check_connection, configure=_configure,
-            name="ccshortlink")
+            # No check at each checkout (a round trip per use case): a connection found
+            # closed is replaced in _run instead.
+            configure=_configure, name="ccshortlink")
         await asyncio.to_thread(pool.open, True, POOL_WAIT)
         store = cls(pool, database)
         await store._started()
@@ -64,13 +65,22 @@ class PgBase(StoreBase):
 
     def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """`work` in one transaction on a pooled connection (on a worker thread)."""
+        strict = False
         for attempt in range(RETRIES):
+            db: PgConnection | None = None
             try:
-                with self._pool.connection() as conn:
-                    return in_transaction(work, cast(sqlite3.Connection, PgConnection(conn)))
+                with self._pool.connection() as conn, conn.pipeline() as pipeline:
+                    db = PgConnection(conn, pipeline, strict=strict)
+                    return in_transaction(work, cast(sqlite3.Connection, db))
             except psycopg.Error as exc:
-                if exc.sqlstate not in WHOLE_AGAIN or attempt == RETRIES - 1:
+                if attempt == RETRIES - 1:
                     raise
+                if not _run_again(exc, db):
+                    if db is None or not db.again_strict:
+                        raise
+                    # An error in a batch, rolled back whole: run it again item by item,
+                    # so that the error is the failing item's alone (PgConnection.settle).
+                    strict = True
         raise AssertionError("unreachable")
 
     async def _in_thread(self, work: Callable[[sqlite3.Connection], T]) -> T:
@@ -117,6 +127,16 @@ class PgBase(StoreBase):
             return await self._one("SELECT 1") is not None
         except (psycopg.Error, psycopg_pool.PoolTimeout, StoreError):
             return False
+
+
+def _run_again(exc: psycopg.Error, db: PgConnection | None) -> bool:
+    """Whether the whole transaction may simply run again: PostgreSQL chose it to give way
+    (a deadlock, a serialization failure), or its connection had been closed (the server
+    restarted or dropped it while it sat in the pool) before COMMIT was sent, so nothing of
+    it was kept. A connection lost during COMMIT leaves the outcome unknown: a fault."""
+    if exc.sqlstate in WHOLE_AGAIN:
+        return True
+    return db is not None and db.conn.broken and not db.committing
 
 
 def _configure(conn: psycopg.Connection[Any]) -> None:

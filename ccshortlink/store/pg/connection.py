@@ -4,10 +4,16 @@ The use cases (store/links.py, outbox.py, replies.py, ...) are plain functions o
 connection, written in SQL both databases run (RETURNING, ON CONFLICT, CASE). What differs
 is spelt here once: `?` placeholders become psycopg's `%s`, `BEGIN IMMEDIATE` (SQLite's
 write lock) a plain `BEGIN`, and rows answer by name and by position like sqlite3.Row.
+
+Each transaction runs in psycopg's pipeline mode: a statement whose answer nobody reads
+(BEGIN, a savepoint, an INSERT without RETURNING, COMMIT) is sent without waiting for the
+server, and the round trip is paid only where an answer is read (a fetch, a rowcount), so a
+decision costs a few round trips instead of one per statement.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 from typing import Any
@@ -53,14 +59,52 @@ def translate(sql: str) -> str:
     return sql.replace("BEGIN IMMEDIATE", "BEGIN").replace(" CROSS JOIN ", " JOIN ")
 
 
-class PgConnection:
-    """One pooled connection in autocommit mode: transactions are explicit BEGIN/COMMIT."""
+class PgCursor(psycopg.Cursor[Any]):
+    """A cursor whose rowcount waits for its statement's answer, as sqlite3's has it at once
+    (in pipeline mode psycopg reads an answer only when a row is fetched)."""
 
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
+    @property
+    def rowcount(self) -> int:
+        self._fetch_pipeline()
+        return super().rowcount
+
+
+class PgConnection:
+    """One pooled connection in autocommit mode: transactions are explicit BEGIN/COMMIT.
+
+    With `pipeline`, statements are sent as they come and answered when read. A batch's
+    items (transactions.each_in_savepoint) are not waited for one by one: an SQL error is
+    rare, and when one comes the batch is run again `strict`, where `settle` waits for each
+    item's answers so that its error is raised in its own savepoint.
+    """
+
+    def __init__(self, conn: psycopg.Connection[Any], pipeline: psycopg.Pipeline | None = None,
+                 *, strict: bool = True) -> None:
         self.conn = conn
+        self.pipeline = pipeline
+        self.strict = strict
+        self.again_strict = False  # an item met an SQL error that may be another item's
+        self.committing = False  # COMMIT sent: a lost connection leaves the outcome unknown
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor[Any]:
+        if sql == "COMMIT":
+            self.committing = True
         return self.conn.execute(translate(sql), tuple(params))
+
+    def settle(self) -> None:
+        """An item of a batch is done: when strict, wait for the answers to every statement
+        sent so far and raise the first error."""
+        if self.strict and self.pipeline is not None:
+            self.pipeline.sync()
+
+    def owns(self, exc: BaseException) -> bool:
+        """Whether an error met in an item of a batch is that item's own. Not so for an SQL
+        error unless strict: it may answer an earlier item's statement (then the batch is
+        rolled back and run again, strict)."""
+        if self.strict or not isinstance(exc, psycopg.Error):
+            return True
+        self.again_strict = True
+        return False
 
     def executemany(self, sql: str, params: Iterable[Sequence[Any]]) -> psycopg.Cursor[Any]:
         cursor = self.conn.cursor()
@@ -69,6 +113,11 @@ class PgConnection:
 
     @property
     def in_transaction(self) -> bool:
+        if self.pipeline is not None:
+            # After an error the pipeline skips what follows until a sync: sync, so that the
+            # ROLLBACK the caller sends next is run.
+            with contextlib.suppress(psycopg.Error):
+                self.pipeline.sync()
         return self.conn.info.transaction_status != TransactionStatus.IDLE
 
     def close(self) -> None:
@@ -84,11 +133,10 @@ class PgConnection:
 
         Several daemons see the same AMI events and decide the same calls: the one whose
         INSERT lands first decides; the others' INSERT waits for its commit, then finds the
-        key and records nothing. The customer's advisory lock makes the facts the decision
+        key and records nothing. The customer's advisory lock, taken for the whole batch
+        before (store.links.decide_cards, rows.lock_customers), makes the facts the decision
         reads (resend window, daily cap) and its SMS one step for every daemon.
         """
-        if d.customer_number:
-            self.lock_customer(d.customer_number)
         if not d.linkedid:  # a send from the API or the CLI: one daemon got it, no call
             return True
         taken = self.conn.execute(

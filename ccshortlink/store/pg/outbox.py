@@ -9,7 +9,6 @@ import socket
 import sqlite3
 import time
 from functools import partial
-from typing import Any
 
 from ccshortlink.core.records import OutboxSms
 from ccshortlink.store.outbox import ClaimedSms, _next_due
@@ -58,41 +57,44 @@ class PgOutbox(PgBase):
         owner = self._owner
 
         def work(db: sqlite3.Connection) -> ClaimedSms:
-            rows = db.execute(
-                "SELECT id, status, lease_owner FROM sms WHERE (status = 'queued'"
-                " AND not_before <= ?) OR (status = 'submitting' AND lease_until < ?)"
-                " ORDER BY not_before, id LIMIT ? FOR UPDATE SKIP LOCKED",
-                (now, now, limit)).fetchall() if limit > 0 else []
-            ids = [int(r["id"]) for r in rows]
-            if not ids:
+            if limit <= 0:
                 return ClaimedSms(sms=[], next_due_at=_next_due(db))
-            taken_over = [(int(r["id"]), now, f"the lease of {r['lease_owner']} ran out;"
+            # One statement, one round trip: claim, parts, and when the next SMS left in
+            # the queue falls due (a row even when nothing was claimed).
+            rows = db.execute(_CLAIM, (now, now, limit, now, owner, lease_until)).fetchall()
+            claimed = [r for r in rows if r["id"] is not None]
+            taken_over = [(int(r["id"]), now, f"the lease of {r['was_owner']} ran out;"
                            f" taken over by {owner}")
-                          for r in rows if r["status"] == "submitting"]
+                          for r in claimed if r["was"] == "submitting"]
             if taken_over:
                 db.executemany("INSERT INTO sms_events (sms_id, at, kind, detail)"
                                " VALUES (?, ?, 'requeued', ?)", taken_over)
-            claimed: list[Any] = db.execute(
-                "UPDATE sms s SET status = 'submitting', attempts = s.attempts + 1,"
-                " updated_at = ?, lease_owner = ?, lease_until = ?"
-                " FROM sms q LEFT JOIN links l ON l.id = q.link_id"
-                " WHERE s.id = q.id AND s.id = ANY(?) RETURNING s.id, s.destination,"
-                " s.data_coding, s.esm_class, s.attempts, s.expires_at, s.not_before,"
-                " COALESCE(l.code, '') AS code",
-                (now, owner, lease_until, ids)).fetchall()
             claimed.sort(key=lambda r: (r["not_before"], r["id"]))
-            parts: dict[int, list[bytes]] = {}
-            for sms_id, payload in db.execute(
-                    "SELECT sms_id, payload FROM sms_parts WHERE sms_id = ANY(?)"
-                    " ORDER BY sms_id, part_no", (ids,)):
-                parts.setdefault(sms_id, []).append(bytes(payload))
             return ClaimedSms(sms=[OutboxSms(
                 id=r["id"], destination=r["destination"], data_coding=r["data_coding"],
-                esm_class=r["esm_class"], parts=tuple(parts.get(r["id"], ())),
+                esm_class=r["esm_class"], parts=tuple(bytes(p) for p in r["parts"]),
                 attempts=r["attempts"], expires_at=r["expires_at"], code=r["code"])
-                for r in claimed], next_due_at=_next_due(db))
+                for r in claimed], next_due_at=rows[0]["next_due"])
 
         return await self._write(work)
+
+
+# Due SMS no other daemon holds (queued, or submitting with a lease run out), marked
+# submitting under this daemon's lease; the statement sees the table as it was before its own
+# update, so the next due time leaves out what it claims.
+_CLAIM = (
+    "WITH q AS (SELECT id, status, lease_owner, link_id FROM sms"
+    " WHERE (status = 'queued' AND not_before <= ?) OR (status = 'submitting'"
+    " AND lease_until < ?) ORDER BY not_before, id LIMIT ? FOR UPDATE SKIP LOCKED),"
+    " c AS (UPDATE sms s SET status = 'submitting', attempts = s.attempts + 1,"
+    " updated_at = ?, lease_owner = ?, lease_until = ?"
+    " FROM q LEFT JOIN links l ON l.id = q.link_id WHERE s.id = q.id"
+    " RETURNING s.id, s.destination, s.data_coding, s.esm_class, s.attempts, s.expires_at,"
+    " s.not_before, COALESCE(l.code, '') AS code, q.status AS was, q.lease_owner AS was_owner,"
+    " ARRAY(SELECT p.payload FROM sms_parts p WHERE p.sms_id = s.id ORDER BY p.part_no)"
+    " AS parts)"
+    " SELECT c.*, (SELECT MIN(not_before) FROM sms WHERE status = 'queued'"
+    " AND id NOT IN (SELECT id FROM q)) AS next_due FROM (SELECT 1) AS one LEFT JOIN c ON true")
 
 
 def _renew(owner: str, until: float, db: sqlite3.Connection) -> None:
