@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar
 
 from ccshortlink.app.callbacks import CallbackDeps, extensions_on
-from ccshortlink.app.ports import Gauge, PbxActions, PbxUnavailable
+from ccshortlink.app.ports import Gauge, OriginateUnconfirmed, PbxActions, PbxUnavailable
 from ccshortlink.core.callbacks import (
     FINAL,
     CallbackCalls,
@@ -165,13 +165,20 @@ class CallbackDispatcher:
         self.calls.placed(record.id)
         self._pbx_of[record.id] = record.pbx
         self._since[record.id] = (CallbackState.CALLING_AGENT, now)
+        refused: str | None = None
+        unconfirmed: str | None = None
         try:
             refused = await self.pbx.originate(record.pbx, fields)
-        except PbxUnavailable as exc:
+        except PbxUnavailable as exc:  # nothing was sent: it waits for the link
             self._forget(record.id)
             await deps.store.unclaim_callback(record.id)
             deps.log.info("callback_waiting", callback_id=record.id, reason=str(exc))
             return
+        except OriginateUnconfirmed as exc:
+            # Sent: the agent's phone may ring. Placing it again would ring it twice; its
+            # OriginateResponse (told to every session, a reconnected one too) or the
+            # calling_agent bound in _time_out settles it.
+            unconfirmed = str(exc)
         if refused is not None:
             self._forget(record.id)
             deps.log.warning("callback_failed", callback_id=record.id, agent_id=record.agent_id,
@@ -182,7 +189,7 @@ class CallbackDispatcher:
             return
         deps.log.info("callback_placed", callback_id=record.id, agent_id=record.agent_id,
                       pbx=record.pbx, channel=fields["Channel"],
-                      customer=mask_number(record.customer_number))
+                      customer=mask_number(record.customer_number), unconfirmed=unconfirmed)
 
     def _time_out(self, now: float) -> None:
         """Calls whose next event never came (the PBX's link dropped meanwhile, say)."""

@@ -223,7 +223,12 @@ class CallbackQueueView(Protocol):
 
 
 class PbxUnavailable(Exception):
-    """The PBX's AMI session is down (or did not answer): the action may not have been sent."""
+    """The PBX's AMI session is down: the action was not sent."""
+
+
+class OriginateUnconfirmed(Exception):
+    """The Originate was written, but no Response came (in time, or before the link dropped):
+    the PBX may well ring the agent, so it must not be sent again."""
 
 
 class PbxActions(Protocol):
@@ -235,7 +240,8 @@ class PbxActions(Protocol):
 
     async def originate(self, pbx: str, fields: Mapping[str, str]) -> str | None:
         """Send an Originate; None when the PBX queued it, else its Message (refused).
-        Raises PbxUnavailable when the session is down or gives no answer."""
+        Raises PbxUnavailable when the session is down (nothing sent), OriginateUnconfirmed
+        when it was sent but not answered."""
         ...
 
 
