@@ -13,9 +13,11 @@ from ccshortlink.core.callbacks import (
     FINAL,
     CallbackCalls,
     CallbackRecord,
+    Refusal,
     Step,
     callback_of_action,
     has_expired,
+    hours_refusal,
     may_place,
     originate_fields,
 )
@@ -145,16 +147,20 @@ class CallbackDispatcher:
         extensions = extensions_on(agent, record.pbx) if agent is not None else []
         now = deps.clock()
         if not extensions:  # the agent left, or has no extension on that PBX
-            if await deps.store.claim_callback(record.id, now, owner=self.owner,
-                                               lease_until=now + LEASE):
+            if await self._claim(record, now):
                 await self._finish(record, CallbackState.FAILED, "no_agent_extension")
             return
         assert agent is not None
+        # Judged at the request, but it waited: the agent's hours may be over by now.
+        closed = hours_refusal(deps.hours_of(agent), now, deps.zone)
+        if closed is not None:
+            if await deps.store.refuse_callback(record.id, now, closed):
+                self._refused(record, closed)
+            return
         if not may_place(deps.presence_on(agent, record.pbx), self.pbx.is_up(record.pbx)):
             return
-        if not await deps.store.claim_callback(record.id, now, owner=self.owner,
-                                               lease_until=now + LEASE):
-            return  # another daemon placed it, or the agent took another call-back
+        if not await self._claim(record, now):
+            return  # another daemon placed it, the agent took another call-back, or refused
         fields = originate_fields(
             callback_id=record.id, extension=extensions[0], number=record.customer_number,
             agent_channel=deps.config.agent_channel,
@@ -190,6 +196,19 @@ class CallbackDispatcher:
         deps.log.info("callback_placed", callback_id=record.id, agent_id=record.agent_id,
                       pbx=record.pbx, channel=fields["Channel"],
                       customer=mask_number(record.customer_number), unconfirmed=unconfirmed)
+
+    async def _claim(self, record: CallbackRecord, now: float) -> bool:
+        claim = await self.deps.store.claim_callback(record.id, now, owner=self.owner,
+                                                     lease_until=now + LEASE)
+        if claim.refusal is not None:  # the link was revoked or expired, the number opted out
+            self._refused(record, claim.refusal)
+        return claim.ours
+
+    def _refused(self, record: CallbackRecord, refusal: Refusal) -> None:
+        self.deps.log.info("callback_refused", callback_id=record.id, agent_id=record.agent_id,
+                           pbx=record.pbx, customer=mask_number(record.customer_number),
+                           reason=refusal.reason, opens_at=refusal.opens_at)
+        self.deps.outcomes(CallbackState.REFUSED).inc()
 
     def _time_out(self, now: float) -> None:
         """Calls whose next event never came (the PBX's link dropped meanwhile, say)."""

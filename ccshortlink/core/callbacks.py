@@ -47,6 +47,19 @@ class Refusal:
     opens_at: float | None = None
 
 
+@dataclass(frozen=True)
+class Claim:
+    """What claiming a waiting call-back came to: ours to place now; refused now (its link is
+    no longer live, its number opted out meanwhile); or neither (another daemon took it, or
+    its agent is on another call-back)."""
+
+    ours: bool
+    refusal: Refusal | None = None
+
+    def __bool__(self) -> bool:
+        return self.ours
+
+
 def hours_refusal(hours: Hours, now: float, zone: ZoneInfo) -> Refusal | None:
     """Outside the agent's working hours: refused with when they next begin."""
     if hours.is_open(now, zone):

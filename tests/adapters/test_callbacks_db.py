@@ -97,7 +97,7 @@ async def test_one_call_back_in_flight_per_agent_placed_once(store: AnyStore) ->
     assert [r.id for r in queue.waiting] == [a.id, b.id, c.id] and queue.agents_in_flight == set()
     claims = await asyncio.gather(*(store.claim_callback(a.id, NOW, owner=f"d{i}",
                                                          lease_until=NOW + 60) for i in range(3)))
-    assert sorted(claims) == [False, False, True]
+    assert sorted(bool(c) for c in claims) == [False, False, True]
     assert not await store.claim_callback(b.id, NOW, owner="d0", lease_until=NOW + 60)  # same agent
     assert await store.claim_callback(c.id, NOW, owner="d0", lease_until=NOW + 60)
     assert (await store.callback_queue()).agents_in_flight == {"CS1001", "CS1002"}
@@ -162,3 +162,31 @@ async def test_trace_and_stats_read_them_on_either_database(store: AnyStore) -> 
         assert (told.facts["reason"], told.facts["callback_id"]) == ("outside_hours", refused.id)
         figures = reports.stats(NOW - 10)
         assert figures["CS1001"].callbacks_connected == 1
+
+
+async def test_placing_rechecks_the_link_and_the_number(store: AnyStore) -> None:
+    await add_link(store, "bbbb2222", number="+8613800138001")
+    await add_link(store, "cccc3333", number="+8613800138002")
+    opted, revoked, expired = [await request(store, code, NOW + i) for i, code in
+                               enumerate(["aaaa1111", "bbbb2222", "cccc3333"])]
+    await store.set_opt_out(NUMBER, True, "sms", NOW + 10)
+    assert await store.revoke_link("bbbb2222", NOW + 10)
+    for made, reason in [(opted, "opted_out"), (revoked, "link_not_live")]:
+        claim = await store.claim_callback(made.id, NOW + 20, owner="d", lease_until=NOW + 80)
+        assert not claim and claim.refusal is not None and claim.refusal.reason == reason
+    later = NOW + 7 * 86400 + 1  # the link's last day is over
+    claim = await store.claim_callback(expired.id, later, owner="d", lease_until=later + 60)
+    assert not claim and claim.refusal is not None and claim.refusal.reason == "link_not_live"
+    for code, reason in [("aaaa1111", "opted_out"), ("bbbb2222", "link_not_live"),
+                         ("cccc3333", "link_not_live")]:
+        ended = await store.latest_callback(code)
+        assert ended is not None and (ended.state, ended.reason) == (CallbackState.REFUSED,
+                                                                     reason)
+    assert (await store.callback_queue()).waiting == []
+    await add_link(store, "dddd4444", number="+8613800138003")
+    closed = await request(store, "dddd4444", NOW + 30)
+    assert await store.refuse_callback(closed.id, NOW + 40, Refusal("outside_hours", NOW + 900))
+    assert not await store.refuse_callback(closed.id, NOW + 41, Refusal("outside_hours"))
+    ended = await store.latest_callback("dddd4444")
+    assert ended is not None and (ended.state, ended.reason, ended.opens_at) == (
+        CallbackState.REFUSED, "outside_hours", NOW + 900)

@@ -1,17 +1,23 @@
 """Placing a call-back through the wired daemon when the PBX or the link changes meanwhile:
-an Originate whose answer never came is not sent twice."""
+an Originate whose answer never came is not sent twice; what the request judged (hours,
+opt-out, the link) is judged again when a waiting call-back's agent comes free."""
 
 from __future__ import annotations
 
 import asyncio
+import time
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from ccshortlink.ami import client
 from ccshortlink.core.vocab import CallbackState
+from ccshortlink.peers.originate import device_state
 from tests.support.callbackdaemon import (
     CUSTOMER,
+    OTHER,
     cards_sent,
     code_of,
     daemon_with,
@@ -38,3 +44,38 @@ async def test_an_originate_without_an_answer_rings_the_agent_once(
         await state_of(daemon, code, CallbackState.DONE)  # followed all the same
         await asyncio.sleep(1.2)  # a second Originate would be here by now
         assert len(peer.actions_named("Originate")) == 1
+
+
+async def test_what_changed_while_it_waited_refuses_it_when_the_agent_comes_free(
+        tmp_path: Path, smsc_factory: SmscFactory) -> None:
+    smsc = await smsc_factory(system_id="ccshortlink", password="pw")
+    third = "+8613700137000"
+    peer = peer_with(CUSTOMER, OTHER, third)
+    zone = ZoneInfo("Asia/Shanghai")
+    monday = datetime(2026, 12, 7, 17, 50, tzinfo=zone).timestamp()  # open till 18:00
+    started, later = time.time(), [0.0]
+    async with peer, daemon_with(tmp_path, smsc, peer, hours="Mon-Fri 09:00-18:00",
+                                 clock=lambda: monday + time.time() - started + later[0]
+                                 ) as daemon:
+        await cards_sent(smsc, 3)
+        store = daemon.parts.cards.store  # type: ignore[attr-defined]
+        await peer.send_event(device_state("PJSIP/1001", "INUSE"))
+        await until(lambda: desk(daemon).presence("CS1001") == "busy")
+        codes = [code_of(tmp_path, number) for number in (CUSTOMER, OTHER, third)]
+        for code in codes[:2]:
+            assert (await desk(daemon).request(code)).state == CallbackState.WAITING  # type: ignore[union-attr]
+        await store.set_opt_out(CUSTOMER, True, "sms", monday + 60)  # STOP by SMS meanwhile
+        assert await store.revoke_link(codes[1], monday + 60)  # the agent revoked the link
+        await peer.send_event(device_state("PJSIP/1001", "NOT_INUSE"))
+        for code, reason in zip(codes[:2], ["opted_out", "link_not_live"], strict=True):
+            refused = await state_of(daemon, code, CallbackState.REFUSED)
+            assert refused.reason == reason
+        await peer.send_event(device_state("PJSIP/1001", "INUSE"))
+        await until(lambda: desk(daemon).presence("CS1001") == "busy")
+        assert (await desk(daemon).request(codes[2])).state == CallbackState.WAITING  # type: ignore[union-attr]
+        later[0] = 20 * 60.0  # 18:10: the agent's day is over
+        await peer.send_event(device_state("PJSIP/1001", "NOT_INUSE"))
+        closed = await state_of(daemon, codes[2], CallbackState.REFUSED)
+        assert (closed.reason, closed.opens_at) == (
+            "outside_hours", datetime(2026, 12, 8, 9, 0, tzinfo=zone).timestamp())
+        assert peer.actions_named("Originate") == []
