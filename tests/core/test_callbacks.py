@@ -117,6 +117,37 @@ def test_an_agent_is_the_best_of_its_devices_per_pbx() -> None:
     assert book.of("a", ["1001"]) == Presence.UNKNOWN
 
 
+def test_a_paused_queue_member_stays_away_until_unpaused_whatever_the_phone_says() -> None:
+    book = PresenceBook()
+    book.on_event("a", frame(MEMBER.format(1, 1)))  # paused in "support", the phone idle
+    assert book.of("a", ["1001"]) == Presence.AWAY
+    book.on_event("a", frame(DEVICE.format("NOT_INUSE")))
+    book.on_event("a", frame(EXTENSION.format(0, "Idle")))
+    assert book.of("a", ["1001"]) == Presence.AWAY  # still paused: not to be rung
+    sales = frame(MEMBER.format(1, 0)) | {"Queue": "sales"}
+    book.on_event("a", sales)
+    assert book.of("a", ["1001"]) == Presence.FREE  # takes calls from "sales"
+    book.on_event("a", sales | {"Event": "QueueMemberPause", "Paused": "1"})
+    assert book.of("a", ["1001"]) == Presence.AWAY
+    book.on_event("a", frame(MEMBER.format(1, 0)))  # unpaused in "support"
+    book.on_event("a", sales | {"Event": "QueueMemberRemoved"})
+    assert book.of("a", ["1001"]) == Presence.FREE
+    book.on_event("a", frame(DEVICE.format("INUSE")))  # busy anywhere is busy
+    assert book.of("a", ["1001"]) == Presence.BUSY
+    book.on_event("a", frame(MEMBER.format(1, 1)))
+    assert book.of("a", ["1001"]) == Presence.BUSY
+
+
+def test_dnd_through_the_hint_is_busy_though_the_phone_is_idle() -> None:
+    book = PresenceBook()
+    book.on_event("a", frame(DEVICE.format("NOT_INUSE")))
+    book.on_event("a", frame(EXTENSION.format(2, "Busy")))  # Custom:DND1001 is BUSY
+    book.on_event("a", frame(DEVICE.format("NOT_INUSE")))  # the phone itself stays idle
+    assert book.of("a", ["1001"]) == Presence.BUSY
+    book.on_event("a", frame(EXTENSION.format(0, "Idle")))
+    assert book.of("a", ["1001"]) == Presence.FREE
+
+
 def test_placing_waits_for_a_free_or_unknown_agent_and_an_up_pbx() -> None:
     assert may_place(Presence.FREE, True) and may_place(Presence.UNKNOWN, True)
     assert not may_place(Presence.BUSY, True) and not may_place(Presence.AWAY, True)

@@ -79,3 +79,25 @@ async def test_what_changed_while_it_waited_refuses_it_when_the_agent_comes_free
         assert (closed.reason, closed.opens_at) == (
             "outside_hours", datetime(2026, 12, 8, 9, 0, tzinfo=zone).timestamp())
         assert peer.actions_named("Originate") == []
+
+
+async def test_a_paused_agent_whose_phone_is_idle_is_not_rung(
+        tmp_path: Path, smsc_factory: SmscFactory) -> None:
+    smsc = await smsc_factory(system_id="ccshortlink", password="pw")
+    peer = peer_with(CUSTOMER)
+    paused = ("Event: QueueMemberStatus\r\nPrivilege: agent,all\r\nQueue: support\r\n"
+              "MemberName: Agent 1001\r\nInterface: Local/1001@from-queue/n\r\n"
+              "StateInterface: PJSIP/1001\r\nMembership: dynamic\r\nPenalty: 0\r\n"
+              "CallsTaken: 3\r\nLastCall: 0\r\nLastPause: 0\r\nInCall: 0\r\nStatus: 1\r\n"
+              "Paused: {}\r\nPausedReason: lunch\r\nRinginuse: 0\r\nWrapuptime: 0\r\n\r\n")
+    async with peer, daemon_with(tmp_path, smsc, peer) as daemon:
+        await cards_sent(smsc, 1)
+        await peer.send_event(paused.format(1).encode())
+        await peer.send_event(device_state("PJSIP/1001", "NOT_INUSE"))  # the idle phone
+        await until(lambda: desk(daemon).presence("CS1001") == "away")
+        code = code_of(tmp_path, CUSTOMER)
+        assert (await desk(daemon).request(code)).state == CallbackState.WAITING  # type: ignore[union-attr]
+        await asyncio.sleep(1.2)  # the dispatcher looks at least once a second
+        assert peer.actions_named("Originate") == []
+        await peer.send_event(paused.format(0).encode())  # back from lunch
+        await state_of(daemon, code, CallbackState.DONE)
