@@ -11,6 +11,7 @@ from ccshortlink.app.callbacks import CallbackDeps, extensions_on
 from ccshortlink.app.ports import Gauge, OriginateUnconfirmed, PbxActions, PbxUnavailable
 from ccshortlink.core.callbacks import (
     FINAL,
+    RETRIED_REASONS,
     CallbackCalls,
     CallbackRecord,
     Refusal,
@@ -27,6 +28,7 @@ from ccshortlink.core.vocab import CallbackState, Presence
 POLL = 1.0  # s between looks at the queue when nothing wakes the dispatcher
 LEASE = 60.0  # s a call-back in flight stays ours without a renewal (several daemons)
 SWEEP = 30.0  # s between looks for call-backs a dead daemon left in flight
+BUSY_RETRY = 30.0  # s before a call-back whose agent's phone was busy is tried again
 CONNECTED_MAX = 4 * 3600.0  # s: a call-back talking longer than this lost its Hangup
 _STEP_EVENTS = {CallbackState.CALLING_CUSTOMER: "callback_agent_answered",
                 CallbackState.CONNECTED: "callback_connected",
@@ -146,6 +148,8 @@ class CallbackDispatcher:
         agent = deps.agents().by_id(record.agent_id)
         extensions = extensions_on(agent, record.pbx) if agent is not None else []
         now = deps.clock()
+        if record.opens_at is not None and record.opens_at > now:
+            return  # the agent's phone was busy a moment ago: not rung again so soon
         if not extensions:  # the agent left, or has no extension on that PBX
             if await self._claim(record, now):
                 await self._finish(record, CallbackState.FAILED, "no_agent_extension")
@@ -228,6 +232,9 @@ class CallbackDispatcher:
         while not self._steps.empty():
             step = self._steps.get_nowait()
             now = self.deps.clock()
+            if step.state in (CallbackState.AGENT_MISSED, CallbackState.FAILED) \
+                    and step.reason in RETRIED_REASONS and await self._requeue(step, now):
+                continue
             changed = await self.deps.store.record_callback_step(
                 step.callback_id, step.state, now, reason=step.reason,
                 talk_seconds=step.talk_seconds)
@@ -239,6 +246,19 @@ class CallbackDispatcher:
                 self._log_id(step.callback_id, step.state, step.reason, step.talk_seconds)
             if step.state in FINAL and changed:
                 self.deps.outcomes(step.state).inc()
+
+    async def _requeue(self, step: Step, now: float) -> bool:
+        """Busy (after an AMI reconnect nothing says so) is not the end while the request
+        may still wait: waiting again, tried after BUSY_RETRY or once presence allows."""
+        deps = self.deps
+        if not await deps.store.requeue_callback(
+                step.callback_id, now, reason=step.reason, not_before=now + BUSY_RETRY,
+                max_wait_minutes=deps.config.max_wait_minutes):
+            return False
+        self._forget(step.callback_id)
+        deps.log.info("callback_agent_busy", callback_id=step.callback_id, reason=step.reason,
+                      retry_at=now + BUSY_RETRY)
+        return True
 
     async def _finish(self, record: CallbackRecord, state: CallbackState, reason: str) -> None:
         await self.deps.store.record_callback_step(record.id, state, self.deps.clock(),

@@ -18,6 +18,8 @@ ACTIVE = (CallbackState.WAITING, *IN_FLIGHT)  # a second request returns this on
 FINAL = tuple(s for s in CallbackState if s not in ACTIVE)
 ANSWERED = (CallbackState.CONNECTED, CallbackState.DONE)  # "called back" in `stats`
 # OriginateResponse Reason (Asterisk's AST_CONTROL_*): what the agent's phone did.
+# The agent's phone was busy or congested: worth another try while the request may wait.
+RETRIED_REASONS = ("busy", "congested")
 _AGENT_REASONS = {"0": "no_such_channel", "1": "no_answer", "3": "no_answer",
                   "5": "busy", "8": "congested"}
 

@@ -121,7 +121,8 @@ class CallbackStore(StoreBase):
             lock_customer(db, "agent " + row["agent_id"])  # PostgreSQL: the agent's claims in turn
             claimed = db.execute(
                 "UPDATE callbacks SET state = 'calling_agent', placed_at = ?, lease_owner = ?,"
-                " lease_until = ? WHERE id = ? AND state = 'waiting' AND NOT EXISTS"
+                " lease_until = ?, opens_at = NULL WHERE id = ? AND state = 'waiting'"
+                " AND NOT EXISTS"
                 f" (SELECT 1 FROM callbacks o WHERE o.agent_id = ? AND o.state IN ({_IN_FLIGHT}))",
                 (now, owner, lease_until, callback_id, row["agent_id"])).rowcount
             return Claim(bool(claimed))
@@ -138,6 +139,15 @@ class CallbackStore(StoreBase):
         await self._write(lambda db: db.execute(
             "UPDATE callbacks SET state = 'waiting', placed_at = NULL, lease_owner = '',"
             " lease_until = NULL WHERE id = ? AND state = 'calling_agent'", (callback_id,)))
+
+    async def requeue_callback(self, callback_id: int, now: float, *, reason: str,
+                               not_before: float, max_wait_minutes: int) -> bool:
+        """The agent's phone was busy: waiting again (placed no sooner than `not_before`)
+        while it is within max_wait_minutes of the request; False otherwise."""
+        return await self._write(lambda db: bool(db.execute(
+            "UPDATE callbacks SET state = 'waiting', reason = ?, opens_at = ?, lease_owner = '',"
+            " lease_until = NULL WHERE id = ? AND state = 'calling_agent' AND requested_at > ?",
+            (reason, not_before, callback_id, now - max_wait_minutes * 60)).rowcount))
 
     async def record_callback_step(self, callback_id: int, state: CallbackState, now: float,
                                    *, reason: str = "", talk_seconds: int | None = None) -> bool:

@@ -190,3 +190,18 @@ async def test_placing_rechecks_the_link_and_the_number(store: AnyStore) -> None
     ended = await store.latest_callback("dddd4444")
     assert ended is not None and (ended.state, ended.reason, ended.opens_at) == (
         CallbackState.REFUSED, "outside_hours", NOW + 900)
+
+
+async def test_a_busy_agent_puts_it_back_only_within_the_wait(store: AnyStore) -> None:
+    made = await request(store, "aaaa1111")
+    assert await store.claim_callback(made.id, NOW + 5, owner="d", lease_until=NOW + 65)
+    assert await store.requeue_callback(made.id, NOW + 10, reason="busy", not_before=NOW + 40,
+                                        max_wait_minutes=30)
+    [waiting] = (await store.callback_queue()).waiting
+    assert (waiting.state, waiting.reason, waiting.opens_at) == (CallbackState.WAITING, "busy",
+                                                                 NOW + 40)
+    assert (await store.callback_queue()).agents_in_flight == set()
+    assert await store.claim_callback(made.id, NOW + 40, owner="d", lease_until=NOW + 100)
+    assert not await store.requeue_callback(made.id, NOW + 30 * 60, reason="busy",
+                                            not_before=NOW + 31 * 60, max_wait_minutes=30)
+    assert (await store.latest_callback("aaaa1111")).state == CallbackState.CALLING_AGENT  # type: ignore[union-attr]

@@ -14,7 +14,7 @@ import pytest
 
 from ccshortlink.ami import client
 from ccshortlink.core.vocab import CallbackState
-from ccshortlink.peers.originate import device_state
+from ccshortlink.peers.originate import CallScript, device_state
 from tests.support.callbackdaemon import (
     CUSTOMER,
     OTHER,
@@ -101,3 +101,36 @@ async def test_a_paused_agent_whose_phone_is_idle_is_not_rung(
         assert peer.actions_named("Originate") == []
         await peer.send_event(paused.format(0).encode())  # back from lunch
         await state_of(daemon, code, CallbackState.DONE)
+
+
+async def test_a_busy_agent_is_tried_again_within_the_wait_not_given_up(
+        tmp_path: Path, smsc_factory: SmscFactory) -> None:
+    smsc = await smsc_factory(system_id="ccshortlink", password="pw")
+    peer = peer_with(CUSTOMER)
+    later = [0.0]
+    async with peer, daemon_with(tmp_path, smsc, peer, max_wait_minutes=2,
+                                 clock=lambda: time.time() + later[0]) as daemon:
+        await cards_sent(smsc, 1)
+        code = code_of(tmp_path, CUSTOMER)
+        # Nothing known of the agent (just after an AMI reconnect, say): placed at once, and
+        # the phone answers busy (Reason 5).
+        peer.call_script = CallScript.AGENT_BUSY
+        await desk(daemon).request(code)
+        await until(lambda: peer.actions_named("Originate"))
+        await asyncio.sleep(1.5)
+        waiting = await desk(daemon).latest(code)
+        assert waiting is not None and waiting.state == CallbackState.WAITING
+        assert len(peer.actions_named("Originate")) == 1  # not rung again at once
+        peer.call_script = CallScript.ANSWERED
+        later[0] = 31.0  # a while later, still within max_wait_minutes
+        await until(lambda: len(peer.actions_named("Originate")) == 2)
+        done = await state_of(daemon, code, CallbackState.DONE)
+        assert done.id == waiting.id
+        peer.call_script = CallScript.AGENT_BUSY  # busy every time: waits till max_wait
+        again = await desk(daemon).request(code)
+        await until(lambda: len(peer.actions_named("Originate")) == 3)
+        assert (await state_of(daemon, code, CallbackState.WAITING)).id == again.id  # type: ignore[union-attr]
+        later[0] += 121.0
+        expired = await state_of(daemon, code, CallbackState.EXPIRED)
+        assert expired.reason == "max_wait"
+        assert len(peer.actions_named("Originate")) == 3
