@@ -92,10 +92,14 @@ def callback_of_action(action: str) -> int | None:
 
 
 def number_forms(e164: str) -> dict[str, str]:
-    """{number} +8613800138000, {digits} 8613800138000, {national} 13800138000."""
+    """{number} +8613800138000, {digits} 8613800138000, {national} the national significant
+    number (13800138000; UK 7911123456), {dial} the number as dialled within its country,
+    trunk prefix and all (UK 07911123456, Italy 0612345678, Beijing 01012345678)."""
     parsed = phonenumbers.parse(e164)
+    dialled = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL)
     return {"number": e164, "digits": e164.lstrip("+"),
-            "national": phonenumbers.national_significant_number(parsed)}
+            "national": phonenumbers.national_significant_number(parsed),
+            "dial": "".join(c for c in dialled if c.isdigit())}
 
 
 def originate_fields(*, callback_id: int, extension: str, number: str, agent_channel: str,

@@ -173,6 +173,23 @@ def test_originate_fields() -> None:
     assert callback_of_action("ccs-cb-12") == 12 and callback_of_action("orig-1") is None
 
 
+@pytest.mark.parametrize(("number", "national", "dial"), [
+    ("+447911123456", "7911123456", "07911123456"),  # UK mobile: trunk prefix 0
+    ("+4915112345678", "15112345678", "015112345678"),
+    ("+390612345678", "0612345678", "0612345678"),  # Italian landline: its 0 is no prefix
+    ("+8613800138000", "13800138000", "13800138000"),  # CN mobile: dialled without 0
+    ("+861012345678", "1012345678", "01012345678"),  # Beijing landline: 010
+    ("+12125551234", "2125551234", "2125551234"),
+])
+def test_dial_is_the_number_as_dialled_within_its_country(number: str, national: str,
+                                                          dial: str) -> None:
+    fields = originate_fields(callback_id=1, extension="1001", number=number,
+                              agent_channel="PJSIP/{extension}", customer_context="c",
+                              customer_exten="{national}/{dial}", caller_id="",
+                              ring_agent_seconds=30)
+    assert fields["Exten"] == f"{national}/{dial}"
+
+
 def answered(calls: CallbackCalls, cid: int, uid: str = "1795.1") -> None:
     step = calls.on_event({"Event": "OriginateResponse", "ActionID": f"ccs-cb-{cid}",
                            "Response": "Success", "Channel": "PJSIP/1001-0001",
