@@ -191,11 +191,11 @@ class CallbackDispatcher:
             unconfirmed = str(exc)
         if refused is not None:
             self._forget(record.id)
-            deps.log.warning("callback_failed", callback_id=record.id, agent_id=record.agent_id,
-                             reason="pbx_refused", message=refused)
-            await deps.store.record_callback_step(record.id, CallbackState.FAILED, now,
-                                                  reason="pbx_refused")
-            deps.outcomes(CallbackState.FAILED).inc()
+            if await deps.store.record_callback_step(record.id, CallbackState.FAILED, now,
+                                                     reason="pbx_refused"):
+                deps.log.warning("callback_failed", callback_id=record.id,
+                                 agent_id=record.agent_id, reason="pbx_refused", message=refused)
+                deps.outcomes(CallbackState.FAILED).inc()
             return
         deps.log.info("callback_placed", callback_id=record.id, agent_id=record.agent_id,
                       pbx=record.pbx, channel=fields["Channel"],
@@ -261,9 +261,11 @@ class CallbackDispatcher:
         return True
 
     async def _finish(self, record: CallbackRecord, state: CallbackState, reason: str) -> None:
-        await self.deps.store.record_callback_step(record.id, state, self.deps.clock(),
-                                                   reason=reason)
-        self._log_step(record, state, reason)
+        """Logged and counted only when this daemon's step ended it (not one that ended
+        meanwhile: whoever ended it counted it)."""
+        if await self.deps.store.record_callback_step(record.id, state, self.deps.clock(),
+                                                      reason=reason):
+            self._log_step(record, state, reason)
 
     def _log_step(self, record: CallbackRecord, state: CallbackState, reason: str) -> None:
         self._log_id(record.id, state, reason, None, agent_id=record.agent_id)

@@ -165,13 +165,18 @@ class CallbackStore(StoreBase):
     async def expire_callbacks(self, now: float, max_wait_minutes: int) -> list[CallbackRecord]:
         """Waiting ones that waited too long for a free agent: EXPIRED."""
         def work(db: sqlite3.Connection) -> list[CallbackRecord]:
+            # RETURNING: only the rows this transaction changed (another daemon's expiry of
+            # the same rows is not reported, logged and counted a second time).
+            expired = [int(r[0]) for r in db.execute(
+                "UPDATE callbacks SET state = 'expired', reason = 'max_wait', ended_at = ?"
+                " WHERE state = 'waiting' AND requested_at <= ? RETURNING id",
+                (now, now - max_wait_minutes * 60)).fetchall()]
+            if not expired:
+                return []
+            marks = ",".join("?" * len(expired))
             rows = db.execute(
                 f"SELECT {_COLUMNS} FROM callbacks c JOIN links l ON l.id = c.link_id"
-                " WHERE c.state = 'waiting' AND c.requested_at <= ?",
-                (now - max_wait_minutes * 60,)).fetchall()
-            db.executemany("UPDATE callbacks SET state = 'expired', reason = 'max_wait',"
-                           " ended_at = ? WHERE id = ? AND state = 'waiting'",
-                           [(now, r["id"]) for r in rows])
+                f" WHERE c.id IN ({marks}) ORDER BY c.id", tuple(expired)).fetchall()
             return [_record(r) for r in rows]
 
         return await self._write(work)

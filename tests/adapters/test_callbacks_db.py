@@ -134,6 +134,18 @@ async def test_expiry_and_in_flight_closed_at_a_restart(store: AnyStore) -> None
                                                                     "daemon_restart")
 
 
+async def test_two_daemons_expiring_at_once_report_each_expiry_once(
+        store: AnyStore, backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    for n in range(8):
+        await add_link(store, f"exp{n:05d}", agent=f"CS{n}", number=f"+86138001390{n:02d}")
+        await store.request_callback(f"exp{n:05d}", NOW, per_link_per_day=3, judge=open_hours)
+    async with await open_backend(backend, request, tmp_path / "db.sqlite") as other:
+        both = await asyncio.gather(*(s.expire_callbacks(NOW + 3600, 30)
+                                      for s in [store, other] * 3))
+    reported = [r.id for records in both for r in records]
+    assert len(reported) == 8 and len(set(reported)) == 8
+
+
 async def test_the_preferred_agent_is_the_latest_live_links(store: AnyStore) -> None:
     assert await store.preferred_agent_of(NUMBER, NOW) == ("CS1001", "site-a")
     await add_link(store, "newer111", agent="CS1002", pbx="", created=NOW - 10)
