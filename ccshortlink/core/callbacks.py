@@ -16,7 +16,6 @@ IN_FLIGHT = (CallbackState.CALLING_AGENT, CallbackState.CALLING_CUSTOMER,
              CallbackState.CONNECTED)
 ACTIVE = (CallbackState.WAITING, *IN_FLIGHT)  # a second request returns this one
 FINAL = tuple(s for s in CallbackState if s not in ACTIVE)
-ANSWERED = (CallbackState.CONNECTED, CallbackState.DONE)  # "called back" in `stats`
 # OriginateResponse Reason (Asterisk's AST_CONTROL_*): what the agent's phone did.
 # The agent's phone was busy or congested: worth another try while the request may wait.
 RETRIED_REASONS = ("busy", "congested")

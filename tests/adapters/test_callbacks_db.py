@@ -217,3 +217,14 @@ async def test_a_busy_agent_puts_it_back_only_within_the_wait(store: AnyStore) -
     assert not await store.requeue_callback(made.id, NOW + 30 * 60, reason="busy",
                                             not_before=NOW + 31 * 60, max_wait_minutes=30)
     assert (await store.latest_callback("aaaa1111")).state == CallbackState.CALLING_AGENT  # type: ignore[union-attr]
+
+
+async def test_called_back_counts_the_customer_answering_however_it_ended(
+        store: AnyStore) -> None:
+    made = await request(store, "aaaa1111")
+    assert await store.claim_callback(made.id, NOW + 2, owner="d", lease_until=NOW + 60)
+    for at, state in [(3, CallbackState.CALLING_CUSTOMER), (4, CallbackState.CONNECTED)]:
+        await store.record_callback_step(made.id, state, NOW + at)
+    assert await store.close_abandoned_callbacks(NOW + 120, starting=True) == [made.id]
+    with reports_for(store) as reports:  # the customer did answer before the restart
+        assert reports.stats(NOW - 10)["CS1001"].callbacks_connected == 1
