@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar
 
-from ccshortlink.app.callbacks import CallbackDeps, extensions_on
+from ccshortlink.app.callbacks import CallbackDeps, channels_on, extensions_on
 from ccshortlink.app.ports import Gauge, OriginateUnconfirmed, PbxActions, PbxUnavailable
 from ccshortlink.core.callbacks import (
     FINAL,
@@ -147,10 +147,13 @@ class CallbackDispatcher:
         deps = self.deps
         agent = deps.agents().by_id(record.agent_id)
         extensions = extensions_on(agent, record.pbx) if agent is not None else []
+        # No bare extension there: its own channel name (PJSIP/desk-ann) is rung as it is.
+        channels = channels_on(agent, record.pbx) if agent is not None and not extensions \
+            else []
         now = deps.clock()
         if record.opens_at is not None and record.opens_at > now:
             return  # the agent's phone was busy a moment ago: not rung again so soon
-        if not extensions:  # the agent left, or has no extension on that PBX
+        if not extensions and not channels:  # the agent left, or has nothing on that PBX
             if await self._claim(record, now):
                 await self._finish(record, CallbackState.FAILED, "no_agent_extension")
             return
@@ -166,7 +169,8 @@ class CallbackDispatcher:
         if not await self._claim(record, now):
             return  # another daemon placed it, the agent took another call-back, or refused
         fields = originate_fields(
-            callback_id=record.id, extension=extensions[0], number=record.customer_number,
+            callback_id=record.id, extension=extensions[0] if extensions else "",
+            channel=channels[0] if channels else "", number=record.customer_number,
             agent_channel=deps.config.agent_channel,
             customer_context=deps.config.customer_context,
             customer_exten=deps.config.customer_exten,

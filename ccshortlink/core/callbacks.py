@@ -103,12 +103,14 @@ def number_forms(e164: str) -> dict[str, str]:
 
 def originate_fields(*, callback_id: int, extension: str, number: str, agent_channel: str,
                      customer_context: str, customer_exten: str, caller_id: str,
-                     ring_agent_seconds: int) -> dict[str, str]:
-    """The AMI Originate that rings the agent, then (the dialplan) the customer."""
+                     ring_agent_seconds: int, channel: str = "") -> dict[str, str]:
+    """The AMI Originate that rings the agent, then (the dialplan) the customer. `channel`:
+    the agent's own channel name (PJSIP/desk-ann), a dial string already, rung as it is
+    instead of agent_channel with `extension`."""
     return {
         "Action": "Originate",
         "ActionID": action_id(callback_id),
-        "Channel": agent_channel.format(extension=extension),
+        "Channel": channel or agent_channel.format(extension=extension),
         "Context": customer_context,
         "Exten": customer_exten.format_map(number_forms(number)),
         "Priority": "1",

@@ -28,13 +28,19 @@ OTHER = "+8613900139000"
 @asynccontextmanager
 async def daemon_with(tmp_path: Path, smsc: Smsc, peer: AmiPeer, clock: Callable[[], float]
                       = time.time, database: dict[str, object] | None = None,
+                      agents: Callable[[str], str] | None = None,
                       **callback: object) -> AsyncIterator[Daemon]:
+    """`agents` rewrites the example agents.yaml's text before the daemon reads it."""
     port = await peer.start() if peer._server is None else peer._server.sockets[0].getsockname()[1]
-    config = load_config(write_config(
+    written = write_config(
         tmp_path, ami={"port": port, "reconnect_max": 0.5}, smpp={"port": smsc.port},
         web={"listen": "127.0.0.1:0", "public_url": "https://cs.example.com",
              "hotline": "4008001234"},
-        callback={"enabled": True, **callback}, **({"database": database} if database else {})))
+        callback={"enabled": True, **callback}, **({"database": database} if database else {}))
+    if agents is not None:
+        roster = tmp_path / "agents.yaml"
+        roster.write_text(agents(roster.read_text(encoding="utf-8")), encoding="utf-8")
+    config = load_config(written)
     daemon = Daemon(config, get_logger(), clock=clock)
     task = asyncio.create_task(daemon.run())
     try:

@@ -134,3 +134,24 @@ async def test_a_busy_agent_is_tried_again_within_the_wait_not_given_up(
         expired = await state_of(daemon, code, CallbackState.EXPIRED)
         assert expired.reason == "max_wait"
         assert len(peer.actions_named("Originate")) == 3
+
+
+async def test_an_agent_known_by_a_channel_name_is_rung_on_that_channel(
+        tmp_path: Path, smsc_factory: SmscFactory) -> None:
+    smsc = await smsc_factory(system_id="ccshortlink", password="pw")
+    peer = peer_with()
+    desk_phone = 'extensions: ["PJSIP/desk-ann"]'
+    async with peer, daemon_with(tmp_path, smsc, peer, agents=lambda text: text.replace(
+            'extensions: ["1001"]', desk_phone, 1)) as daemon:
+        store = daemon.parts.cards.store  # type: ignore[attr-defined]
+        now = time.time()
+        await store._write(lambda db: db.execute(
+            "INSERT INTO links (code, agent_id, customer_number, created_at, expires_at, pbx)"
+            " VALUES ('desk1111', 'CS1001', ?, ?, ?, 'default')", (CUSTOMER, now, now + 3600)))
+        await peer.send_event(device_state("PJSIP/desk-ann", "INUSE"))  # its presence too
+        await until(lambda: desk(daemon).presence("CS1001") == "busy")
+        assert (await desk(daemon).request("desk1111")).state == CallbackState.WAITING  # type: ignore[union-attr]
+        await peer.send_event(device_state("PJSIP/desk-ann", "NOT_INUSE"))
+        await until(lambda: peer.actions_named("Originate"))
+        assert peer.actions_named("Originate")[0]["Channel"] == "PJSIP/desk-ann"
+        await state_of(daemon, "desk1111", CallbackState.DONE)
