@@ -235,8 +235,7 @@ class AmiPeer:
 
     async def _originate(self, writer: asyncio.StreamWriter, lock: asyncio.Lock,
                          action: dict[str, str]) -> None:
-        allowed = self.originate_allowed  # False: a user without write = originate
-        if self.answer_originate or not allowed:
+        if not (allowed := self.originate_allowed) or self.answer_originate:
             await self._write(writer, lock, response_frame(
                 "Success" if allowed else "Error", action.get("ActionID"),
                 Message="Originate successfully queued" if allowed else "Permission denied"))
@@ -251,8 +250,7 @@ class AmiPeer:
                     await self.send_event(frame)
                     if event_name(frame) == "BridgeEnter" != event_name(after):
                         await asyncio.sleep(self.talk_seconds)  # they talk
-        call = asyncio.create_task(play())
-        self._calls.add(call)
+        self._calls.add(call := asyncio.create_task(play()))
         call.add_done_callback(self._calls.discard)
 
     async def _write(self, writer: asyncio.StreamWriter, lock: asyncio.Lock, data: bytes) -> None:
