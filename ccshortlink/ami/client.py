@@ -11,7 +11,7 @@ from typing import Any
 from panoramisk.actions import Action
 
 from ccshortlink.ami.protocol import AmiEvent, AmiProtocol, EventHandler
-from ccshortlink.app.ports import PbxUnavailable
+from ccshortlink.app.ports import OriginateUnconfirmed, PbxUnavailable
 from ccshortlink.config.settings import AmiConfig
 from ccshortlink.config.tls import TlsConfig
 from ccshortlink.core.describe import describe
@@ -80,7 +80,8 @@ class AmiClient:
     async def originate(self, fields: Mapping[str, str]) -> str | None:
         """Send an Originate and await its Response: None when the PBX queued it, else its
         Message ("Permission denied" for a user without write = originate). Raises
-        PbxUnavailable when the session is down or no Response comes in time. With Async
+        PbxUnavailable when the session is down (nothing sent), OriginateUnconfirmed when it
+        was written but no Response came in time or the link dropped first. With Async
         the call's fate comes later as an OriginateResponse event, through `on_event`."""
         protocol = self._protocol
         if protocol is None or not self._connected or protocol.closed:
@@ -92,8 +93,8 @@ class AmiClient:
                            return_when=asyncio.FIRST_COMPLETED)
         if not reply.done():
             reply.cancel()
-            raise PbxUnavailable("the PBX gave no answer to Originate"
-                                 if not protocol.finished.done() else "AMI connection lost")
+            raise OriginateUnconfirmed("the PBX gave no answer to Originate"
+                                       if not protocol.finished.done() else "AMI connection lost")
         response = reply.result()
         if response.success:
             return None

@@ -7,15 +7,18 @@ import contextlib
 from collections.abc import Awaitable, Callable, Mapping
 from typing import TypeVar
 
-from ccshortlink.app.callbacks import CallbackDeps, extensions_on
-from ccshortlink.app.ports import Gauge, PbxActions, PbxUnavailable
+from ccshortlink.app.callbacks import CallbackDeps, channels_on, extensions_on
+from ccshortlink.app.ports import Gauge, OriginateUnconfirmed, PbxActions, PbxUnavailable
 from ccshortlink.core.callbacks import (
     FINAL,
+    RETRIED_REASONS,
     CallbackCalls,
     CallbackRecord,
+    Refusal,
     Step,
     callback_of_action,
     has_expired,
+    hours_refusal,
     may_place,
     originate_fields,
 )
@@ -25,6 +28,7 @@ from ccshortlink.core.vocab import CallbackState, Presence
 POLL = 1.0  # s between looks at the queue when nothing wakes the dispatcher
 LEASE = 60.0  # s a call-back in flight stays ours without a renewal (several daemons)
 SWEEP = 30.0  # s between looks for call-backs a dead daemon left in flight
+BUSY_RETRY = 30.0  # s before a call-back whose agent's phone was busy is tried again
 CONNECTED_MAX = 4 * 3600.0  # s: a call-back talking longer than this lost its Hangup
 _STEP_EVENTS = {CallbackState.CALLING_CUSTOMER: "callback_agent_answered",
                 CallbackState.CONNECTED: "callback_connected",
@@ -143,20 +147,30 @@ class CallbackDispatcher:
         deps = self.deps
         agent = deps.agents().by_id(record.agent_id)
         extensions = extensions_on(agent, record.pbx) if agent is not None else []
+        # No bare extension there: its own channel name (PJSIP/desk-ann) is rung as it is.
+        channels = channels_on(agent, record.pbx) if agent is not None and not extensions \
+            else []
         now = deps.clock()
-        if not extensions:  # the agent left, or has no extension on that PBX
-            if await deps.store.claim_callback(record.id, now, owner=self.owner,
-                                               lease_until=now + LEASE):
+        if record.opens_at is not None and record.opens_at > now:
+            return  # the agent's phone was busy a moment ago: not rung again so soon
+        if not extensions and not channels:  # the agent left, or has nothing on that PBX
+            if await self._claim(record, now):
                 await self._finish(record, CallbackState.FAILED, "no_agent_extension")
             return
         assert agent is not None
+        # Judged at the request, but it waited: the agent's hours may be over by now.
+        closed = hours_refusal(deps.hours_of(agent), now, deps.zone)
+        if closed is not None:
+            if await deps.store.refuse_callback(record.id, now, closed):
+                self._refused(record, closed)
+            return
         if not may_place(deps.presence_on(agent, record.pbx), self.pbx.is_up(record.pbx)):
             return
-        if not await deps.store.claim_callback(record.id, now, owner=self.owner,
-                                               lease_until=now + LEASE):
-            return  # another daemon placed it, or the agent took another call-back
+        if not await self._claim(record, now):
+            return  # another daemon placed it, the agent took another call-back, or refused
         fields = originate_fields(
-            callback_id=record.id, extension=extensions[0], number=record.customer_number,
+            callback_id=record.id, extension=extensions[0] if extensions else "",
+            channel=channels[0] if channels else "", number=record.customer_number,
             agent_channel=deps.config.agent_channel,
             customer_context=deps.config.customer_context,
             customer_exten=deps.config.customer_exten,
@@ -165,24 +179,44 @@ class CallbackDispatcher:
         self.calls.placed(record.id)
         self._pbx_of[record.id] = record.pbx
         self._since[record.id] = (CallbackState.CALLING_AGENT, now)
+        refused: str | None = None
+        unconfirmed: str | None = None
         try:
             refused = await self.pbx.originate(record.pbx, fields)
-        except PbxUnavailable as exc:
+        except PbxUnavailable as exc:  # nothing was sent: it waits for the link
             self._forget(record.id)
             await deps.store.unclaim_callback(record.id)
             deps.log.info("callback_waiting", callback_id=record.id, reason=str(exc))
             return
+        except OriginateUnconfirmed as exc:
+            # Sent: the agent's phone may ring. Placing it again would ring it twice; its
+            # OriginateResponse (told to every session, a reconnected one too) or the
+            # calling_agent bound in _time_out settles it.
+            unconfirmed = str(exc)
         if refused is not None:
             self._forget(record.id)
-            deps.log.warning("callback_failed", callback_id=record.id, agent_id=record.agent_id,
-                             reason="pbx_refused", message=refused)
-            await deps.store.record_callback_step(record.id, CallbackState.FAILED, now,
-                                                  reason="pbx_refused")
-            deps.outcomes(CallbackState.FAILED).inc()
+            if await deps.store.record_callback_step(record.id, CallbackState.FAILED, now,
+                                                     reason="pbx_refused"):
+                deps.log.warning("callback_failed", callback_id=record.id,
+                                 agent_id=record.agent_id, reason="pbx_refused", message=refused)
+                deps.outcomes(CallbackState.FAILED).inc()
             return
         deps.log.info("callback_placed", callback_id=record.id, agent_id=record.agent_id,
                       pbx=record.pbx, channel=fields["Channel"],
-                      customer=mask_number(record.customer_number))
+                      customer=mask_number(record.customer_number), unconfirmed=unconfirmed)
+
+    async def _claim(self, record: CallbackRecord, now: float) -> bool:
+        claim = await self.deps.store.claim_callback(record.id, now, owner=self.owner,
+                                                     lease_until=now + LEASE)
+        if claim.refusal is not None:  # the link was revoked or expired, the number opted out
+            self._refused(record, claim.refusal)
+        return claim.ours
+
+    def _refused(self, record: CallbackRecord, refusal: Refusal) -> None:
+        self.deps.log.info("callback_refused", callback_id=record.id, agent_id=record.agent_id,
+                           pbx=record.pbx, customer=mask_number(record.customer_number),
+                           reason=refusal.reason, opens_at=refusal.opens_at)
+        self.deps.outcomes(CallbackState.REFUSED).inc()
 
     def _time_out(self, now: float) -> None:
         """Calls whose next event never came (the PBX's link dropped meanwhile, say)."""
@@ -202,6 +236,9 @@ class CallbackDispatcher:
         while not self._steps.empty():
             step = self._steps.get_nowait()
             now = self.deps.clock()
+            if step.state in (CallbackState.AGENT_MISSED, CallbackState.FAILED) \
+                    and step.reason in RETRIED_REASONS and await self._requeue(step, now):
+                continue
             changed = await self.deps.store.record_callback_step(
                 step.callback_id, step.state, now, reason=step.reason,
                 talk_seconds=step.talk_seconds)
@@ -214,10 +251,25 @@ class CallbackDispatcher:
             if step.state in FINAL and changed:
                 self.deps.outcomes(step.state).inc()
 
+    async def _requeue(self, step: Step, now: float) -> bool:
+        """Busy (after an AMI reconnect nothing says so) is not the end while the request
+        may still wait: waiting again, tried after BUSY_RETRY or once presence allows."""
+        deps = self.deps
+        if not await deps.store.requeue_callback(
+                step.callback_id, now, reason=step.reason, not_before=now + BUSY_RETRY,
+                max_wait_minutes=deps.config.max_wait_minutes):
+            return False
+        self._forget(step.callback_id)
+        deps.log.info("callback_agent_busy", callback_id=step.callback_id, reason=step.reason,
+                      retry_at=now + BUSY_RETRY)
+        return True
+
     async def _finish(self, record: CallbackRecord, state: CallbackState, reason: str) -> None:
-        await self.deps.store.record_callback_step(record.id, state, self.deps.clock(),
-                                                   reason=reason)
-        self._log_step(record, state, reason)
+        """Logged and counted only when this daemon's step ended it (not one that ended
+        meanwhile: whoever ended it counted it)."""
+        if await self.deps.store.record_callback_step(record.id, state, self.deps.clock(),
+                                                      reason=reason):
+            self._log_step(record, state, reason)
 
     def _log_step(self, record: CallbackRecord, state: CallbackState, reason: str) -> None:
         self._log_id(record.id, state, reason, None, agent_id=record.agent_id)

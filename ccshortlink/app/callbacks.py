@@ -13,7 +13,7 @@ from ccshortlink.core.agents import Agent, AgentDirectory, split_extension
 from ccshortlink.core.callbacks import CallbackRecord, Refusal, hours_refusal
 from ccshortlink.core.hours import Hours, parse_hours
 from ccshortlink.core.policy import CustomerNumber, PolicyConfig, normalise_number
-from ccshortlink.core.presence import PresenceBook, combine
+from ccshortlink.core.presence import PresenceBook, combine, device_extension
 from ccshortlink.core.privacy import mask_number
 from ccshortlink.core.records import CallbackView, PreferredAgent
 from ccshortlink.core.vocab import CallbackState, Presence
@@ -27,11 +27,21 @@ def _hours(text: str) -> Hours:
 def extensions_on(agent: Agent, pbx: str) -> list[str]:
     """The agent's bare extensions on `pbx` (not channel names): those qualified by the PBX's
     name first (as AgentDirectory.by_extension prefers them), then those on every PBX."""
+    return _on(agent, pbx, channels=False)
+
+
+def channels_on(agent: Agent, pbx: str) -> list[str]:
+    """The agent's channel names on `pbx` (PJSIP/desk-ann), in the same order: each a dial
+    string as it is."""
+    return _on(agent, pbx, channels=True)
+
+
+def _on(agent: Agent, pbx: str, *, channels: bool) -> list[str]:
     own: list[str] = []
     everywhere: list[str] = []
     for extension in agent.extensions:
         qualified, bare = split_extension(extension)
-        if "/" not in bare and qualified in ("", pbx):
+        if ("/" in bare) == channels and qualified in ("", pbx):
             (own if qualified else everywhere).append(bare)
     return own + everywhere
 
@@ -72,7 +82,8 @@ class CallbackDeps:
         return _hours(agent.hours if agent is not None and agent.hours else self.config.hours)
 
     def presence_on(self, agent: Agent, pbx: str) -> Presence:
-        return self.presence.of(pbx, extensions_on(agent, pbx))
+        devices = [device_extension(channel) for channel in channels_on(agent, pbx)]
+        return self.presence.of(pbx, extensions_on(agent, pbx) + devices)
 
 
 class Callbacks:

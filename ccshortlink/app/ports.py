@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
-from ccshortlink.core.callbacks import CallbackRecord, Refusal
+from ccshortlink.core.callbacks import CallbackRecord, Claim, Refusal
 from ccshortlink.core.linkadmin import LinkEntry, Revoked
 from ccshortlink.core.records import (
     AgentLiveStats,
@@ -201,8 +201,11 @@ class CallbackStore(Faults, Protocol):
                                ) -> CallbackRecord | None: ...
     async def callback_queue(self) -> CallbackQueueView: ...
     async def claim_callback(self, callback_id: int, now: float, *, owner: str,
-                             lease_until: float) -> bool: ...
+                             lease_until: float) -> Claim: ...
+    async def refuse_callback(self, callback_id: int, now: float, refusal: Refusal) -> bool: ...
     async def unclaim_callback(self, callback_id: int) -> None: ...
+    async def requeue_callback(self, callback_id: int, now: float, *, reason: str,
+                               not_before: float, max_wait_minutes: int) -> bool: ...
     async def record_callback_step(self, callback_id: int, state: CallbackState, now: float,
                                    *, reason: str = "",
                                    talk_seconds: int | None = None) -> bool: ...
@@ -223,7 +226,12 @@ class CallbackQueueView(Protocol):
 
 
 class PbxUnavailable(Exception):
-    """The PBX's AMI session is down (or did not answer): the action may not have been sent."""
+    """The PBX's AMI session is down: the action was not sent."""
+
+
+class OriginateUnconfirmed(Exception):
+    """The Originate was written, but no Response came (in time, or before the link dropped):
+    the PBX may well ring the agent, so it must not be sent again."""
 
 
 class PbxActions(Protocol):
@@ -235,7 +243,8 @@ class PbxActions(Protocol):
 
     async def originate(self, pbx: str, fields: Mapping[str, str]) -> str | None:
         """Send an Originate; None when the PBX queued it, else its Message (refused).
-        Raises PbxUnavailable when the session is down or gives no answer."""
+        Raises PbxUnavailable when the session is down (nothing sent), OriginateUnconfirmed
+        when it was sent but not answered."""
         ...
 
 

@@ -8,7 +8,7 @@ from ccshortlink.config.reader import Reader
 from ccshortlink.core.hours import check_hours
 
 # What {…} may name in customer_exten: the customer's number as the outbound route wants it.
-NUMBER_FORMS = ("number", "digits", "national")
+NUMBER_FORMS = ("number", "digits", "national", "dial")
 
 
 @dataclass(frozen=True)
@@ -21,8 +21,12 @@ class CallbackConfig:
     agent_channel: str = "PJSIP/{extension}"
     # Where the customer's number is dialled once the agent answers (the outbound routes).
     customer_context: str = "from-internal"
-    # The number as that context wants it: {national} (13800138000), {digits} (8613800138000)
-    # or {number} (+8613800138000), with any prefix, e.g. "0{national}".
+    # The number as that context wants it: {dial} as dialled within its country, trunk
+    # prefix included (UK 07911123456, Italy 0612345678, China 13800138000 / 01012345678);
+    # {national} the national significant number, without a trunk prefix (7911123456,
+    # 0612345678, 13800138000 / 1012345678); {digits} (8613800138000) or {number}
+    # (+8613800138000); with any prefix, e.g. "9{dial}". "0{national}" suits only countries
+    # whose trunk prefix is 0 and never part of the number (not Italy).
     customer_exten: str = "{national}"
     # The caller ID the customer sees (and the agent's phone shows); "" = [web] hotline.
     caller_id: str = ""
@@ -67,13 +71,13 @@ def read_callback(callback: Reader) -> CallbackConfig:
         problems.append("[callback] agent_channel may name only {extension}, got "
                         f"{cfg.agent_channel!r}")
     try:
-        cfg.customer_exten.format(number="+1", digits="1", national="1")
+        cfg.customer_exten.format(number="+1", digits="1", national="1", dial="1")
     except (KeyError, IndexError, ValueError):
-        problems.append("[callback] customer_exten may name only {national}, {digits} and "
-                        f"{{number}}, got {cfg.customer_exten!r}")
+        problems.append("[callback] customer_exten may name only {national}, {dial}, {digits}"
+                        f" and {{number}}, got {cfg.customer_exten!r}")
     if not any("{" + form + "}" in cfg.customer_exten for form in NUMBER_FORMS):
-        problems.append("[callback] customer_exten must contain {national}, {digits} or "
-                        f"{{number}}, got {cfg.customer_exten!r}")
+        problems.append("[callback] customer_exten must contain {national}, {dial}, {digits}"
+                        f" or {{number}}, got {cfg.customer_exten!r}")
     problem = check_hours(cfg.hours)
     if problem is not None:
         problems.append(f"[callback] hours: {problem}")

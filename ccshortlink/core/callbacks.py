@@ -16,8 +16,9 @@ IN_FLIGHT = (CallbackState.CALLING_AGENT, CallbackState.CALLING_CUSTOMER,
              CallbackState.CONNECTED)
 ACTIVE = (CallbackState.WAITING, *IN_FLIGHT)  # a second request returns this one
 FINAL = tuple(s for s in CallbackState if s not in ACTIVE)
-ANSWERED = (CallbackState.CONNECTED, CallbackState.DONE)  # "called back" in `stats`
 # OriginateResponse Reason (Asterisk's AST_CONTROL_*): what the agent's phone did.
+# The agent's phone was busy or congested: worth another try while the request may wait.
+RETRIED_REASONS = ("busy", "congested")
 _AGENT_REASONS = {"0": "no_such_channel", "1": "no_answer", "3": "no_answer",
                   "5": "busy", "8": "congested"}
 
@@ -45,6 +46,19 @@ class Refusal:
 
     reason: str
     opens_at: float | None = None
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What claiming a waiting call-back came to: ours to place now; refused now (its link is
+    no longer live, its number opted out meanwhile); or neither (another daemon took it, or
+    its agent is on another call-back)."""
+
+    ours: bool
+    refusal: Refusal | None = None
+
+    def __bool__(self) -> bool:
+        return self.ours
 
 
 def hours_refusal(hours: Hours, now: float, zone: ZoneInfo) -> Refusal | None:
@@ -77,20 +91,26 @@ def callback_of_action(action: str) -> int | None:
 
 
 def number_forms(e164: str) -> dict[str, str]:
-    """{number} +8613800138000, {digits} 8613800138000, {national} 13800138000."""
+    """{number} +8613800138000, {digits} 8613800138000, {national} the national significant
+    number (13800138000; UK 7911123456), {dial} the number as dialled within its country,
+    trunk prefix and all (UK 07911123456, Italy 0612345678, Beijing 01012345678)."""
     parsed = phonenumbers.parse(e164)
+    dialled = phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.NATIONAL)
     return {"number": e164, "digits": e164.lstrip("+"),
-            "national": phonenumbers.national_significant_number(parsed)}
+            "national": phonenumbers.national_significant_number(parsed),
+            "dial": "".join(c for c in dialled if c.isdigit())}
 
 
 def originate_fields(*, callback_id: int, extension: str, number: str, agent_channel: str,
                      customer_context: str, customer_exten: str, caller_id: str,
-                     ring_agent_seconds: int) -> dict[str, str]:
-    """The AMI Originate that rings the agent, then (the dialplan) the customer."""
+                     ring_agent_seconds: int, channel: str = "") -> dict[str, str]:
+    """The AMI Originate that rings the agent, then (the dialplan) the customer. `channel`:
+    the agent's own channel name (PJSIP/desk-ann), a dial string already, rung as it is
+    instead of agent_channel with `extension`."""
     return {
         "Action": "Originate",
         "ActionID": action_id(callback_id),
-        "Channel": agent_channel.format(extension=extension),
+        "Channel": channel or agent_channel.format(extension=extension),
         "Context": customer_context,
         "Exten": customer_exten.format_map(number_forms(number)),
         "Priority": "1",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 
 from ccshortlink.core.vocab import Presence
 
@@ -47,14 +48,41 @@ def presence_of_event(event: Mapping[str, str]) -> tuple[str, Presence] | None:
         return exten, _EXTENSION_STATES.get(status, Presence.BUSY if status > 0
                                             else Presence.UNKNOWN)
     if name == "QueueMemberStatus":
-        interface = event.get("StateInterface") or event.get("Interface", "")
-        status = _integer(event.get("Status", ""))
-        if not interface or status is None:
+        member = _member_of_event(event)
+        if member is None or member.state is None:
             return None
-        if event.get("Paused", "0") == "1":
-            return device_extension(interface), Presence.AWAY
-        return device_extension(interface), _MEMBER_STATES.get(status, Presence.UNKNOWN)
+        return member.extension, Presence.AWAY if member.paused else member.state
     return None
+
+
+@dataclass(frozen=True)
+class _Member:
+    """What a queue-member event tells of one member in one queue."""
+
+    extension: str
+    queue: str
+    state: Presence | None  # None: the event does not say (QueueMemberPause)
+    paused: bool | None  # None: the event does not say
+    removed: bool = False
+
+
+_MEMBER_EVENTS = ("QueueMemberStatus", "QueueMemberAdded", "QueueMemberPause",
+                  "QueueMemberRemoved")
+
+
+def _member_of_event(event: Mapping[str, str]) -> _Member | None:
+    name = event.get("Event", "")
+    if name not in _MEMBER_EVENTS:
+        return None
+    interface = event.get("StateInterface") or event.get("Interface", "")
+    if not interface:
+        return None
+    status = _integer(event.get("Status", ""))
+    paused = event.get("Paused")
+    return _Member(device_extension(interface), event.get("Queue", ""),
+                   None if status is None else _MEMBER_STATES.get(status, Presence.UNKNOWN),
+                   None if paused is None else paused.strip() == "1",
+                   removed=name == "QueueMemberRemoved")
 
 
 def combine(states: Iterable[Presence]) -> Presence:
@@ -67,30 +95,67 @@ def combine(states: Iterable[Presence]) -> Presence:
     return Presence.UNKNOWN
 
 
+@dataclass
+class _Sources:
+    """One extension as each source last told it: its device, its hint, each of its queues
+    (state, paused). Kept apart so that one source's news does not undo another's: an idle
+    phone does not unpause its agent, nor lift a DND the hint shows."""
+
+    device: Presence | None = None
+    hint: Presence | None = None
+    queues: dict[str, tuple[Presence | None, bool]] = field(default_factory=dict)
+
+    def presence(self) -> Presence:
+        states = [s for s in (self.device, self.hint) if s is not None]
+        states += [state for state, _ in self.queues.values() if state is not None]
+        if Presence.BUSY in states:
+            return Presence.BUSY  # on a call (or DND) anywhere
+        if self.queues and all(paused for _, paused in self.queues.values()):
+            return Presence.AWAY  # paused in every queue it serves: not to be rung
+        return combine(states)
+
+    def note_member(self, member: _Member) -> None:
+        if member.removed:
+            self.queues.pop(member.queue, None)
+            return
+        state, paused = self.queues.get(member.queue, (None, False))
+        self.queues[member.queue] = (member.state if member.state is not None else state,
+                                     member.paused if member.paused is not None else paused)
+
+
 class PresenceBook:
     """Each PBX's last known state of every extension its events named."""
 
     def __init__(self) -> None:
-        self._states: dict[tuple[str, str], Presence] = {}
+        self._extensions: dict[tuple[str, str], _Sources] = {}
 
     def on_event(self, pbx: str, event: Mapping[str, str]) -> Presence | None:
         """Note what `event` says; the extension's new presence, None when it says nothing."""
+        member = _member_of_event(event)
+        if member is not None:
+            sources = self._extensions.setdefault((pbx, member.extension), _Sources())
+            sources.note_member(member)
+            return sources.presence()
         told = presence_of_event(event)
         if told is None:
             return None
         extension, presence = told
-        self._states[(pbx, extension)] = presence
-        return presence
+        sources = self._extensions.setdefault((pbx, extension), _Sources())
+        if event.get("Event") == "DeviceStateChange":
+            sources.device = presence
+        else:
+            sources.hint = presence
+        return sources.presence()
 
     def forget(self, pbx: str) -> None:
         """The PBX's link went down: what we knew of it may be stale."""
-        for key in [key for key in self._states if key[0] == pbx]:
-            del self._states[key]
+        for key in [key for key in self._extensions if key[0] == pbx]:
+            del self._extensions[key]
 
     def of(self, pbx: str, extensions: Iterable[str]) -> Presence:
         """The best of the extensions' states on `pbx` (bare extensions)."""
-        return combine(self._states[(pbx, ext)] for ext in extensions
-                       if (pbx, ext) in self._states)
+        return combine(self._extensions[(pbx, ext)].presence() for ext in extensions
+                       if (pbx, ext) in self._extensions)
 
 
 def _integer(text: str) -> int | None:

@@ -64,6 +64,7 @@ class AmiPeer:
         self.filter_events = filter_events
         self.on_action = on_action  # told of every action a client sends (the demo prints it)
         self.originate_allowed = True  # Originate: queued, its call played; else refused
+        self.answer_originate = True  # False: no Response (a stalled PBX), the call still plays
         self.call_script = CallScript.ANSWERED
         self.call_frame_delay = 0.005  # s between the call's events
         self.talk_seconds = 1.0  # s from the customer's answer (BridgeEnter) to the hangup
@@ -234,10 +235,10 @@ class AmiPeer:
 
     async def _originate(self, writer: asyncio.StreamWriter, lock: asyncio.Lock,
                          action: dict[str, str]) -> None:
-        allowed = self.originate_allowed  # False: a user without write = originate
-        await self._write(writer, lock, response_frame(
-            "Success" if allowed else "Error", action.get("ActionID"),
-            Message="Originate successfully queued" if allowed else "Permission denied"))
+        if not (allowed := self.originate_allowed) or self.answer_originate:
+            await self._write(writer, lock, response_frame(
+                "Success" if allowed else "Error", action.get("ActionID"),
+                Message="Originate successfully queued" if allowed else "Permission denied"))
         if not allowed:
             return
         frames = callback_call(action, self.call_script)
@@ -249,8 +250,7 @@ class AmiPeer:
                     await self.send_event(frame)
                     if event_name(frame) == "BridgeEnter" != event_name(after):
                         await asyncio.sleep(self.talk_seconds)  # they talk
-        call = asyncio.create_task(play())
-        self._calls.add(call)
+        self._calls.add(call := asyncio.create_task(play()))
         call.add_done_callback(self._calls.discard)
 
     async def _write(self, writer: asyncio.StreamWriter, lock: asyncio.Lock, data: bytes) -> None:

@@ -41,6 +41,7 @@ def callbacks_connected(db: sqlite3.Connection, since: float) -> list[sqlite3.Ro
     if not has_table(db, "callbacks"):
         return []
     return db.execute(
-        "SELECT agent_id, SUM(CASE WHEN state IN ('connected', 'done') THEN 1 END)"
+        # The customer answered: whatever came after (done, or failed at a restart).
+        "SELECT agent_id, SUM(CASE WHEN customer_answered_at IS NOT NULL THEN 1 END)"
         " AS callbacks_connected FROM callbacks WHERE requested_at >= ? GROUP BY agent_id",
         (since,)).fetchall()

@@ -7,7 +7,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ccshortlink.core.callbacks import ACTIVE, FINAL, IN_FLIGHT, CallbackRecord, Refusal
+from ccshortlink.core.callbacks import (
+    ACTIVE,
+    FINAL,
+    IN_FLIGHT,
+    CallbackRecord,
+    Claim,
+    Refusal,
+)
 from ccshortlink.core.vocab import CallbackState
 from ccshortlink.store.base import StoreBase
 from ccshortlink.store.rows import lock_customer
@@ -92,29 +99,55 @@ class CallbackStore(StoreBase):
         return await self._read(work)
 
     async def claim_callback(self, callback_id: int, now: float, *, owner: str,
-                             lease_until: float) -> bool:
+                             lease_until: float) -> Claim:
         """Mark a waiting call-back placed, unless another daemon did, or its agent is on
-        another call-back already: one at a time per agent, each placed once."""
-        def work(db: sqlite3.Connection) -> bool:
-            row = db.execute("SELECT agent_id FROM callbacks WHERE id = ?",
-                             (callback_id,)).fetchone()
+        another call-back already: one at a time per agent, each placed once. What the
+        request judged may have changed while it waited: a link revoked or expired, a
+        number opted out → refused now, not placed."""
+        def work(db: sqlite3.Connection) -> Claim:
+            row = db.execute(
+                "SELECT c.agent_id, l.customer_number, l.revoked_at IS NULL AND l.expires_at > ?"
+                " AS live FROM callbacks c JOIN links l ON l.id = c.link_id WHERE c.id = ?"
+                " AND c.state = 'waiting'", (now, callback_id)).fetchone()
             if row is None:
-                return False
-            lock_customer(db, "agent " + row[0])  # PostgreSQL: the agent's claims in turn
+                return Claim(False)
+            lock_customer(db, row["customer_number"])  # PostgreSQL: against an opt-out now
+            refusal = Refusal("link_not_live") if not row["live"] else Refusal("opted_out") \
+                if db.execute("SELECT 1 FROM opt_outs WHERE customer_number = ?",
+                              (row["customer_number"],)).fetchone() is not None else None
+            if refusal is not None:
+                return Claim(False, refusal) if _refuse(db, callback_id, now, refusal) \
+                    else Claim(False)
+            lock_customer(db, "agent " + row["agent_id"])  # PostgreSQL: the agent's claims in turn
             claimed = db.execute(
                 "UPDATE callbacks SET state = 'calling_agent', placed_at = ?, lease_owner = ?,"
-                " lease_until = ? WHERE id = ? AND state = 'waiting' AND NOT EXISTS"
+                " lease_until = ?, opens_at = NULL WHERE id = ? AND state = 'waiting'"
+                " AND NOT EXISTS"
                 f" (SELECT 1 FROM callbacks o WHERE o.agent_id = ? AND o.state IN ({_IN_FLIGHT}))",
-                (now, owner, lease_until, callback_id, row[0])).rowcount
-            return bool(claimed)
+                (now, owner, lease_until, callback_id, row["agent_id"])).rowcount
+            return Claim(bool(claimed))
 
         return await self._write(work)
+
+    async def refuse_callback(self, callback_id: int, now: float, refusal: Refusal) -> bool:
+        """A waiting call-back that may no longer be placed (its agent's hours are over):
+        refused, with when they open again; False when it was no longer waiting."""
+        return await self._write(lambda db: _refuse(db, callback_id, now, refusal))
 
     async def unclaim_callback(self, callback_id: int) -> None:
         """Placing failed before the PBX took it (its link went down): waiting again."""
         await self._write(lambda db: db.execute(
             "UPDATE callbacks SET state = 'waiting', placed_at = NULL, lease_owner = '',"
             " lease_until = NULL WHERE id = ? AND state = 'calling_agent'", (callback_id,)))
+
+    async def requeue_callback(self, callback_id: int, now: float, *, reason: str,
+                               not_before: float, max_wait_minutes: int) -> bool:
+        """The agent's phone was busy: waiting again (placed no sooner than `not_before`)
+        while it is within max_wait_minutes of the request; False otherwise."""
+        return await self._write(lambda db: bool(db.execute(
+            "UPDATE callbacks SET state = 'waiting', reason = ?, opens_at = ?, lease_owner = '',"
+            " lease_until = NULL WHERE id = ? AND state = 'calling_agent' AND requested_at > ?",
+            (reason, not_before, callback_id, now - max_wait_minutes * 60)).rowcount))
 
     async def record_callback_step(self, callback_id: int, state: CallbackState, now: float,
                                    *, reason: str = "", talk_seconds: int | None = None) -> bool:
@@ -132,13 +165,18 @@ class CallbackStore(StoreBase):
     async def expire_callbacks(self, now: float, max_wait_minutes: int) -> list[CallbackRecord]:
         """Waiting ones that waited too long for a free agent: EXPIRED."""
         def work(db: sqlite3.Connection) -> list[CallbackRecord]:
+            # RETURNING: only the rows this transaction changed (another daemon's expiry of
+            # the same rows is not reported, logged and counted a second time).
+            expired = [int(r[0]) for r in db.execute(
+                "UPDATE callbacks SET state = 'expired', reason = 'max_wait', ended_at = ?"
+                " WHERE state = 'waiting' AND requested_at <= ? RETURNING id",
+                (now, now - max_wait_minutes * 60)).fetchall()]
+            if not expired:
+                return []
+            marks = ",".join("?" * len(expired))
             rows = db.execute(
                 f"SELECT {_COLUMNS} FROM callbacks c JOIN links l ON l.id = c.link_id"
-                " WHERE c.state = 'waiting' AND c.requested_at <= ?",
-                (now - max_wait_minutes * 60,)).fetchall()
-            db.executemany("UPDATE callbacks SET state = 'expired', reason = 'max_wait',"
-                           " ended_at = ? WHERE id = ? AND state = 'waiting'",
-                           [(now, r["id"]) for r in rows])
+                f" WHERE c.id IN ({marks}) ORDER BY c.id", tuple(expired)).fetchall()
             return [_record(r) for r in rows]
 
         return await self._write(work)
@@ -179,6 +217,13 @@ class CallbackStore(StoreBase):
             " (SELECT 1 FROM opt_outs o WHERE o.customer_number = l.customer_number)"
             " ORDER BY l.created_at DESC, l.id DESC LIMIT 1", (customer_number, now))
         return None if row is None else (str(row[0]), str(row[1]))
+
+
+def _refuse(db: sqlite3.Connection, callback_id: int, now: float, refusal: Refusal) -> bool:
+    return bool(db.execute(
+        "UPDATE callbacks SET state = 'refused', reason = ?, opens_at = ?, ended_at = ?"
+        " WHERE id = ? AND state = 'waiting'",
+        (refusal.reason, refusal.opens_at, now, callback_id)).rowcount)
 
 
 def _record(row: Any, *, created: bool = True) -> CallbackRecord:

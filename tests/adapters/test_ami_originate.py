@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from ccshortlink.ami import client as client_module
 from ccshortlink.ami.client import AmiClient
 from ccshortlink.ami.pbxs import PbxSessions
-from ccshortlink.app.ports import PbxUnavailable
+from ccshortlink.app.ports import OriginateUnconfirmed, PbxUnavailable
 from ccshortlink.core.callbacks import originate_fields
 from ccshortlink.ops.logs import get_logger
 from tests.support.amikit import Recorder, ami_config, eventually, free_port, running, serving
@@ -41,3 +42,16 @@ async def test_a_pbx_that_is_down_is_said_so() -> None:
         await sessions.originate("default", FIELDS)
     with pytest.raises(PbxUnavailable, match="no PBX named"):
         await sessions.originate("site-b", FIELDS)
+
+
+async def test_an_originate_sent_but_not_answered_is_not_said_unsent(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(client_module, "_ACTION_TIMEOUT", 0.3)
+    async with serving([]) as (peer, port):
+        peer.answer_originate = False
+        client = AmiClient(ami_config(port), Recorder(), get_logger())
+        async with running(client):
+            await eventually(lambda: client.connected)
+            with pytest.raises(OriginateUnconfirmed, match="no answer"):
+                await client.originate(FIELDS)
+            assert len(peer.actions_named("Originate")) == 1

@@ -97,7 +97,7 @@ async def test_one_call_back_in_flight_per_agent_placed_once(store: AnyStore) ->
     assert [r.id for r in queue.waiting] == [a.id, b.id, c.id] and queue.agents_in_flight == set()
     claims = await asyncio.gather(*(store.claim_callback(a.id, NOW, owner=f"d{i}",
                                                          lease_until=NOW + 60) for i in range(3)))
-    assert sorted(claims) == [False, False, True]
+    assert sorted(bool(c) for c in claims) == [False, False, True]
     assert not await store.claim_callback(b.id, NOW, owner="d0", lease_until=NOW + 60)  # same agent
     assert await store.claim_callback(c.id, NOW, owner="d0", lease_until=NOW + 60)
     assert (await store.callback_queue()).agents_in_flight == {"CS1001", "CS1002"}
@@ -134,6 +134,18 @@ async def test_expiry_and_in_flight_closed_at_a_restart(store: AnyStore) -> None
                                                                     "daemon_restart")
 
 
+async def test_two_daemons_expiring_at_once_report_each_expiry_once(
+        store: AnyStore, backend: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    for n in range(8):
+        await add_link(store, f"exp{n:05d}", agent=f"CS{n}", number=f"+86138001390{n:02d}")
+        await store.request_callback(f"exp{n:05d}", NOW, per_link_per_day=3, judge=open_hours)
+    async with await open_backend(backend, request, tmp_path / "db.sqlite") as other:
+        both = await asyncio.gather(*(s.expire_callbacks(NOW + 3600, 30)
+                                      for s in [store, other] * 3))
+    reported = [r.id for records in both for r in records]
+    assert len(reported) == 8 and len(set(reported)) == 8
+
+
 async def test_the_preferred_agent_is_the_latest_live_links(store: AnyStore) -> None:
     assert await store.preferred_agent_of(NUMBER, NOW) == ("CS1001", "site-a")
     await add_link(store, "newer111", agent="CS1002", pbx="", created=NOW - 10)
@@ -162,3 +174,57 @@ async def test_trace_and_stats_read_them_on_either_database(store: AnyStore) -> 
         assert (told.facts["reason"], told.facts["callback_id"]) == ("outside_hours", refused.id)
         figures = reports.stats(NOW - 10)
         assert figures["CS1001"].callbacks_connected == 1
+
+
+async def test_placing_rechecks_the_link_and_the_number(store: AnyStore) -> None:
+    await add_link(store, "bbbb2222", number="+8613800138001")
+    await add_link(store, "cccc3333", number="+8613800138002")
+    opted, revoked, expired = [await request(store, code, NOW + i) for i, code in
+                               enumerate(["aaaa1111", "bbbb2222", "cccc3333"])]
+    await store.set_opt_out(NUMBER, True, "sms", NOW + 10)
+    assert await store.revoke_link("bbbb2222", NOW + 10)
+    for made, reason in [(opted, "opted_out"), (revoked, "link_not_live")]:
+        claim = await store.claim_callback(made.id, NOW + 20, owner="d", lease_until=NOW + 80)
+        assert not claim and claim.refusal is not None and claim.refusal.reason == reason
+    later = NOW + 7 * 86400 + 1  # the link's last day is over
+    claim = await store.claim_callback(expired.id, later, owner="d", lease_until=later + 60)
+    assert not claim and claim.refusal is not None and claim.refusal.reason == "link_not_live"
+    for code, reason in [("aaaa1111", "opted_out"), ("bbbb2222", "link_not_live"),
+                         ("cccc3333", "link_not_live")]:
+        ended = await store.latest_callback(code)
+        assert ended is not None and (ended.state, ended.reason) == (CallbackState.REFUSED,
+                                                                     reason)
+    assert (await store.callback_queue()).waiting == []
+    await add_link(store, "dddd4444", number="+8613800138003")
+    closed = await request(store, "dddd4444", NOW + 30)
+    assert await store.refuse_callback(closed.id, NOW + 40, Refusal("outside_hours", NOW + 900))
+    assert not await store.refuse_callback(closed.id, NOW + 41, Refusal("outside_hours"))
+    ended = await store.latest_callback("dddd4444")
+    assert ended is not None and (ended.state, ended.reason, ended.opens_at) == (
+        CallbackState.REFUSED, "outside_hours", NOW + 900)
+
+
+async def test_a_busy_agent_puts_it_back_only_within_the_wait(store: AnyStore) -> None:
+    made = await request(store, "aaaa1111")
+    assert await store.claim_callback(made.id, NOW + 5, owner="d", lease_until=NOW + 65)
+    assert await store.requeue_callback(made.id, NOW + 10, reason="busy", not_before=NOW + 40,
+                                        max_wait_minutes=30)
+    [waiting] = (await store.callback_queue()).waiting
+    assert (waiting.state, waiting.reason, waiting.opens_at) == (CallbackState.WAITING, "busy",
+                                                                 NOW + 40)
+    assert (await store.callback_queue()).agents_in_flight == set()
+    assert await store.claim_callback(made.id, NOW + 40, owner="d", lease_until=NOW + 100)
+    assert not await store.requeue_callback(made.id, NOW + 30 * 60, reason="busy",
+                                            not_before=NOW + 31 * 60, max_wait_minutes=30)
+    assert (await store.latest_callback("aaaa1111")).state == CallbackState.CALLING_AGENT  # type: ignore[union-attr]
+
+
+async def test_called_back_counts_the_customer_answering_however_it_ended(
+        store: AnyStore) -> None:
+    made = await request(store, "aaaa1111")
+    assert await store.claim_callback(made.id, NOW + 2, owner="d", lease_until=NOW + 60)
+    for at, state in [(3, CallbackState.CALLING_CUSTOMER), (4, CallbackState.CONNECTED)]:
+        await store.record_callback_step(made.id, state, NOW + at)
+    assert await store.close_abandoned_callbacks(NOW + 120, starting=True) == [made.id]
+    with reports_for(store) as reports:  # the customer did answer before the restart
+        assert reports.stats(NOW - 10)["CS1001"].callbacks_connected == 1

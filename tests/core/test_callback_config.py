@@ -37,6 +37,12 @@ def test_every_callback_problem_is_listed(tmp_path: Path) -> None:
     assert "[callback] lookup_without_token must be bool, got 'no'" in problems
 
 
+def test_the_national_dialling_form_is_accepted(tmp_path: Path) -> None:
+    config = load_config(write_config(tmp_path, callback={"enabled": True,
+                                                          "customer_exten": "9{dial}"}))
+    assert config.callback.customer_exten == "9{dial}"
+
+
 def test_an_agents_own_hours(tmp_path: Path) -> None:
     agents = parse_agents('agents:\n  - id: CS1\n    extensions: ["1001"]\n    name: A\n'
                           '    phone: "1"\n    hours: "Sat-Sun 10:00-16:00"\n',

@@ -117,6 +117,37 @@ def test_an_agent_is_the_best_of_its_devices_per_pbx() -> None:
     assert book.of("a", ["1001"]) == Presence.UNKNOWN
 
 
+def test_a_paused_queue_member_stays_away_until_unpaused_whatever_the_phone_says() -> None:
+    book = PresenceBook()
+    book.on_event("a", frame(MEMBER.format(1, 1)))  # paused in "support", the phone idle
+    assert book.of("a", ["1001"]) == Presence.AWAY
+    book.on_event("a", frame(DEVICE.format("NOT_INUSE")))
+    book.on_event("a", frame(EXTENSION.format(0, "Idle")))
+    assert book.of("a", ["1001"]) == Presence.AWAY  # still paused: not to be rung
+    sales = frame(MEMBER.format(1, 0)) | {"Queue": "sales"}
+    book.on_event("a", sales)
+    assert book.of("a", ["1001"]) == Presence.FREE  # takes calls from "sales"
+    book.on_event("a", sales | {"Event": "QueueMemberPause", "Paused": "1"})
+    assert book.of("a", ["1001"]) == Presence.AWAY
+    book.on_event("a", frame(MEMBER.format(1, 0)))  # unpaused in "support"
+    book.on_event("a", sales | {"Event": "QueueMemberRemoved"})
+    assert book.of("a", ["1001"]) == Presence.FREE
+    book.on_event("a", frame(DEVICE.format("INUSE")))  # busy anywhere is busy
+    assert book.of("a", ["1001"]) == Presence.BUSY
+    book.on_event("a", frame(MEMBER.format(1, 1)))
+    assert book.of("a", ["1001"]) == Presence.BUSY
+
+
+def test_dnd_through_the_hint_is_busy_though_the_phone_is_idle() -> None:
+    book = PresenceBook()
+    book.on_event("a", frame(DEVICE.format("NOT_INUSE")))
+    book.on_event("a", frame(EXTENSION.format(2, "Busy")))  # Custom:DND1001 is BUSY
+    book.on_event("a", frame(DEVICE.format("NOT_INUSE")))  # the phone itself stays idle
+    assert book.of("a", ["1001"]) == Presence.BUSY
+    book.on_event("a", frame(EXTENSION.format(0, "Idle")))
+    assert book.of("a", ["1001"]) == Presence.FREE
+
+
 def test_placing_waits_for_a_free_or_unknown_agent_and_an_up_pbx() -> None:
     assert may_place(Presence.FREE, True) and may_place(Presence.UNKNOWN, True)
     assert not may_place(Presence.BUSY, True) and not may_place(Presence.AWAY, True)
@@ -140,6 +171,23 @@ def test_originate_fields() -> None:
                               customer_exten="00{digits}", caller_id="", ring_agent_seconds=5)
     assert digits["Exten"] == "008613800138000" and digits["Channel"] == "SIP/1001"
     assert callback_of_action("ccs-cb-12") == 12 and callback_of_action("orig-1") is None
+
+
+@pytest.mark.parametrize(("number", "national", "dial"), [
+    ("+447911123456", "7911123456", "07911123456"),  # UK mobile: trunk prefix 0
+    ("+4915112345678", "15112345678", "015112345678"),
+    ("+390612345678", "0612345678", "0612345678"),  # Italian landline: its 0 is no prefix
+    ("+8613800138000", "13800138000", "13800138000"),  # CN mobile: dialled without 0
+    ("+861012345678", "1012345678", "01012345678"),  # Beijing landline: 010
+    ("+12125551234", "2125551234", "2125551234"),
+])
+def test_dial_is_the_number_as_dialled_within_its_country(number: str, national: str,
+                                                          dial: str) -> None:
+    fields = originate_fields(callback_id=1, extension="1001", number=number,
+                              agent_channel="PJSIP/{extension}", customer_context="c",
+                              customer_exten="{national}/{dial}", caller_id="",
+                              ring_agent_seconds=30)
+    assert fields["Exten"] == f"{national}/{dial}"
 
 
 def answered(calls: CallbackCalls, cid: int, uid: str = "1795.1") -> None:
