@@ -76,10 +76,12 @@ class PgBase(StoreBase):
                 if attempt == RETRIES - 1:
                     raise
                 if not _run_again(exc, db):
-                    if db is None or not db.again_strict:
+                    if db is None or strict:
                         raise
-                    # An error in a batch, rolled back whole: run it again item by item,
-                    # so that the error is the failing item's alone (PgConnection.settle).
+                    # An SQL error met in pipeline mode may answer any statement sent before
+                    # (a batch item's, surfacing at the next item's SAVEPOINT or RELEASE, or at
+                    # a fetch): the transaction was rolled back whole, so run it again strict,
+                    # each item waited for, and the error is raised where it belongs.
                     strict = True
         raise AssertionError("unreachable")
 

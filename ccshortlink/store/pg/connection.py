@@ -83,7 +83,6 @@ class PgConnection:
         self.conn = conn
         self.pipeline = pipeline
         self.strict = strict
-        self.again_strict = False  # an item met an SQL error that may be another item's
         self.committing = False  # COMMIT sent: a lost connection leaves the outcome unknown
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor[Any]:
@@ -101,10 +100,7 @@ class PgConnection:
         """Whether an error met in an item of a batch is that item's own. Not so for an SQL
         error unless strict: it may answer an earlier item's statement (then the batch is
         rolled back and run again, strict)."""
-        if self.strict or not isinstance(exc, psycopg.Error):
-            return True
-        self.again_strict = True
-        return False
+        return self.strict or not isinstance(exc, psycopg.Error)
 
     def executemany(self, sql: str, params: Iterable[Sequence[Any]]) -> psycopg.Cursor[Any]:
         cursor = self.conn.cursor()
