@@ -23,6 +23,7 @@ from ccshortlink.store.rows import (
     cancel_unsent_to_opted_out,
     claim_call,
     insert_decision,
+    lock_customer,
     lock_customers,
     queue_sms,
 )
@@ -80,6 +81,9 @@ class LinkStore(StoreBase):
                           now: float) -> bool:
         """Returns True when the list changed."""
         def work(db: sqlite3.Connection) -> bool:
+            # As a decision does: a card being decided for this number on another connection
+            # commits first, so the cancelling below sees its SMS.
+            lock_customer(db, customer_number)
             if opted_out:
                 cursor = db.execute(
                     "INSERT INTO opt_outs (customer_number, source, at) VALUES (?, ?, ?)"
