@@ -15,6 +15,7 @@ pytest_plugins = [
     "tests.support.smppkit",  # connect: an SmppClient on a given port, closed after the test
     "tests.support.outboxkit",  # env: config, store, cards and clock on a real SQLite file
     "tests.support.livekit",  # live: a real Asterisk, SIPp phones, the SMSC and the daemon
+    "tests.support.chromium",  # browser: a headless Chromium, closed after the test
 ]
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -13,24 +12,20 @@ import aiohttp
 import pytest
 import structlog
 from aiohttp import web
-from playwright.async_api import Browser, Page, async_playwright
+from playwright.async_api import Browser, Page
 
 from ccshortlink.core.vocab import CallbackState, Presence
 from ccshortlink.store import Store
 from ccshortlink.web.context import DEPS
 from tests.support.cardkit import Clock, Site, build_site, issue, write_agents
+from tests.support.chromium import require_chromium
 from tests.support.fakedesk import FakeDesk
 from tests.support.pgkit import peek_db
 
-CHROMIUM = Path("/usr/bin/chromium")
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output"
 CODE = "Kd7mPq2xZ9"
 
-if not CHROMIUM.exists():
-    if os.environ.get("CI"):
-        pytest.fail(f"{CHROMIUM} is missing; CI must install it (scripts/install-system-deps)",
-                    pytrace=False)
-    pytest.skip(f"{CHROMIUM} is not installed", allow_module_level=True)
+require_chromium()
 
 
 @dataclass
@@ -69,19 +64,6 @@ async def serving(tmp_path: Path, *, with_callbacks: bool = False) -> AsyncItera
 async def served(tmp_path: Path) -> AsyncIterator[Served]:
     async with serving(tmp_path) as started:
         yield started
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"])
-        try:
-            yield launched
-        finally:
-            await launched.close()
 
 
 def visits(site: Site, kind: str) -> int:

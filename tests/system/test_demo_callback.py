@@ -4,7 +4,6 @@ SMS sink, and a real Chromium tapping "call me back" on the card the SMS links t
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 import signal
 import sys
@@ -12,16 +11,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, async_playwright
+from playwright.async_api import Browser
 
-CHROMIUM = Path("/usr/bin/chromium")
+from tests.support.chromium import require_chromium
+
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output"
 
-if not CHROMIUM.exists():
-    if os.environ.get("CI"):
-        pytest.fail(f"{CHROMIUM} is missing; CI must install it (scripts/install-system-deps)",
-                    pytrace=False)
-    pytest.skip(f"{CHROMIUM} is not installed", allow_module_level=True)
+require_chromium()
 
 
 class Demo:
@@ -65,19 +61,6 @@ async def demo() -> AsyncIterator[Demo]:
         if process.returncode is None:
             process.kill()
             await process.wait()
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        launched = await playwright.chromium.launch(
-            executable_path=str(CHROMIUM),
-            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                  "--disable-component-update", "--disable-sync", "--no-first-run"])
-        try:
-            yield launched
-        finally:
-            await launched.close()
 
 
 async def test_tap_call_me_back_on_the_demos_card(demo: Demo, browser: Browser) -> None:
