@@ -17,7 +17,7 @@ from playwright.async_api import Browser, Page
 from ccshortlink.core.vocab import CallbackState, Presence
 from ccshortlink.store import Store
 from ccshortlink.web.context import DEPS
-from tests.support.cardkit import Clock, Site, build_site, issue, write_agents
+from tests.support.cardkit import Site, build_desk_site, build_site, issue, write_agents
 from tests.support.chromium import require_chromium
 from tests.support.fakedesk import FakeDesk
 from tests.support.pgkit import peek_db
@@ -38,15 +38,10 @@ class Served:
 @asynccontextmanager
 async def serving(tmp_path: Path, *, with_callbacks: bool = False) -> AsyncIterator[Served]:
     """The card site on a real loopback port; `with_callbacks`: [callback] on, a fake desk."""
-    desks: list[FakeDesk] = []
-
-    def desk(clock: Clock) -> FakeDesk:
-        desks.append(FakeDesk(clock=clock))
-        return desks[-1]
-
     async with await Store.open(tmp_path / "ccshortlink.db") as store:
-        site = build_site(store, write_agents(tmp_path),
-                          callbacks=desk if with_callbacks else None)
+        agents = write_agents(tmp_path)
+        site, desk = (build_desk_site(store, agents) if with_callbacks
+                      else (build_site(store, agents), None))
         await issue(site.store, site.clock, CODE)
         runner = web.AppRunner(site.app)
         await runner.setup()
@@ -55,7 +50,7 @@ async def serving(tmp_path: Path, *, with_callbacks: bool = False) -> AsyncItera
         try:
             port = runner.addresses[0][1]
             yield Served(site=site, base=f"http://127.0.0.1:{port}",
-                         desk=desks[0] if desks else None)
+                         desk=desk)
         finally:
             await runner.cleanup()
 

@@ -18,9 +18,8 @@ from ccshortlink.web.context import DEPS
 from tests.support.cardkit import (
     CODE,
     CUSTOMER,
-    Clock,
     Site,
-    build_site,
+    build_desk_site,
     issue,
     trust,
     write_agents,
@@ -42,16 +41,9 @@ class Served:
 
 @pytest.fixture
 async def served(tmp_path: Path) -> AsyncIterator[Served]:
-    desks: list[FakeDesk] = []
-
-    def make(clock: Clock) -> FakeDesk:
-        desks.append(FakeDesk(clock=clock))
-        return desks[-1]
-
     async with await Store.open(tmp_path / "ccshortlink.db") as store:
-        site = build_site(store, write_agents(tmp_path), callbacks=make)
+        site, desk = build_desk_site(store, write_agents(tmp_path))
         await issue(site.store, site.clock, CODE)
-        desk = desks[0]
         # What the real desk answers: the agent of the latest live link; an opted-out number
         # has none (the fake does not decide this, it only says what the web layer passes on).
         desk.preferred[CUSTOMER] = PreferredAgent(extension="1001", agent_id="CS1001",

@@ -20,9 +20,8 @@ from tests.support.cardkit import (
     IPHONE,
     OWN_PAGE,
     Client,
-    Clock,
     Site,
-    build_site,
+    build_desk_site,
     issue,
     page,
     visits,
@@ -37,16 +36,10 @@ EN = {"Accept-Language": "en"}
 
 @pytest.fixture
 async def desk_site(tmp_path: Path) -> AsyncIterator[tuple[Site, FakeDesk]]:
-    desks: list[FakeDesk] = []
-
-    def make(clock: Clock) -> FakeDesk:
-        desks.append(FakeDesk(clock=clock))
-        return desks[-1]
-
     async with await Store.open(tmp_path / "ccshortlink.db") as store:
-        site = build_site(store, write_agents(tmp_path), callbacks=make)
+        site, desk = build_desk_site(store, write_agents(tmp_path))
         await issue(site.store, site.clock, CODE)
-        yield site, desks[0]
+        yield site, desk
 
 
 @pytest.fixture

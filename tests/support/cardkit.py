@@ -24,6 +24,7 @@ from ccshortlink.ops.metrics import Metrics
 from ccshortlink.store.choose import AnyStore as Store
 from ccshortlink.web.app import make_app
 from ccshortlink.web.context import DEPS
+from tests.support.fakedesk import FakeDesk
 from tests.support.pgkit import open_backend, peek_db
 
 CUSTOMER = "+8613800138000"
@@ -178,6 +179,17 @@ def build_site(store: Store, agents_file: Path, *, api_token: str = "s3cret-toke
                    callbacks=callbacks(clock) if callbacks is not None else None)
     return Site(app=app, store=store, clock=clock, metrics=metrics, directory=directory,
                 states=states, send_card=send_card)
+
+
+def build_desk_site(store: Store, agents_file: Path, **options: Any) -> tuple[Site, FakeDesk]:
+    """The site with [callback] on, its desk a recording fake on the site's clock."""
+    desks: list[FakeDesk] = []
+
+    def make(clock: Clock) -> FakeDesk:
+        desks.append(FakeDesk(clock=clock))
+        return desks[-1]
+
+    return build_site(store, agents_file, callbacks=make, **options), desks[0]
 
 
 # --- fixtures shared by the in-process web tests ------------------------------------------
