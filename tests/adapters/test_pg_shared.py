@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from ccshortlink.app.sending import CardService
@@ -102,3 +103,20 @@ async def test_an_item_the_server_refuses_fails_alone_in_its_batch(two) -> None:
                                   " ORDER BY id")
     assert [e[0].split()[1] for e in events] == ["ACCEPTD", "DELIVRD"]
     assert await stores[1].sms_status_counts() == {"delivered": 1}
+
+
+async def test_an_opt_out_waits_for_a_decision_on_that_number(two, pg_url: str) -> None:  # type: ignore[no-untyped-def]
+    """A card decided on another connection holds the number's lock till it commits: the
+    opt-out waits for it, so it sees that card's SMS and cancels it (no card to a number that
+    has just said STOP)."""
+    _, stores, _, _ = two
+    number = NUMBERS[0]
+    with psycopg.connect(pg_url, autocommit=True) as deciding:
+        deciding.execute("BEGIN")
+        # What store.rows.lock_customer takes in a decision's transaction.
+        deciding.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 7))", (number,))
+        opting_out = asyncio.ensure_future(stores[1].set_opt_out(number, True, "sms", 1.0))
+        await asyncio.sleep(1.0)
+        assert not opting_out.done(), "the opt-out did not wait for the decision in flight"
+        deciding.execute("COMMIT")
+        assert await asyncio.wait_for(opting_out, 10) is True
