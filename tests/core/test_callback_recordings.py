@@ -17,6 +17,7 @@ from ccshortlink.core.policy import PolicyConfig
 from ccshortlink.core.presence import PresenceBook
 from ccshortlink.core.vocab import CallbackState, Presence
 from tests.support.configfile import ROOT
+from tests.support.quiet import Counts, Quiet
 from tests.support.transcripts import events_of
 
 
@@ -57,21 +58,6 @@ def test_presence_follows_the_agents_calls_and_phone() -> None:
     # a direct call, a queue call, the phone unreachable, back
     assert seen == [Presence.UNKNOWN, Presence.BUSY, Presence.FREE, Presence.BUSY,
                     Presence.FREE, Presence.AWAY, Presence.FREE]
-
-
-class Quiet:
-    def bind(self, **fields: object) -> Quiet:
-        return self
-
-    def debug(self, *args: object, **fields: object) -> None: ...
-    def info(self, *args: object, **fields: object) -> None: ...
-    def warning(self, *args: object, **fields: object) -> None: ...
-    def error(self, *args: object, **fields: object) -> None: ...
-
-
-class Counts:
-    def inc(self, amount: float = 1) -> None: ...
-    def set(self, value: float) -> None: ...
 
 
 def dispatcher(flows: PbxFlows) -> CallbackDispatcher:

@@ -16,6 +16,7 @@ from ccshortlink.config.settings import ConfigError, load_config
 from ccshortlink.core.calls import CallClosed, CallEnded, Outcome, SendRequested
 from ccshortlink.core.policy import PolicyConfig
 from tests.support.configfile import write_config
+from tests.support.quiet import Counts, Quiet
 from tests.support.transcripts import events_of
 
 PBX_A = {"name": "site-a", "host": "10.0.0.1", "port": 5038, "username": "ccshortlink",
@@ -196,24 +197,6 @@ def test_a_pbx_name_no_ami_table_has_is_refused(tmp_path: Path) -> None:
 
 
 # --- one tracker per PBX --------------------------------------------------------------------
-
-class Counts:
-    def __init__(self) -> None:
-        self.value = 0.0
-
-    def inc(self, amount: float = 1) -> None:
-        self.value += amount
-
-
-class Quiet:
-    def bind(self, **fields: object) -> Quiet:
-        return self
-
-    def debug(self, *args: object, **fields: object) -> None: ...
-    def info(self, *args: object, **fields: object) -> None: ...
-    def warning(self, *args: object, **fields: object) -> None: ...
-    def error(self, *args: object, **fields: object) -> None: ...
-
 
 def flows(tmp_path: Path) -> PbxFlows:
     agents = parse_agents(AGENTS, tmp_path / "agents.yaml")

@@ -6,25 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.configfile import write_config
+from tests.support.configfile import TWO_SITE_AGENTS, write_config
 from tests.support.daemon import RunningDaemon
 from tests.support.livekit import LiveDesk, secret_of_shipped_user
 from tests.support.pbx import Asterisk, find_install
 
 pytestmark = pytest.mark.live
 
-AGENTS = """\
-agents:
-  - id: CSA1001
-    extensions: ["site-a:1001"]
-    name: Ann Site-A
-    phone: "+862088880001"
-  - id: CSB1001
-    extensions:
-      - {pbx: site-b, extension: "1001"}
-    name: Bob Site-B
-    phone: "+862088880002"
-"""
 
 
 def ami_table(name: str, pbx: Asterisk) -> dict[str, object]:
@@ -45,7 +33,7 @@ async def test_a_call_on_each_pbx_gives_one_card_naming_that_pbxs_agent(
         live.config = write_config(tmp_path, ami=[ami_table("site-a", live.pbx),
                                                   ami_table("site-b", site_b.pbx)],
                                    smpp={"port": live.smsc.port})
-        (tmp_path / "agents.yaml").write_text(AGENTS, encoding="utf-8")
+        (tmp_path / "agents.yaml").write_text(TWO_SITE_AGENTS, encoding="utf-8")
         live.daemon = daemon = await RunningDaemon.start(live.config, wrap=live.net.command)
         await daemon.wait_event("daemon_ready", timeout=30)
         await daemon.wait_for(lambda: {e.get("pbx") for e in daemon.named("ami_connected")}

@@ -6,6 +6,20 @@ import shutil
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent.parent  # the repository: etc/, README.md, pyproject
+# Two PBXs, each with its own 1001: the agent is told apart by the PBX the call came from
+# (one extension qualified as "site-a:1001", the other written the long way).
+TWO_SITE_AGENTS = """\
+agents:
+  - id: CSA1001
+    extensions: ["site-a:1001"]
+    name: Ann Site-A
+    phone: "+862088880001"
+  - id: CSB1001
+    extensions:
+      - {pbx: site-b, extension: "1001"}
+    name: Bob Site-B
+    phone: "+862088880002"
+"""
 
 
 def write_config(folder: Path, **sections: dict[str, object] | list[dict[str, object]]) -> Path:

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
 
+import aiohttp
+
 SHIPPED = Path(__file__).resolve().parents[2] / "etc" / "asterisk" / "extensions-ccshortlink.conf"
 
 
@@ -82,6 +84,17 @@ def calls_in(text: str, function: str) -> list[str]:
 
 # func_curl: the URL and the headers CURLOPT(httpheader) added; the body whatever the status.
 Curl = Callable[[str, dict[str, str]], Awaitable[str]]
+
+
+def curl_to(port: int) -> Curl:
+    """CURL() asking a daemon on `port` instead of the snippet's 127.0.0.1:8080 (the one
+    edit its comments ask for): the body as it comes."""
+    async def curl(url: str, headers: dict[str, str]) -> str:
+        async with aiohttp.ClientSession() as http, http.get(
+                url.replace("127.0.0.1:8080", f"127.0.0.1:{port}"), headers=headers) as answer:
+            return await answer.text()
+
+    return curl
 
 
 @dataclass

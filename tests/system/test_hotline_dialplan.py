@@ -17,7 +17,7 @@ from tests.support.daemon import (
     ccshortlink,
     start_peers,
 )
-from tests.support.dialplan import SHIPPED, Call, read_contexts
+from tests.support.dialplan import SHIPPED, Call, curl_to, read_contexts
 from tests.support.smsc_peer import SmscFactory
 
 CUSTOMER = "+8613800138000"
@@ -48,11 +48,7 @@ async def test_returning_callers_reach_their_agent_through_the_shipped_dialplan(
     daemon = await RunningDaemon.start(config)
     contexts = read_contexts(SHIPPED.read_text(encoding="utf-8"))
 
-    async def curl(url: str, headers: dict[str, str]) -> str:
-        async with aiohttp.ClientSession() as http, http.get(
-                url.replace("127.0.0.1:8080", f"127.0.0.1:{port}"), headers=headers) as answer:
-            return await answer.text()
-
+    curl = curl_to(port)
     async def caller(number: str, context: str = "ccshortlink-hotline") -> list[str]:
         call = Call({"CALLERID(num)": number}, curl)
         await call.run(contexts, context)
@@ -109,11 +105,7 @@ async def test_with_lookup_without_token_false_the_dialplan_sends_the_token(
     daemon = await RunningDaemon.start(config)
     contexts = read_contexts(SHIPPED.read_text(encoding="utf-8"))
 
-    async def curl(url: str, headers: dict[str, str]) -> str:
-        async with aiohttp.ClientSession() as http, http.get(
-                url.replace("127.0.0.1:8080", f"127.0.0.1:{port}"), headers=headers) as answer:
-            return await answer.text()
-
+    curl = curl_to(port)
     async def caller(**variables: str) -> list[str]:
         call = Call({"CALLERID(num)": CUSTOMER, **variables}, curl)
         await call.run(contexts, "ccshortlink-hotline")

@@ -12,6 +12,7 @@ from pathlib import Path
 import aiohttp
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support.configfile import TWO_SITE_AGENTS
 from tests.support.daemon import (
     RunningDaemon,
     answered_call,
@@ -24,18 +25,6 @@ from tests.support.smsc_peer import SmscFactory
 CUSTOMER_A = "+8613800138001"  # called site-a
 CUSTOMER_B = "+8613800138002"  # called site-b
 CUSTOMER_B2 = "+8613800138003"  # called site-b after the reload
-AGENTS = """\
-agents:
-  - id: CSA1001
-    extensions: ["site-a:1001"]
-    name: Ann Site-A
-    phone: "+862088880001"
-  - id: CSB1001
-    extensions:
-      - {pbx: site-b, extension: "1001"}
-    name: Bob Site-B
-    phone: "+862088880002"
-"""
 
 
 async def healthz(port: int) -> tuple[int, dict[str, object]]:
@@ -79,7 +68,7 @@ async def test_two_pbxs_the_same_extension_two_agents_and_one_down_alone(
          "username": "ccshortlink", "secret": "s3cret", "reconnect_max": 0.3},
         {"name": "site-b", "host": "127.0.0.1", "port": site_b_port,
          "username": "ccshortlink", "secret": "s3cret", "reconnect_max": 0.3}])
-    (tmp_path / "agents.yaml").write_text(AGENTS, encoding="utf-8")
+    (tmp_path / "agents.yaml").write_text(TWO_SITE_AGENTS, encoding="utf-8")
     daemon = await RunningDaemon.start(config)
     try:
         port = (await daemon.wait_event("web_listening"))["port"]
@@ -105,12 +94,12 @@ async def test_two_pbxs_the_same_extension_two_agents_and_one_down_alone(
         assert await ami_gauges(port) == {"site-a": 1, "site-b": 1}
 
         # SIGHUP: an agents file naming a PBX no [[ami]] table has is refused, the old kept...
-        (tmp_path / "agents.yaml").write_text(AGENTS.replace("site-b", "site-c"))
+        (tmp_path / "agents.yaml").write_text(TWO_SITE_AGENTS.replace("site-b", "site-c"))
         daemon.send_signal(signal.SIGHUP)
         failed = await daemon.wait_event("reload_failed")
         assert any("site-c" in problem for problem in failed["problems"])
         # ...and a good one is taken: site-b's next call names its new agent.
-        (tmp_path / "agents.yaml").write_text(AGENTS.replace("Bob Site-B", "Bea Site-B"))
+        (tmp_path / "agents.yaml").write_text(TWO_SITE_AGENTS.replace("Bob Site-B", "Bea Site-B"))
         daemon.send_signal(signal.SIGHUP)
         await daemon.wait_event("reload_done")
         site_b.frames.extend(answered_call(1, CUSTOMER_B2))
