@@ -12,8 +12,6 @@ from typing import Any
 
 from ccshortlink.ami.client import AmiAuthError, AmiClient, AmiEvent, pbx_clients
 from ccshortlink.ami.pbxs import PbxSessions
-from ccshortlink.app.callbackdispatch import CallbackDispatcher
-from ccshortlink.app.callbacks import Callbacks
 from ccshortlink.app.dbwatch import DbWatch
 from ccshortlink.app.decider import STOP_GRACE, Decider
 from ccshortlink.app.housekeeping import Housekeeping
@@ -29,7 +27,7 @@ from ccshortlink.config.sms import card_templates
 from ccshortlink.config.smstexts import reply_texts
 from ccshortlink.core.agents import AgentDirectory
 from ccshortlink.core.vocab import SmsStatus, Trigger
-from ccshortlink.daemon.site import build_callbacks, health, start_web
+from ccshortlink.daemon.site import CallbackParts, build_callbacks, health, start_web
 from ccshortlink.ops.logs import Logger
 from ccshortlink.ops.metrics import Metrics
 from ccshortlink.ops.notify import SystemdNotifier
@@ -61,7 +59,7 @@ class Parts:
     housekeeping: Housekeeping
     db_watch: DbWatch
     reloader: Reloader
-    callbacks: tuple[Callbacks, CallbackDispatcher] | None = None  # [callback] on
+    callbacks: CallbackParts | None = None  # [callback] on
 
 
 class Daemon:
@@ -128,7 +126,7 @@ class Daemon:
         try:
             self._parts = self._build(store, smpp, agents)
             callbacks = self._parts.callbacks
-            runner = await start_web(self, store, callbacks[0] if callbacks else None)
+            runner = await start_web(self, store, callbacks.desk if callbacks else None)
             try:
                 await self._serve(self._parts)
             finally:
@@ -199,7 +197,7 @@ class Daemon:
                 tasks.create_task(parts.db_watch.run(self.stop), name="db-watch")
                 tasks.create_task(self._announce_ready(parts), name="ready")
                 if parts.callbacks is not None:
-                    tasks.create_task(parts.callbacks[1].run(self.stop), name="callbacks")
+                    tasks.create_task(parts.callbacks.dispatcher.run(self.stop), name="callbacks")
                 # Every task watches `stop` and winds down by itself, each within the budget.
         except* AmiAuthError as group:
             raise StartupError(f"AMI login refused: {group.exceptions[0]}") from None
@@ -256,7 +254,7 @@ class Daemon:
         """Runs on the loop for every AMI event, in order: must stay fast and never block."""
         session = event.session if isinstance(event, AmiEvent) else None
         if self.parts.callbacks is not None:  # first: it marks a call-back's own call
-            self.parts.callbacks[1].on_event(pbx, event)
+            self.parts.callbacks.dispatcher.on_event(pbx, event)
         self.parts.calls.on_event(pbx, event, session)
 
     def _on_ami_state(self, pbx: str, up: bool) -> None:
@@ -265,7 +263,7 @@ class Daemon:
         live.ami_up = any(live.pbx_up.values())
         self.metrics.ami_connected.labels(pbx=pbx).set(1 if up else 0)
         if self.parts.callbacks is not None:
-            self.parts.callbacks[1].on_pbx_state(pbx, up)
+            self.parts.callbacks.dispatcher.on_pbx_state(pbx, up)
 
     # A reply may come with the bind, before the parts exist: looked up as the loop runs it.
     async def _on_receipt(self, receipt: DeliveryReceipt) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
@@ -53,9 +54,16 @@ def health(pbxs: tuple[str, ...], parts: Parts) -> dict[str, Any]:
     return states
 
 
+@dataclass(frozen=True)
+class CallbackParts:
+    """[callback] on: what the card and the lookup ask, and the task that places call-backs."""
+
+    desk: Callbacks
+    dispatcher: CallbackDispatcher
+
+
 def build_callbacks(daemon: Daemon, store: AnyStore, sessions: PbxSessions,
-                    mark_callback: Callable[[str, str], None]
-                    ) -> tuple[Callbacks, CallbackDispatcher] | None:
+                    mark_callback: Callable[[str, str], None]) -> CallbackParts | None:
     """The call-back desk and its dispatcher when [callback] is on, else None."""
     config = daemon.config
     if not config.callback.enabled:
@@ -69,4 +77,4 @@ def build_callbacks(daemon: Daemon, store: AnyStore, sessions: PbxSessions,
         deps, sessions, waiting=daemon.metrics.callbacks_waiting, mark_callback=mark_callback,
         owner=f"{socket.gethostname()}:{os.getpid()}:{id(daemon):x}",
         hotline=config.web.hotline)
-    return Callbacks(deps), dispatcher
+    return CallbackParts(Callbacks(deps), dispatcher)

@@ -53,7 +53,7 @@ async def daemon_with(tmp_path: Path, smsc: Smsc, peer: AmiPeer, clock: Callable
 
 def desk(daemon: Daemon) -> Callbacks:
     assert daemon.parts.callbacks is not None
-    return daemon.parts.callbacks[0]
+    return daemon.parts.callbacks.desk
 
 
 def code_of(tmp_path: Path, number: str) -> str:
