@@ -5,8 +5,9 @@ from __future__ import annotations
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from typing import Any
 
-from ccshortlink.core.policy import SendFacts
+from ccshortlink.core.policy import Decision, SendFacts
 from ccshortlink.core.records import (
     CardRequest,
     CardResult,
@@ -63,12 +64,7 @@ class LinkStore(StoreBase):
         cap); one savepoint each, so a request that fails (a template error, say) is rolled
         back and reported alone while the others are kept.
         """
-        def work(db: sqlite3.Connection) -> list[CardResult | Exception]:
-            lock_customers(db, [r.record.customer_number for r in requests])
-            return each_in_savepoint(
-                db, lambda db, request: _decide_card(db, request, now, new_code), requests)
-
-        return await self._write(work)
+        return await self._write(lambda db: decide_batch(db, requests, now, new_code))
 
     async def revoke_link(self, code: str, now: float) -> bool:
         return await self._write(lambda db: db.execute(
@@ -125,11 +121,12 @@ class PairLink:
 
 def _send_facts(db: sqlite3.Connection, agent_id: str, customer_number: str, pair_since: float,
                 day_start: float) -> SendFacts:
-    return _facts(db, agent_id, customer_number, pair_since, day_start)[0]
+    sql, params = facts_query(agent_id, customer_number, pair_since, day_start)
+    return read_facts(db.execute(sql, params).fetchone())[0]
 
 
-def _facts(db: sqlite3.Connection, agent_id: str, customer_number: str, pair_since: float,
-           day_start: float, live_at: float | None = None) -> tuple[SendFacts, PairLink | None]:
+def facts_query(agent_id: str, customer_number: str, pair_since: float, day_start: float,
+                live_at: float | None = None) -> tuple[str, tuple[object, ...]]:
     """The policy's facts, and with `live_at` the pair's live link then, in one statement:
     on PostgreSQL each statement the decision waits for is a round trip."""
     sql = f"SELECT {_FACTS}"
@@ -138,35 +135,59 @@ def _facts(db: sqlite3.Connection, agent_id: str, customer_number: str, pair_sin
     if live_at is not None:
         sql += f", (SELECT id {_PAIR_LINK}), (SELECT code {_PAIR_LINK})"
         params += (agent_id, customer_number, live_at) * 2
-    row = db.execute(sql, params).fetchone()
+    return sql, params
+
+
+def read_facts(row: Sequence[Any]) -> tuple[SendFacts, PairLink | None]:
+    """facts_query's answer (its columns may follow others': pass the row from there)."""
     facts = SendFacts(opted_out=row[0] is not None, last_pair_sms_at=row[1],
                       sms_since_day_start=int(row[2]))
-    if live_at is None:
+    if len(row) < 5:
         return facts, None
     return facts, PairLink(None if row[3] is None else (int(row[3]), str(row[4])))
 
 
-def _decide_card(db: sqlite3.Connection, request: CardRequest, now: float,
-                 new_code: Callable[[], str]) -> CardResult:
+def decided_elsewhere(record: DecisionRecord) -> CardResult:
+    """Several daemons: another one took this call's key first."""
+    return CardResult(record=replace(record, outcome=DecisionOutcome.SKIPPED,
+                                     reason=DECIDED_ELSEWHERE), issued=None)
+
+
+def judged(request: CardRequest, facts: SendFacts) -> tuple[DecisionRecord, Decision]:
+    """The request's record with the policy's verdict on the facts, and the verdict."""
+    assert request.judge is not None
+    decision = request.judge(facts)
+    outcome = {Verdict.SKIP: DecisionOutcome.SKIPPED, Verdict.SEND: DecisionOutcome.SENT}.get(
+        decision.outcome, DecisionOutcome.DEFERRED)
+    return replace(request.record, outcome=outcome, reason=decision.reason), decision
+
+
+def decide_batch(db: sqlite3.Connection, requests: Sequence[CardRequest], now: float,
+                 new_code: Callable[[], str]) -> list[CardResult | Exception]:
+    """LinkStore.decide_cards's transaction: the numbers locked, then each call in order."""
+    lock_customers(db, [r.record.customer_number for r in requests])
+    return each_in_savepoint(
+        db, lambda db, request: decide_card(db, request, now, new_code), requests)
+
+
+def decide_card(db: sqlite3.Connection, request: CardRequest, now: float,
+                new_code: Callable[[], str]) -> CardResult:
+    """One call of a batch, in its savepoint."""
     record = request.record
     if not claim_call(db, record):  # several daemons: another one has decided this call
-        return CardResult(record=replace(record, outcome=DecisionOutcome.SKIPPED,
-                                         reason=DECIDED_ELSEWHERE), issued=None)
+        return decided_elsewhere(record)
     if request.judge is None:
         insert_decision(db, record, now, None, None)
         return CardResult(record=record, issued=None)
     if request.missed_call:
         return decide_missed_call(db, request, now)
-    facts, pair_link = _facts(db, record.agent_id, record.customer_number,
-                              request.pair_since, request.day_start, live_at=now)
-    decision = request.judge(facts)
+    sql, params = facts_query(record.agent_id, record.customer_number, request.pair_since,
+                              request.day_start, live_at=now)
+    facts, pair_link = read_facts(db.execute(sql, params).fetchone())
+    record, decision = judged(request, facts)
     if decision.outcome == Verdict.SKIP:
-        record = replace(record, outcome=DecisionOutcome.SKIPPED, reason=decision.reason)
         insert_decision(db, record, now, None, None)
         return CardResult(record=record, issued=None)
-    sent = decision.outcome == Verdict.SEND
-    record = replace(record, outcome=DecisionOutcome.SENT if sent else DecisionOutcome.DEFERRED,
-                     reason=decision.reason)
     draft = request.draft
     issued = _issue_link(
         db, agent_id=record.agent_id, customer_number=record.customer_number,

@@ -119,7 +119,7 @@ class OutboxStore(StoreBase):
                               ) -> list[int | None | Exception]:
         """Apply delivery receipts in one transaction: the SMS id of each, None if unknown,
         or the error that one receipt alone ran into (rolled back to its savepoint)."""
-        return await self._write(lambda db: each_in_savepoint(db, _apply_receipt, receipts))
+        return await self._write(lambda db: each_in_savepoint(db, apply_receipt, receipts))
 
     async def sms_status_counts(self) -> dict[str, int]:
         rows = await self._all("SELECT status, COUNT(*) FROM sms GROUP BY status")
@@ -133,13 +133,13 @@ def _next_due(db: sqlite3.Connection) -> float | None:
     return due
 
 
-_FINAL_STATES = {"DELIVRD": "delivered", "UNDELIV": "failed", "EXPIRED": "expired",
+FINAL_STATES = {"DELIVRD": "delivered", "UNDELIV": "failed", "EXPIRED": "expired",
                  "REJECTD": "failed", "DELETED": "failed"}
 
 
-def _apply_receipt(db: sqlite3.Connection, receipt: ReceiptRecord) -> int | None:
+def apply_receipt(db: sqlite3.Connection, receipt: ReceiptRecord) -> int | None:
     row = None
-    for candidate in _message_id_forms(receipt.message_id):
+    for candidate in message_id_forms(receipt.message_id):
         row = db.execute(
             "SELECT sms_id FROM sms_parts WHERE message_id = ?", (candidate,)).fetchone()
         if row is not None:
@@ -147,17 +147,21 @@ def _apply_receipt(db: sqlite3.Connection, receipt: ReceiptRecord) -> int | None
     if row is None:
         return None
     sms_id = int(row[0])
-    final = _FINAL_STATES.get(receipt.state.upper())
+    final = FINAL_STATES.get(receipt.state.upper())
     if final is not None:
         db.execute(
             "UPDATE sms SET status = ?, updated_at = ? WHERE id = ? AND status IN"
             " ('submitted', 'submitting', 'delivered')", (final, receipt.at, sms_id))
-    sms_event(db, sms_id, receipt.at, "receipt",
-              f"{receipt.message_id} {receipt.state} err:{receipt.error_code}")
+    sms_event(db, sms_id, receipt.at, "receipt", receipt_detail(receipt))
     return sms_id
 
 
-def _message_id_forms(message_id: str) -> list[str]:
+def receipt_detail(receipt: ReceiptRecord) -> str:
+    """What a receipt's event says."""
+    return f"{receipt.message_id} {receipt.state} err:{receipt.error_code}"
+
+
+def message_id_forms(message_id: str) -> list[str]:
     """The id as given, then as hex or decimal: many SMSCs answer submit_sm with a hex id but
     write the receipt text's id in decimal (SMPP 3.4 appendix B leaves it open)."""
     text = message_id.strip()

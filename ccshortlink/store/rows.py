@@ -86,6 +86,10 @@ def queue_sms(db: sqlite3.Connection, link_id: int | None, kind: str, destinatio
          draft.not_before, draft.expires_at, now, now)).fetchone()[0])
     db.executemany("INSERT INTO sms_parts (sms_id, part_no, payload) VALUES (?, ?, ?)",
                    [(sms_id, i, part) for i, part in enumerate(draft.parts)])
-    sms_event(db, sms_id, now, "queued",
-              f"{len(draft.parts)} part(s)" + (f", {note}" if note else ""))
+    sms_event(db, sms_id, now, "queued", queued_detail(draft, note))
     return sms_id
+
+
+def queued_detail(draft: SmsDraft, note: str = "") -> str:
+    """What an SMS's `queued` event says."""
+    return f"{len(draft.parts)} part(s)" + (f", {note}" if note else "")

@@ -120,3 +120,25 @@ async def test_an_opt_out_waits_for_a_decision_on_that_number(two, pg_url: str) 
         assert not opting_out.done(), "the opt-out did not wait for the decision in flight"
         deciding.execute("COMMIT")
         assert await asyncio.wait_for(opting_out, 10) is True
+
+
+async def test_a_call_one_daemon_cannot_make_a_card_for_is_left_to_the_other(two) -> None:  # type: ignore[no-untyped-def]
+    """A template that fails on one daemon (a reload half done, say) fails that call alone
+    there, in a batch decided all at once, and leaves its key: the other daemon sends it."""
+    config, stores, cards, clock = two
+
+    class Broken:
+        def render(self, *args: object) -> str:
+            raise ValueError("template error on this daemon")
+
+    agents = load_agents(config.agents_file)
+    broken = CardService(store=stores[0], config=config, agents=lambda: agents,
+                         templates=lambda: Broken(), clock=clock, log=get_logger())
+    calls = [CallEnded(f"6.{n}", "1001", number, talk_seconds=30)
+             for n, number in enumerate(NUMBERS[:3])]
+    results = await broken.handle_many(calls)
+    assert all(isinstance(r, ValueError) for r in results)
+    assert (await stores[1]._all("SELECT COUNT(*) FROM call_claims"))[0][0] == 0
+    again = await cards[1].handle_many(calls)
+    assert [getattr(o, "status", o) for o in again] == ["queued"] * 3
+    assert await stores[1].sms_status_counts() == {"queued": 3}

@@ -10,16 +10,19 @@ from ccshortlink.store.gauges import LINK_STATES, GaugeStore
 from ccshortlink.store.linkadmin import LinkAdminStore
 from ccshortlink.store.links import LinkStore
 from ccshortlink.store.outbox import OutboxStore
+from ccshortlink.store.pg.decide import PgDecisions
 from ccshortlink.store.pg.outbox import PgOutbox
+from ccshortlink.store.pg.receipts import PgReceipts
 from ccshortlink.store.pg.retention import PgRetention
 from ccshortlink.store.replies import ReplyRows
 from ccshortlink.store.retention import RetentionStore
 
 
-class PgStore(PgOutbox, PgRetention, LinkStore, OutboxStore, CardStore, RetentionStore,
-              LinkAdminStore, GaugeStore, ReplyRows, CallbackStore):
+class PgStore(PgDecisions, PgReceipts, PgOutbox, PgRetention, LinkStore, OutboxStore,
+              CardStore, RetentionStore, LinkAdminStore, GaugeStore, ReplyRows, CallbackStore):
     """Every use case of store.Store; PgBase runs them (pool, transactions, retries), and
-    the outbox's claim and retention are PostgreSQL's own."""
+    the decisions' and receipts' batches, the outbox's claim and retention are
+    PostgreSQL's own."""
 
     async def link_state_counts(self, now: float) -> dict[str, int]:
         def work(db: sqlite3.Connection) -> dict[str, int]:

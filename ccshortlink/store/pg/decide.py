@@ -1,0 +1,197 @@
+"""A batch of calls decided on PostgreSQL in three waits for the server, whatever its size.
+
+The shared per-call code (store/links.py) waits four times a call: for its claim, its facts,
+its new link's id and its SMS's id. Here the batch is cut into waves of distinct customers;
+a wave sends every call's claim-and-facts statement and reads the answers once, judges the
+calls, then sends each call's writes as one statement (link, SMS, parts, event and decision
+chained by a data-modifying WITH) and reads those answers once; COMMIT is the third wait. A
+customer's second call in a batch goes in a later wave, so it sees the first one's SMS.
+
+Any SQL error rolls the batch back: PgBase._run then runs it again strict, through the shared
+per-call code, which finds whose error it was and keeps the others.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any, cast
+
+from ccshortlink.core.records import CardRequest, CardResult, DecisionRecord, IssuedLink, SmsDraft
+from ccshortlink.core.vocab import SmsKind, Verdict
+from ccshortlink.store.links import (
+    decide_batch,
+    decide_card,
+    decided_elsewhere,
+    facts_query,
+    judged,
+    read_facts,
+)
+from ccshortlink.store.pg.base import PgBase
+from ccshortlink.store.pg.connection import PgConnection
+from ccshortlink.store.rows import insert_decision, queued_detail
+from ccshortlink.store.transactions import each_in_savepoint
+
+Result = CardResult | Exception
+
+
+class PgDecisions(PgBase):
+    """decide_cards in waves; the shared per-call code when run again strict."""
+
+    async def decide_cards(self, requests: Sequence[CardRequest], now: float,
+                           new_code: Callable[[], str]) -> list[Result]:
+        def work(db: sqlite3.Connection) -> list[Result]:
+            pg = cast(PgConnection, db)
+            if pg.strict or pg.pipeline is None:
+                return decide_batch(db, requests, now, new_code)
+            return _in_waves(pg, requests, now, new_code)
+
+        return await self._write(work)
+
+
+def _in_waves(db: PgConnection, requests: Sequence[CardRequest], now: float,
+              new_code: Callable[[], str]) -> list[Result]:
+    # Every number of the batch, locked up front in one order (as rows.lock_customers).
+    numbers = sorted({r.record.customer_number for r in requests} - {""})
+    if numbers:
+        db.conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(n, 7))"
+                        " FROM unnest(%s::text[]) AS n", (numbers,))
+    results: list[Result | None] = [None] * len(requests)
+    for wave in _waves(requests):
+        if len(wave) == 1 and requests[wave[0]].missed_call:  # rare: the shared code
+            results[wave[0]] = each_in_savepoint(
+                cast(sqlite3.Connection, db),
+                lambda db, r: decide_card(db, r, now, new_code), [requests[wave[0]]])[0]
+            continue
+        for i, result in zip(wave, _decide_wave(db, [requests[i] for i in wave], now, new_code),
+                             strict=True):
+            results[i] = result
+    return _filled(results)
+
+
+def _waves(requests: Sequence[CardRequest]) -> Iterator[list[int]]:
+    """Runs of the batch, in order, in which no customer comes twice; a missed-call SMS (its
+    own facts) alone."""
+    wave: list[int] = []
+    seen: set[str] = set()
+    for i, request in enumerate(requests):
+        number = request.record.customer_number
+        if wave and (request.missed_call or number in seen):
+            yield wave
+            wave, seen = [], set()
+        wave.append(i)
+        seen.add(number)
+        if request.missed_call:
+            yield wave
+            wave, seen = [], set()
+    if wave:
+        yield wave
+
+
+def _decide_wave(db: PgConnection, requests: Sequence[CardRequest], now: float,
+                 new_code: Callable[[], str]) -> list[Result]:
+    asked = [db.execute(*_claim_and_facts(r, now)) for r in requests]
+    answers: list[Any] = [cursor.fetchone() for cursor in asked]  # one wait for them all
+    results: list[Result | None] = [None] * len(requests)
+    writes: list[tuple[int, DecisionRecord, str, bool, Any]] = []
+    for i, (request, row) in enumerate(zip(requests, answers, strict=True)):
+        record = request.record
+        if not row[0]:
+            results[i] = decided_elsewhere(record)
+            continue
+        if request.judge is None:
+            insert_decision(cast(sqlite3.Connection, db), record, now, None, None)
+            results[i] = CardResult(record=record, issued=None)
+            continue
+        try:  # the policy and the template are this call's own: a failure is its alone
+            facts, pair_link = read_facts(row[1:])
+            record, decision = judged(request, facts)
+            reused = pair_link is not None and pair_link.row is not None
+            code = pair_link.row[1] if pair_link is not None and pair_link.row else new_code()
+            draft = None
+            if decision.outcome != Verdict.SKIP and request.draft is not None:
+                draft = request.draft(code, decision.not_before)
+        except Exception as exc:
+            if record.linkedid:
+                db.execute(_UNCLAIM, _claim_key(record))
+            results[i] = exc
+            continue
+        if decision.outcome == Verdict.SKIP:
+            insert_decision(cast(sqlite3.Connection, db), record, now, None, None)
+            results[i] = CardResult(record=record, issued=None)
+            continue
+        link_id = pair_link.row[0] if pair_link is not None and pair_link.row else None
+        writes.append((i, record, code, reused, db.execute(
+            *_write_card(request, record, code, link_id, draft, now))))
+    for i, record, code, reused, cursor in writes:
+        link_id, sms_id = cursor.fetchone()  # one wait for them all
+        results[i] = CardResult(record=record, issued=IssuedLink(
+            code=code, link_id=int(link_id), reused=reused,
+            sms_id=None if sms_id is None else int(sms_id)))
+    return _filled(results)
+
+
+def _filled(results: list[Result | None]) -> list[Result]:
+    assert all(r is not None for r in results), "a call of the batch was not decided"
+    return cast(list[Result], results)
+
+
+def _claim_key(d: DecisionRecord) -> tuple[str, str, str, str, str]:
+    return (d.pbx, d.linkedid, str(d.trigger), d.agent_id, d.agent_extension)
+
+
+# The call's key (PgConnection.claim_call); a send from the API or the CLI has no call.
+_CLAIM = ("WITH c AS (INSERT INTO call_claims (pbx, linkedid, trigger, agent_id,"
+          " agent_extension) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING 1)"
+          " SELECT EXISTS (SELECT 1 FROM c)")
+_UNCLAIM = ("DELETE FROM call_claims WHERE pbx = ? AND linkedid = ? AND trigger = ?"
+            " AND agent_id = ? AND agent_extension = ?")
+
+
+def _claim_and_facts(request: CardRequest, now: float) -> tuple[str, tuple[object, ...]]:
+    """One statement: the claim's answer first, then (when judged) the facts' columns."""
+    record = request.record
+    sql, params = (_CLAIM, _claim_key(record)) if record.linkedid else ("SELECT true", ())
+    if request.judge is None:
+        return sql, params
+    facts, facts_params = facts_query(record.agent_id, record.customer_number,
+                                      request.pair_since, request.day_start, live_at=now)
+    return sql + ", " + facts.removeprefix("SELECT "), params + facts_params
+
+
+def _write_card(request: CardRequest, d: DecisionRecord, code: str, link_id: int | None,
+                draft: SmsDraft | None, now: float) -> tuple[str, tuple[object, ...]]:
+    """The card's writes in one statement, as links._issue_link and rows.queue_sms make
+    them: the pair's link extended (or a new one), its SMS with parts and `queued` event,
+    the decision; answers (link id, SMS id). A clash on a new code fails the statement (the
+    strict run draws another)."""
+    expires = now + request.ttl
+    if link_id is None:
+        parts = ["l AS (INSERT INTO links (code, agent_id, customer_number, customer_region,"
+                 " linkedid, created_at, expires_at, pbx) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                 " RETURNING id)"]
+        params: tuple[object, ...] = (code, d.agent_id, d.customer_number,
+                                      request.customer_region, d.linkedid, now, expires, d.pbx)
+    else:
+        parts = ["l AS (SELECT ?::bigint AS id)",
+                 "x AS (UPDATE links SET expires_at = ? WHERE id = ? AND expires_at < ?)"]
+        params = (link_id, expires, link_id, expires)
+    if draft is not None:
+        parts += ["s AS (INSERT INTO sms (link_id, kind, destination, text, data_coding,"
+                  " esm_class, status, not_before, expires_at, created_at, updated_at)"
+                  " SELECT id, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ? FROM l RETURNING id)",
+                  "p AS (INSERT INTO sms_parts (sms_id, part_no, payload)"
+                  " SELECT s.id, p.n - 1, p.payload FROM s,"
+                  " unnest(?::bytea[]) WITH ORDINALITY AS p (payload, n))",
+                  "e AS (INSERT INTO sms_events (sms_id, at, kind, detail)"
+                  " SELECT id, ?, 'queued', ? FROM s)"]
+        params += (SmsKind.CARD, d.customer_number, draft.text, draft.data_coding,
+                   draft.esm_class, draft.not_before, draft.expires_at, now, now,
+                   list(draft.parts), now, queued_detail(draft))
+    sms = "(SELECT id FROM s)" if draft is not None else "NULL::bigint"
+    parts.append("d AS (INSERT INTO decisions (linkedid, trigger, agent_id, agent_extension,"
+                 " customer_number, talk_seconds, outcome, reason, link_id, sms_id, decided_at,"
+                 f" pbx) SELECT ?, ?, ?, ?, ?, ?, ?, ?, l.id, {sms}, ?, ? FROM l)")
+    params += (d.linkedid, d.trigger, d.agent_id, d.agent_extension, d.customer_number,
+               d.talk_seconds, d.outcome, d.reason, now, d.pbx)
+    return "WITH " + ", ".join(parts) + f" SELECT l.id, {sms} FROM l", params
