@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 from collections.abc import Callable
@@ -129,18 +130,22 @@ class Peers:
                 if m.complete and m.destination.lstrip("+") == number.lstrip("+")]
 
 
-async def start_ami_peer(frames: list[bytes]) -> tuple[AmiPeer, int]:
-    """One recorded Asterisk on a free port (another PBX beside start_peers' own)."""
+async def start_ami_peer(frames: list[bytes], *, tls: ssl.SSLContext | None = None
+                         ) -> tuple[AmiPeer, int]:
+    """One recorded Asterisk on a free port (another PBX beside start_peers' own), over TLS
+    with `tls`."""
     banner, _ = read_transcript(ANSWERED_CALL)
     # A reconnecting client gets only what was added since: the calls a live Asterisk
     # would send next, never the ones it already sent.
     ami = AmiPeer(frames, username="ccshortlink", secret="s3cret", banner=banner,
                   replay_on_reconnect=False)
-    return ami, await ami.start()
+    return ami, await ami.start(tls=tls)
 
 
-async def start_peers(smsc_factory: SmscFactory, frames: list[bytes], **smsc: Any) -> Peers:
-    ami, port = await start_ami_peer(frames)
+async def start_peers(smsc_factory: SmscFactory, frames: list[bytes], *,
+                      ami_tls: ssl.SSLContext | None = None, **smsc: Any) -> Peers:
+    """The recorded Asterisk (over TLS with `ami_tls`) and the npm SMSC (`smsc`: its options)."""
+    ami, port = await start_ami_peer(frames, tls=ami_tls)
     return Peers(ami, port, await smsc_factory(system_id="ccshortlink", password="pw", **smsc))
 
 
