@@ -20,7 +20,8 @@ from tests.support.daemon import (
     ccshortlink,
     start_peers,
 )
-from tests.support.pgserver import PASSWORD, PgServer, find_bin, remove_server, start_server
+from tests.support.pgkit import throwaway_server
+from tests.support.pgserver import PASSWORD, PgServer
 from tests.support.smsc_peer import SmscFactory
 from tests.system.test_active_active import config_for, rows
 from tests.system.test_db_faults import health_while
@@ -31,13 +32,8 @@ CUSTOMERS = ["+8613900000201", "+8613900000202", "+8613900000203"]
 @pytest.fixture
 def own_server() -> Iterator[PgServer]:
     """A cluster of this test's own: it is stopped and started under the daemon."""
-    if find_bin() is None:
-        pytest.skip("PostgreSQL is not installed (Debian: apt-get install postgresql)")
-    server = start_server()
-    try:
+    with throwaway_server() as server:
         yield server
-    finally:
-        remove_server(server)
 
 
 def sent(url: str) -> dict[str, int]:
