@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ccshortlink.peers.amipeer import AmiPeer, read_transcript, rewrite_call
+from ccshortlink.peers.transcript import event_name, interleave
 from tests.support.configfile import write_config
 from tests.support.smsc_peer import Smsc, SmscFactory, Wrap
 from tests.support.transcripts import FIXTURES
@@ -106,6 +107,20 @@ def answered_call(index: int, customer: str, extension: str = "1001") -> list[by
     _, frames = read_transcript(ANSWERED_CALL)
     return rewrite_call(frames, index=index, customer_number=customer, agent_extension=extension)
 
+
+
+def burst_peer(numbers: list[str], *, seed: int, sources: tuple[Path, ...] = (ANSWERED_CALL,),
+               frame_delay: float = 0.0) -> AmiPeer:
+    """A recorded Asterisk with a call to each number at once, interleaved (same seed, same
+    stream): each of the `sources` recordings in turn. Every session gets it all."""
+    banner, _ = read_transcript(sources[0])
+    recorded = [read_transcript(source)[1] for source in sources]
+    calls = [[f for f in rewrite_call(recorded[index % len(recorded)], index=index,
+                                      customer_number=number)
+              if event_name(f) != "FullyBooted"]  # a login's event, not a call's
+             for index, number in enumerate(numbers)]
+    return AmiPeer(interleave(calls, seed=seed), username="ccshortlink", secret="s3cret",
+                   banner=banner, frame_delay=frame_delay)
 
 @dataclass
 class Peers:
