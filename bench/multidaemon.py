@@ -7,17 +7,15 @@ Asterisk do; the PostgreSQL cluster's CPU is read from /proc.
 from __future__ import annotations
 
 import asyncio
-import bisect
 import os
 import re
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
 from bench.daemon_process import DaemonProcess, SmppSettings, write_config
 from bench.peers import SmscProcess
-from bench.traffic import MAX_BATCH, PacedAmiPeer, Timeline
+from bench.traffic import PacedAmiPeer, Timeline
 from tests.support.pgserver import PgServer
 
 
@@ -32,38 +30,16 @@ class SharedPacedPeer(PacedAmiPeer):
 
     async def _send_frames(self, writer: asyncio.StreamWriter, lock: asyncio.Lock,
                            events: str) -> None:
-        loop = asyncio.get_running_loop()
         await self.wait_for(lambda: self.logins >= self.sessions or self.started_at is not None,
                             timeout=120.0)
-        if self.started_at is None:
-            self.started_at = loop.time()
-            self.first_write = time.time()
-        line, position = self.line, 0
-        try:
-            while position < len(line.frames):
-                elapsed = loop.time() - self.started_at
-                due = bisect.bisect_right(line.at, elapsed, position)
-                if due == position:
-                    await asyncio.sleep(line.at[position] - elapsed)
-                    continue
-                due = min(due, position + MAX_BATCH)
-                if writer.is_closing():
-                    return
-                async with lock:
-                    writer.write(b"".join(line.frames[position:due]))
-                wall = time.time()
-                for p in range(position, due):
-                    if p in line.ends:
-                        n = line.ends[p]
-                        self.hangup_written[n] = min(self.hangup_written.get(n, wall), wall)
-                self.max_lag = max(self.max_lag, elapsed - line.at[due - 1])
-                self.frames_sent += due - position
-                position = due
-                await writer.drain()
-            self.replays_completed += 1
-            self._notify()
-        except ConnectionError:
-            writer.close()
+        await self._write_paced(writer, lock, 0, self._book_first_hangup)
+
+    def _book_first_hangup(self, first: int, end: int, wall: float) -> None:
+        """A call is over when the first session is told of its last Hangup."""
+        for p in range(first, end):
+            if p in self.line.ends:
+                n = self.line.ends[p]
+                self.hangup_written[n] = min(self.hangup_written.get(n, wall), wall)
 
 
 def pg_cpu(server: PgServer) -> float:

@@ -6,6 +6,7 @@ import asyncio
 import bisect
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -141,13 +142,30 @@ class PacedAmiPeer(AmiPeer):
 
     async def _send_frames(self, writer: asyncio.StreamWriter, lock: asyncio.Lock,
                            events: str) -> None:
+        label = self.session_label  # the process logged in now, not whoever logs in next
+        line = self.line
+
+        def book(first: int, end: int, wall: float) -> None:
+            for p in range(first, end):
+                n = line.call_of[p]
+                self.sessions_of[n].add(label)
+                if p in line.ends:
+                    self.hangup_written[n] = wall
+            self._position = end
+
+        await self._write_paced(writer, lock, self._position, book)
+
+    async def _write_paced(self, writer: asyncio.StreamWriter, lock: asyncio.Lock,
+                           position: int, book: Callable[[int, int, float], None]) -> None:
+        """Write the timeline's frames from `position` on as they fall due, in batches.
+
+        `book(first, end, wall)` is told of each batch (frames first..end-1) as it is written.
+        """
         loop = asyncio.get_running_loop()
-        label = self.session_label
         line = self.line
         if self.started_at is None:
             self.started_at = loop.time()
             self.first_write = time.time()
-        position = self._position
         try:
             while position < len(line.frames):
                 elapsed = loop.time() - self.started_at
@@ -157,18 +175,13 @@ class PacedAmiPeer(AmiPeer):
                     continue
                 due = min(due, position + MAX_BATCH)
                 if writer.is_closing():
-                    return  # dropped: the next connection resumes from `position`
+                    return  # dropped: a resuming peer's next connection starts from `position`
                 async with lock:
                     writer.write(b"".join(line.frames[position:due]))
-                wall = time.time()
-                for p in range(position, due):
-                    n = line.call_of[p]
-                    self.sessions_of[n].add(label)
-                    if p in line.ends:
-                        self.hangup_written[n] = wall
+                book(position, due, time.time())
                 self.max_lag = max(self.max_lag, elapsed - line.at[due - 1])
                 self.frames_sent += due - position
-                self._position = position = due
+                position = due
                 await writer.drain()
             self.replays_completed += 1
             self._notify()

@@ -14,6 +14,7 @@ pytest_plugins = [
     "tests.support.cardkit",  # store, site, client: the card site in-process on a real SQLite file
     "tests.support.smppkit",  # connect: an SmppClient on a given port, closed after the test
     "tests.support.outboxkit",  # env: config, store, cards and clock on a real SQLite file
+    "tests.support.certs",  # certs: a CA, a server certificate it signed, a stranger CA
     "tests.support.livekit",  # live: a real Asterisk, SIPp phones, the SMSC and the daemon
     "tests.support.chromium",  # browser: a headless Chromium, closed after the test
 ]

@@ -26,17 +26,12 @@ from tests.support.amikit import (
     running,
     serving,
 )
-from tests.support.certs import Certs, make_certs
+from tests.support.certs import Certs  # certs: the certs plugin
 from tests.support.smppkit import PASSWORD, Connect, number
 from tests.support.smppkit import eventually as smpp_eventually
 from tests.support.smsc_peer import SmscFactory  # smsc_factory: the smsc_peer plugin
 
 CALL = "01-sip-answered-customer-hangup.txt"
-
-
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
-    return make_certs(tmp_path_factory.mktemp("certs"))
 
 
 def refused(certs: Certs) -> dict[str, tuple[TlsConfig, str]]:

@@ -1,4 +1,7 @@
-"""Throwaway certificates for the TLS tests: a CA, a server certificate it signed, a stranger CA."""
+"""Throwaway certificates for the TLS tests: a CA, a server certificate it signed, a stranger CA.
+
+Loaded as a plugin: `certs`, one set for the module that asks.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +9,8 @@ import ssl
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+
+import pytest
 
 SERVER_NAMES = ("localhost", "127.0.0.1")  # what the server certificate is valid for
 
@@ -57,3 +62,8 @@ def make_certs(folder: Path) -> Certs:
         path.chmod(0o644)
     return Certs(folder / "ca.pem", folder / "server.pem", folder / "server.key",
                  folder / "stranger-ca.pem")
+
+
+@pytest.fixture(scope="module")
+def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
+    return make_certs(tmp_path_factory.mktemp("certs"))

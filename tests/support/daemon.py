@@ -7,6 +7,7 @@ import contextlib
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 from collections.abc import Callable
@@ -15,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from ccshortlink.peers.amipeer import AmiPeer, read_transcript, rewrite_call
+from ccshortlink.peers.transcript import event_name, interleave
 from tests.support.configfile import write_config
 from tests.support.smsc_peer import Smsc, SmscFactory, Wrap
 from tests.support.transcripts import FIXTURES
@@ -106,6 +108,20 @@ def answered_call(index: int, customer: str, extension: str = "1001") -> list[by
     return rewrite_call(frames, index=index, customer_number=customer, agent_extension=extension)
 
 
+
+def burst_peer(numbers: list[str], *, seed: int, sources: tuple[Path, ...] = (ANSWERED_CALL,),
+               frame_delay: float = 0.0) -> AmiPeer:
+    """A recorded Asterisk with a call to each number at once, interleaved (same seed, same
+    stream): each of the `sources` recordings in turn. Every session gets it all."""
+    banner, _ = read_transcript(sources[0])
+    recorded = [read_transcript(source)[1] for source in sources]
+    calls = [[f for f in rewrite_call(recorded[index % len(recorded)], index=index,
+                                      customer_number=number)
+              if event_name(f) != "FullyBooted"]  # a login's event, not a call's
+             for index, number in enumerate(numbers)]
+    return AmiPeer(interleave(calls, seed=seed), username="ccshortlink", secret="s3cret",
+                   banner=banner, frame_delay=frame_delay)
+
 @dataclass
 class Peers:
     """The daemon's two peers: Asterisk (recorded AMI bytes) and the npm SMSC."""
@@ -129,18 +145,22 @@ class Peers:
                 if m.complete and m.destination.lstrip("+") == number.lstrip("+")]
 
 
-async def start_ami_peer(frames: list[bytes]) -> tuple[AmiPeer, int]:
-    """One recorded Asterisk on a free port (another PBX beside start_peers' own)."""
+async def start_ami_peer(frames: list[bytes], *, tls: ssl.SSLContext | None = None
+                         ) -> tuple[AmiPeer, int]:
+    """One recorded Asterisk on a free port (another PBX beside start_peers' own), over TLS
+    with `tls`."""
     banner, _ = read_transcript(ANSWERED_CALL)
     # A reconnecting client gets only what was added since: the calls a live Asterisk
     # would send next, never the ones it already sent.
     ami = AmiPeer(frames, username="ccshortlink", secret="s3cret", banner=banner,
                   replay_on_reconnect=False)
-    return ami, await ami.start()
+    return ami, await ami.start(tls=tls)
 
 
-async def start_peers(smsc_factory: SmscFactory, frames: list[bytes], **smsc: Any) -> Peers:
-    ami, port = await start_ami_peer(frames)
+async def start_peers(smsc_factory: SmscFactory, frames: list[bytes], *,
+                      ami_tls: ssl.SSLContext | None = None, **smsc: Any) -> Peers:
+    """The recorded Asterisk (over TLS with `ami_tls`) and the npm SMSC (`smsc`: its options)."""
+    ami, port = await start_ami_peer(frames, tls=ami_tls)
     return Peers(ami, port, await smsc_factory(system_id="ccshortlink", password="pw", **smsc))
 
 

@@ -23,8 +23,9 @@ BACKENDS = ["sqlite", "postgresql"]
 _numbers = itertools.count(1)
 
 
-@pytest.fixture(scope="session")
-def pg_server() -> Iterator[PgServer]:
+@contextlib.contextmanager
+def throwaway_server() -> Iterator[PgServer]:
+    """A cluster started for the caller and removed after; the test is skipped without one."""
     if find_bin() is None:
         pytest.skip("PostgreSQL is not installed (Debian: apt-get install postgresql)")
     server = start_server()
@@ -32,6 +33,12 @@ def pg_server() -> Iterator[PgServer]:
         yield server
     finally:
         remove_server(server)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> Iterator[PgServer]:
+    with throwaway_server() as server:
+        yield server
 
 
 @pytest.fixture

@@ -6,14 +6,25 @@ import asyncio
 import signal
 from pathlib import Path
 
-import psycopg
 import pytest
 
-from ccshortlink.peers.amipeer import AmiPeer, read_transcript, rewrite_call
-from ccshortlink.peers.transcript import event_name, interleave
+from ccshortlink.peers.amipeer import AmiPeer, read_transcript
 from ccshortlink.store.rows import DECIDED_ELSEWHERE
-from tests.support.daemon import ANSWERED_CALL, RunningDaemon, answered_call, ccshortlink
+from tests.support.daemon import (
+    ANSWERED_CALL,
+    RunningDaemon,
+    answered_call,
+    burst_peer,
+    ccshortlink,
+)
 from tests.support.pgserver import PASSWORD
+from tests.support.sharedpg import (
+    assert_texted_once_but_for_takeovers,
+    config_for,
+    every_one_texted,
+    rows,
+    running_service,
+)
 from tests.support.smppkit import free_port
 from tests.support.smsc_peer import SmscFactory
 from tests.support.transcripts import FIXTURES
@@ -21,59 +32,24 @@ from tests.support.transcripts import FIXTURES
 CALLS = 40
 
 
-def rows(url: str, sql: str) -> list[tuple[object, ...]]:
-    """The rows, or [] before a daemon has created the schema."""
-    with psycopg.connect(url, autocommit=True) as conn:
-        try:
-            return conn.execute(sql.encode()).fetchall()
-        except psycopg.errors.UndefinedTable:
-            return []
-
-
-def config_for(folder: Path, url: str, ami_port: int, smsc_port: int,
-               **database: object) -> Path:
-    from tests.support.configfile import write_config
-
-    return write_config(folder, ami={"port": ami_port, "reconnect_max": 0.5},
-                        smpp={"port": smsc_port, "window": 10, "reconnect_max": 0.5},
-                        database={"url": url, **database})
-
-
 async def test_two_daemons_send_exactly_one_sms_per_answered_call(
         tmp_path: Path, pg_url: str, smsc_factory: SmscFactory) -> None:
     """Both daemons get every AMI event of 40 interleaved calls (answered, abandoned, queue):
     the database decides each call once, whichever daemon comes first."""
-    banner, answered = read_transcript(ANSWERED_CALL)
-    _, abandoned = read_transcript(FIXTURES / "03-sip-ring-no-answer-abandon.txt")
-    _, queue = read_transcript(FIXTURES / "04-queue-sip-members-answered.txt")
-    sources = [answered, abandoned, queue]
-    calls, expected = [], set()
-    for index in range(CALLS):
-        number = f"+86137{index:08d}"
-        calls.append([f for f in rewrite_call(sources[index % 3], index=index,
-                                              customer_number=number)
-                      if event_name(f) != "FullyBooted"])
-        if index % 3 != 1:
-            expected.add(number.lstrip("+"))
-    smsc = await smsc_factory(system_id="ccshortlink", password="pw")
-    # Each daemon's AMI session gets the whole replay, as two clients of one Asterisk do.
-    peer = AmiPeer(interleave(calls, seed=14), username="ccshortlink", secret="s3cret",
-                   banner=banner)
-    config = config_for(tmp_path, pg_url, await peer.start(), smsc.port)
-    daemons = [await RunningDaemon.start(config) for _ in range(2)]
-    try:
-        await smsc.wait_for(lambda: len([m for m in smsc.messages() if m.complete])
-                            >= len(expected), timeout=60)
+    numbers = [f"+86137{index:08d}" for index in range(CALLS)]
+    expected = {n.lstrip("+") for index, n in enumerate(numbers) if index % 3 != 1}
+    peer = burst_peer(numbers, seed=14, sources=(
+        ANSWERED_CALL, FIXTURES / "03-sip-ring-no-answer-abandon.txt",
+        FIXTURES / "04-queue-sip-members-answered.txt"))
+    async with running_service(tmp_path, pg_url, smsc_factory, peer) as service:
+        await service.smsc.wait_for(lambda: len(service.texted()) >= len(expected), timeout=60)
         await peer.wait_done(count=2, timeout=20)
         await asyncio.sleep(1.5)  # time for a duplicate, were there one
-    finally:
-        codes = [await daemon.stop() for daemon in daemons]
-        await peer.stop()
-    assert codes == [0, 0]
-    destinations = [m.destination.lstrip("+") for m in smsc.messages() if m.complete]
-    assert sorted(destinations) == sorted(expected)  # each answered call once, no other
+    assert service.codes == [0, 0]
+    assert sorted(service.texted()) == sorted(expected)  # each answered call once, no other
     assert rows(pg_url, "SELECT COUNT(*), COUNT(DISTINCT linkedid) FROM decisions"
                         " WHERE outcome = 'sent'") == [(len(expected), len(expected))]
+    daemons = service.daemons
     queued = [e for d in daemons for e in d.named("card_queued")]
     elsewhere = [e for d in daemons for e in d.named("card_skipped")
                  if e.get("reason") == DECIDED_ELSEWHERE]
@@ -144,34 +120,17 @@ async def test_one_daemon_killed_mid_burst_every_answered_call_still_gets_its_sm
     """Calls keep coming to both daemons; one is SIGKILLed a third of the way in. Every
     answered call is still texted; a duplicate is possible only for an SMS the dead one
     had submitted unanswered, at most a window's worth, and each is in the SMS's events."""
-    banner, answered = read_transcript(ANSWERED_CALL)
     numbers = [f"+86136{index:08d}" for index in range(24)]
-    calls = [[f for f in rewrite_call(answered, index=index, customer_number=number)
-              if event_name(f) != "FullyBooted"] for index, number in enumerate(numbers)]
-    smsc = await smsc_factory(system_id="ccshortlink", password="pw")
-    peer = AmiPeer(interleave(calls, seed=3), username="ccshortlink", secret="s3cret",
-                   banner=banner, frame_delay=0.004)
-    config = config_for(tmp_path, pg_url, await peer.start(), smsc.port, lease=3)
-    victim, survivor = [await RunningDaemon.start(config) for _ in range(2)]
-    try:
+    peer = burst_peer(numbers, seed=3, frame_delay=0.004)
+    async with running_service(tmp_path, pg_url, smsc_factory, peer, lease=3) as service:
+        victim = service.daemons[0]
+        smsc = service.smsc
         await smsc.wait_for(lambda: len(smsc.messages()) >= len(numbers) // 3, timeout=60)
         victim.send_signal(signal.SIGKILL)
         await victim.process.wait()
         sent_before = len({m.destination for m in smsc.messages()})
-        await smsc.wait_for(lambda: {m.destination.lstrip("+") for m in smsc.messages()
-                                     if m.complete} >= {n.lstrip("+") for n in numbers},
-                            timeout=60)
+        await smsc.wait_for(lambda: every_one_texted(service, numbers), timeout=60)
         await asyncio.sleep(1.0)
-    finally:
-        assert await survivor.stop() == 0
-        await victim.stop()
-        await peer.stop()
-    destinations = [m.destination.lstrip("+") for m in smsc.messages() if m.complete]
-    duplicates = len(destinations) - len(set(destinations))
+    assert service.codes[1] == 0  # the survivor stops cleanly
     assert sent_before < len(numbers)  # mid-burst indeed
-    assert set(destinations) == {n.lstrip("+") for n in numbers}
-    assert duplicates <= 10  # [smpp] window
-    taken = rows(pg_url, "SELECT COUNT(DISTINCT sms_id) FROM sms_events WHERE kind = 'requeued'")
-    assert duplicates <= int(taken[0][0])  # type: ignore[call-overload]
-    assert rows(pg_url, "SELECT COUNT(*), COUNT(DISTINCT linkedid) FROM decisions"
-                        " WHERE outcome = 'sent'") == [(len(numbers), len(numbers))]
+    assert_texted_once_but_for_takeovers(service, pg_url, numbers)

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import aiohttp
 
-from ccshortlink.peers.amipeer import AmiPeer, event_name, interleave, read_transcript, rewrite_call
+from ccshortlink.peers.amipeer import AmiPeer, read_transcript, rewrite_call
 from tests.support.configfile import write_config
+from tests.support.daemon import burst_peer
 from tests.support.smsc_peer import SmscFactory
 from tests.support.transcripts import FIXTURES
 
@@ -110,22 +111,12 @@ async def test_answered_calls_get_one_sms_each_and_the_link_opens_the_card(
 async def test_interleaved_calls_get_exactly_one_sms_per_answered_conversation(
         tmp_path: Path, smsc_factory: SmscFactory) -> None:
     """150 real-shaped calls at once on one AMI connection: one SMS each, or none."""
-    banner, answered = read_transcript(FIXTURES / "01-sip-answered-customer-hangup.txt")
-    _, abandoned = read_transcript(FIXTURES / "03-sip-ring-no-answer-abandon.txt")
-    _, queue = read_transcript(FIXTURES / "04-queue-sip-members-answered.txt")
-    _, local = read_transcript(FIXTURES / "06-local-originate.txt")
-    sources = [answered, abandoned, queue, local]
-    calls, expected = [], set()
-    for index in range(150):
-        kind = index % 4
-        number = f"+86137{index:08d}"
-        calls.append([f for f in rewrite_call(sources[kind], index=index, customer_number=number)
-                      if event_name(f) != "FullyBooted"])
-        if kind in (0, 2):
-            expected.add(number.lstrip("+"))
+    numbers = [f"+86137{index:08d}" for index in range(150)]
+    expected = {n.lstrip("+") for index, n in enumerate(numbers) if index % 4 in (0, 2)}
     smsc = await smsc_factory(system_id="ccshortlink", password="pw")
-    peer = AmiPeer(interleave(calls, seed=11), username="ccshortlink", secret="s3cret",
-                   banner=banner)
+    peer = burst_peer(numbers, seed=11, sources=tuple(FIXTURES / name for name in (
+        "01-sip-answered-customer-hangup.txt", "03-sip-ring-no-answer-abandon.txt",
+        "04-queue-sip-members-answered.txt", "06-local-originate.txt")))
     ami_port = await peer.start()
     web_port = free_port()
     config = write_config(

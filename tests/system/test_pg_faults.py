@@ -7,22 +7,25 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
-import psycopg
 import pytest
 
-from ccshortlink.peers.amipeer import AmiPeer, read_transcript, rewrite_call
-from ccshortlink.peers.transcript import event_name, interleave
 from tests.support.daemon import (
-    ANSWERED_CALL,
     RunningDaemon,
     answered_call,
     assert_no_number_or_secret,
+    burst_peer,
     ccshortlink,
     start_peers,
 )
-from tests.support.pgserver import PASSWORD, PgServer, find_bin, remove_server, start_server
+from tests.support.pgkit import throwaway_server
+from tests.support.pgserver import PASSWORD, PgServer
+from tests.support.sharedpg import (
+    assert_texted_once_but_for_takeovers,
+    every_one_texted,
+    rows,
+    running_service,
+)
 from tests.support.smsc_peer import SmscFactory
-from tests.system.test_active_active import config_for, rows
 from tests.system.test_db_faults import health_while
 
 CUSTOMERS = ["+8613900000201", "+8613900000202", "+8613900000203"]
@@ -31,19 +34,13 @@ CUSTOMERS = ["+8613900000201", "+8613900000202", "+8613900000203"]
 @pytest.fixture
 def own_server() -> Iterator[PgServer]:
     """A cluster of this test's own: it is stopped and started under the daemon."""
-    if find_bin() is None:
-        pytest.skip("PostgreSQL is not installed (Debian: apt-get install postgresql)")
-    server = start_server()
-    try:
+    with throwaway_server() as server:
         yield server
-    finally:
-        remove_server(server)
 
 
 def sent(url: str) -> dict[str, int]:
-    with psycopg.connect(url, autocommit=True) as conn:
-        return dict(conn.execute(  # type: ignore[arg-type]
-            "SELECT destination, COUNT(*) FROM sms GROUP BY destination").fetchall())
+    return dict(rows(url, "SELECT destination, COUNT(*) FROM sms"  # type: ignore[arg-type]
+                          " GROUP BY destination"))
 
 
 async def test_postgresql_stopped_under_the_daemon_loses_no_call(
@@ -90,17 +87,11 @@ async def test_postgresql_restarted_mid_burst_under_two_daemons_loses_no_call(
     in. They reconnect: every answered call is texted, a duplicate only for an SMS whose
     lease ran out meanwhile (at most a window's worth, each in the SMS's events), and both
     say `db: up` again."""
-    banner, answered = read_transcript(ANSWERED_CALL)
     numbers = [f"+86135{index:08d}" for index in range(24)]
-    calls = [[f for f in rewrite_call(answered, index=index, customer_number=number)
-              if event_name(f) != "FullyBooted"] for index, number in enumerate(numbers)]
-    smsc = await smsc_factory(system_id="ccshortlink", password="pw")
-    peer = AmiPeer(interleave(calls, seed=7), username="ccshortlink", secret="s3cret",
-                   banner=banner, frame_delay=0.004)
+    peer = burst_peer(numbers, seed=7, frame_delay=0.004)
     url = own_server.url()
-    config = config_for(tmp_path, url, await peer.start(), smsc.port, lease=3)
-    daemons = [await RunningDaemon.start(config) for _ in range(2)]
-    try:
+    async with running_service(tmp_path, url, smsc_factory, peer, lease=3) as service:
+        daemons, smsc = service.daemons, service.smsc
         ports = [(await daemon.wait_event("web_listening"))["port"] for daemon in daemons]
         await smsc.wait_for(lambda: len(smsc.messages()) >= len(numbers) // 3, timeout=60)
         await asyncio.to_thread(own_server.stop, "fast")  # the replay goes on meanwhile
@@ -108,26 +99,14 @@ async def test_postgresql_restarted_mid_burst_under_two_daemons_loses_no_call(
         await asyncio.sleep(1.0)
         await asyncio.to_thread(own_server.start)
         back_at = datetime.now(UTC)
-        await smsc.wait_for(lambda: {m.destination.lstrip("+") for m in smsc.messages()
-                                     if m.complete} >= {n.lstrip("+") for n in numbers},
-                            timeout=60)
+        await smsc.wait_for(lambda: every_one_texted(service, numbers), timeout=60)
         await peer.wait_done(count=2, timeout=20)
         await asyncio.sleep(1.0)  # time for a duplicate, were there one
         for port, daemon in zip(ports, daemons, strict=True):
             await health_while(port, daemon, "up", timeout=15)
-    finally:
-        codes = [await daemon.stop() for daemon in daemons]
-        await peer.stop()
-    assert codes == [0, 0], [d.log[-3000:] for d in daemons]
+    assert service.codes == [0, 0], [d.log[-3000:] for d in daemons]
     assert texted_before < len(numbers)  # mid-burst indeed
-    destinations = [m.destination.lstrip("+") for m in smsc.messages() if m.complete]
-    duplicates = len(destinations) - len(set(destinations))
-    assert set(destinations) == {n.lstrip("+") for n in numbers}
-    assert duplicates <= 10  # [smpp] window
-    taken = rows(url, "SELECT COUNT(DISTINCT sms_id) FROM sms_events WHERE kind = 'requeued'")
-    assert duplicates <= int(taken[0][0])  # type: ignore[call-overload]
-    assert rows(url, "SELECT COUNT(*), COUNT(DISTINCT linkedid) FROM decisions"
-                     " WHERE outcome = 'sent'") == [(len(numbers), len(numbers))]
+    assert_texted_once_but_for_takeovers(service, url, numbers)
     for daemon in daemons:
         # Each decided calls on the restarted server (queued, or found decided elsewhere),
         # and an outage it saw has ended.

@@ -6,36 +6,23 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-import pytest
-
-from ccshortlink.peers.amipeer import AmiPeer, read_transcript
-from tests.support.certs import Certs, make_certs
+from tests.support.certs import Certs  # certs: the certs plugin
 from tests.support.daemon import (
-    ANSWERED_CALL,
     Peers,
     RunningDaemon,
     answered_call,
     assert_no_number_or_secret,
+    start_peers,
 )
 from tests.support.smsc_peer import SmscFactory
 
 CUSTOMER = "+8613800138041"
 
 
-@pytest.fixture(scope="module")
-def certs(tmp_path_factory: pytest.TempPathFactory) -> Certs:
-    return make_certs(tmp_path_factory.mktemp("certs"))
-
-
 async def tls_peers(smsc_factory: SmscFactory, certs: Certs, frames: list[bytes]) -> Peers:
     """The replay peer and the npm SMSC, both answering only over TLS."""
-    banner, _ = read_transcript(ANSWERED_CALL)
-    ami = AmiPeer(frames, username="ccshortlink", secret="s3cret", banner=banner,
-                  replay_on_reconnect=False)
-    port = await ami.start(tls=certs.server_context())
-    smsc = await smsc_factory(system_id="ccshortlink", password="pw", tls_key=certs.key,
-                              tls_cert=certs.cert)
-    return Peers(ami, port, smsc)
+    return await start_peers(smsc_factory, frames, ami_tls=certs.server_context(),
+                             tls_key=certs.key, tls_cert=certs.cert)
 
 
 async def test_a_call_over_tls_to_both_peers_gets_its_card(
