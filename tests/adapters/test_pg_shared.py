@@ -133,7 +133,8 @@ async def test_a_call_one_daemon_cannot_make_a_card_for_is_left_to_the_other(two
 
     agents = load_agents(config.agents_file)
     broken = CardService(store=stores[0], config=config, agents=lambda: agents,
-                         templates=lambda: Broken(), clock=clock, log=get_logger())
+                         templates=lambda: Broken(),  # type: ignore[arg-type,return-value]
+                         clock=clock, log=get_logger())
     calls = [CallEnded(f"6.{n}", "1001", number, talk_seconds=30)
              for n, number in enumerate(NUMBERS[:3])]
     results = await broken.handle_many(calls)
@@ -142,3 +143,35 @@ async def test_a_call_one_daemon_cannot_make_a_card_for_is_left_to_the_other(two
     again = await cards[1].handle_many(calls)
     assert [getattr(o, "status", o) for o in again] == ["queued"] * 3
     assert await stores[1].sms_status_counts() == {"queued": 3}
+
+
+async def test_an_sms_whose_claim_went_unanswered_is_taken_over_not_held_till_restart(
+        tmp_path: Path, pg_url: str) -> None:
+    """A claim the server carried out but whose answer never came back (the connection broke)
+    leaves SMS marked as this daemon's; it renews the leases of the SMS it knows it holds, not
+    of those, so once their lease runs out another daemon sends them."""
+    import time
+
+    config = load_config(write_config(tmp_path, database={"url": pg_url, "lease": 1}))
+    agents = load_agents(config.agents_file)
+    templates = SmsTemplates(config.sms.templates, config.sms.default_language)
+    clock = Clock(time.time())
+    a, b = [await open_store(config.db) for _ in range(2)]
+    try:
+        cards = CardService(store=a, config=config, agents=lambda: agents,
+                            templates=lambda: templates, clock=clock, log=get_logger())
+        for n, number in enumerate(NUMBERS[:2]):
+            await cards.handle(CallEnded(f"7.{n}", "1001", number, talk_seconds=30))
+        [held] = (await a.claim_due_sms(time.time(), 1)).sms
+        async with await psycopg.AsyncConnection.connect(pg_url, autocommit=True) as raw:
+            lost = await (await raw.execute(
+                "UPDATE sms SET status = 'submitting', lease_owner = %s, lease_until = %s"
+                " WHERE status = 'queued' RETURNING id",
+                (a._owner, time.time() + 1))).fetchone()  # type: ignore[union-attr]
+        assert lost is not None
+        await asyncio.sleep(2.5)  # the lease is 1 s, renewed every third of it
+        taken = await b.claim_due_sms(time.time(), 10)
+        assert [s.id for s in taken.sms] == [lost[0]] and held.id != lost[0]
+    finally:
+        for store in (a, b):
+            await store.close()

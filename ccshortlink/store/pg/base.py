@@ -85,11 +85,39 @@ class PgBase(StoreBase):
                     strict = True
         raise AssertionError("unreachable")
 
-    async def _in_thread(self, work: Callable[[sqlite3.Connection], T]) -> T:
+    def _run_statement(self, work: Callable[[PgConnection], T]) -> T:
+        """`work`, one statement, on a pooled connection in autocommit (on a worker thread):
+        no BEGIN, COMMIT or pipeline, which cost more of this process's CPU than the
+        statement itself. A connection found closed is replaced and the statement sent again:
+        the statements run this way may be (a claim's SMS lost that way waits for its lease
+        to run out; message ids are the same the second time)."""
+        for attempt in range(RETRIES):
+            db: PgConnection | None = None
+            try:
+                with self._pool.connection() as conn:
+                    db = PgConnection(conn)
+                    return work(db)
+            except psycopg.Error as exc:
+                if attempt == RETRIES - 1 or not _run_again(exc, db):
+                    raise
+        raise AssertionError("unreachable")
+
+    async def _write_statement(self, work: Callable[[PgConnection], T]) -> T:
+        """_write for one statement (_run_statement)."""
+        try:
+            result = await self._in_thread(work, self._run_statement)
+        except Exception as exc:
+            self._note_write(exc)
+            raise
+        self._note_write(None)
+        return result
+
+    async def _in_thread(self, work: Callable[[Any], T],
+                         run: Callable[[Callable[[Any], T]], T] | None = None) -> T:
         if self._closed:
             raise StoreError("the store is closed")
         return await _outlast_cancellation(asyncio.ensure_future(
-            asyncio.to_thread(self._run, work)))
+            asyncio.to_thread(run or self._run, work)))
 
     async def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
         return await self._in_thread(work)

@@ -8,14 +8,17 @@ import os
 import socket
 import sqlite3
 import time
+from collections.abc import Sequence
 from functools import partial
+from typing import cast
 
-from ccshortlink.core.records import OutboxSms
-from ccshortlink.store.outbox import ClaimedSms, _next_due
+from ccshortlink.core.records import OutboxSms, SubmittedSms
+from ccshortlink.store.outbox import ClaimedSms, OutboxStore, _next_due
 from ccshortlink.store.pg.base import PgBase
+from ccshortlink.store.pg.connection import PgConnection
 
 
-class PgOutbox(PgBase):
+class PgOutbox(PgBase, OutboxStore):
     """Each daemon claims due SMS no other daemon holds, for `lease` seconds at a time.
 
     A daemon renews the leases of the SMS it holds (submitting, or waiting in its SMSC link
@@ -27,8 +30,12 @@ class PgOutbox(PgBase):
 
     _owner = ""
     _renewer: asyncio.Task[None] | None = None
+    # The SMS this daemon claimed and has not settled: only their leases are renewed, so an
+    # SMS whose claim's answer was lost (the connection broke) is taken over after its lease.
+    _held: set[int]
 
     async def _started(self) -> None:
+        self._held = set()
         await super()._started()
         self._owner = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self._renewer = asyncio.create_task(self._renew_leases(), name="pg-lease-renewal")
@@ -45,8 +52,11 @@ class PgOutbox(PgBase):
         while True:
             await asyncio.sleep(lease / 3)
             # The store's own clock: leases are wall time, shared by every daemon.
+            if not self._held:
+                continue
             with contextlib.suppress(Exception):  # a fault: the next round tries again
-                await self._write(partial(_renew, self._owner, time.time() + lease))
+                await self._write_statement(partial(
+                    _renew, self._owner, time.time() + lease, sorted(self._held)))
 
     async def recover_interrupted(self, now: float) -> int:
         """Nothing at start: other daemons may be submitting; a dead one's leases run out."""
@@ -56,27 +66,44 @@ class PgOutbox(PgBase):
         lease_until = now + self.database.lease
         owner = self._owner
 
-        def work(db: sqlite3.Connection) -> ClaimedSms:
+        def work(db: PgConnection) -> ClaimedSms:
             if limit <= 0:
-                return ClaimedSms(sms=[], next_due_at=_next_due(db))
-            # One statement, one round trip: claim, parts, and when the next SMS left in
+                return ClaimedSms(sms=[], next_due_at=_next_due(cast(sqlite3.Connection, db)))
+            # One statement: claim, takeovers' events, parts, and when the next SMS left in
             # the queue falls due (a row even when nothing was claimed).
-            rows = db.execute(_CLAIM, (now, now, limit, now, owner, lease_until)).fetchall()
-            claimed = [r for r in rows if r["id"] is not None]
-            taken_over = [(int(r["id"]), now, f"the lease of {r['was_owner']} ran out;"
-                           f" taken over by {owner}")
-                          for r in claimed if r["was"] == "submitting"]
-            if taken_over:
-                db.executemany("INSERT INTO sms_events (sms_id, at, kind, detail)"
-                               " VALUES (?, ?, 'requeued', ?)", taken_over)
-            claimed.sort(key=lambda r: (r["not_before"], r["id"]))
+            rows = db.execute(_CLAIM, (now, now, limit, now, owner, lease_until, now,
+                                       owner)).fetchall()
+            claimed = sorted((r for r in rows if r["id"] is not None),
+                             key=lambda r: (r["not_before"], r["id"]))
             return ClaimedSms(sms=[OutboxSms(
                 id=r["id"], destination=r["destination"], data_coding=r["data_coding"],
                 esm_class=r["esm_class"], parts=tuple(bytes(p) for p in r["parts"]),
                 attempts=r["attempts"], expires_at=r["expires_at"], code=r["code"])
                 for r in claimed], next_due_at=rows[0]["next_due"])
 
-        return await self._write(work)
+        claimed = await self._write_statement(work)
+        self._held.update(sms.id for sms in claimed.sms)
+        return claimed
+
+    async def mark_submitted_many(self, submitted: Sequence[SubmittedSms]) -> list[None]:
+        """As OutboxStore's, in one statement."""
+        parts = [(s.sms_id, i, mid) for s in submitted for i, mid in enumerate(s.message_ids)]
+        params = ([s.sms_id for s in submitted], [s.at for s in submitted],
+                  ["message ids " + ",".join(s.message_ids) for s in submitted],
+                  [p[0] for p in parts], [p[1] for p in parts], [p[2] for p in parts])
+        await self._write_statement(lambda db: db.execute(_SUBMITTED, params))
+        self._held.difference_update(s.sms_id for s in submitted)
+        return [None] * len(submitted)
+
+    async def mark_failed(self, sms_id: int, now: float, *, status: str,
+                          smpp_status: int | None, error: str) -> None:
+        await super().mark_failed(sms_id, now, status=status, smpp_status=smpp_status,
+                                  error=error)
+        self._held.discard(sms_id)
+
+    async def retry_later(self, sms_id: int, now: float, not_before: float, error: str) -> None:
+        await super().retry_later(sms_id, now, not_before, error)
+        self._held.discard(sms_id)
 
 
 # Due SMS no other daemon holds (queued, or submitting with a lease run out), marked
@@ -92,11 +119,27 @@ _CLAIM = (
     " RETURNING s.id, s.destination, s.data_coding, s.esm_class, s.attempts, s.expires_at,"
     " s.not_before, COALESCE(l.code, '') AS code, q.status AS was, q.lease_owner AS was_owner,"
     " ARRAY(SELECT p.payload FROM sms_parts p WHERE p.sms_id = s.id ORDER BY p.part_no)"
-    " AS parts)"
+    " AS parts),"
+    " t AS (INSERT INTO sms_events (sms_id, at, kind, detail) SELECT id, ?, 'requeued',"
+    " 'the lease of ' || COALESCE(was_owner, 'another daemon') || ' ran out; taken over by ' || ?"
+    " FROM c WHERE was = 'submitting')"
     " SELECT c.*, (SELECT MIN(not_before) FROM sms WHERE status = 'queued'"
     " AND id NOT IN (SELECT id FROM q)) AS next_due FROM (SELECT 1) AS one LEFT JOIN c ON true")
 
 
-def _renew(owner: str, until: float, db: sqlite3.Connection) -> None:
-    db.execute("UPDATE sms SET lease_until = ? WHERE lease_owner = ? AND status = 'submitting'",
-               (until, owner))
+def _renew(owner: str, until: float, held: list[int], db: PgConnection) -> None:
+    db.execute("UPDATE sms SET lease_until = ? WHERE lease_owner = ? AND status = 'submitting'"
+               " AND id = ANY (?::bigint[])", (until, owner, held))
+
+
+# The SMSC's message ids for a batch of SMS (OutboxStore.mark_submitted_many's three).
+_SUBMITTED = (
+    "WITH x AS (SELECT * FROM unnest(?::bigint[], ?::float8[], ?::text[]) AS x (id, at, detail)),"
+    " s AS (UPDATE sms SET status = 'submitted', updated_at = x.at, smpp_status = 0 FROM x"
+    " WHERE sms.id = x.id),"
+    " p AS (UPDATE sms_parts SET message_id = y.mid"
+    " FROM unnest(?::bigint[], ?::int[], ?::text[]) AS y (sms_id, part_no, mid)"
+    " WHERE sms_parts.sms_id = y.sms_id AND sms_parts.part_no = y.part_no),"
+    " e AS (INSERT INTO sms_events (sms_id, at, kind, detail)"
+    " SELECT id, at, 'submitted', detail FROM x)"
+    " SELECT 1")
