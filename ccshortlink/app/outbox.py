@@ -41,6 +41,7 @@ class Outbox:
         self.concurrency = max(1, concurrency)
         self.on_status = on_status
         self._wake = asyncio.Event()
+        self._queue_may_hold_more = True  # the last claim was full: a freed slot claims again
         self._in_flight: set[asyncio.Task[None]] = set()
         # Under load many submits finish per loop turn: their message ids share one commit.
         self._submitted = GroupWriter(store.mark_submitted_many)
@@ -90,6 +91,9 @@ class Outbox:
                     await self._wait(stop, self.clock() + self._claims.failed(exc), wake=False)
                     continue
                 self._claims.succeeded()
+                # Fewer than asked for: nothing else was due, so a slot that frees up needs
+                # no claim of its own (a newly queued SMS wakes the loop, a due one its timer).
+                self._queue_may_hold_more = len(claimed.sms) >= free
                 next_due = claimed.next_due_at
                 for sms in claimed.sms:
                     task = asyncio.create_task(self._send(sms), name=f"sms-{sms.id}")
@@ -103,7 +107,8 @@ class Outbox:
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)
-        self._wake.set()
+        if self._queue_may_hold_more:
+            self._wake.set()
         if not task.cancelled() and task.exception() is not None:
             self.log.error("sms_task_failed", error=repr(task.exception()))
 
@@ -193,6 +198,7 @@ class Outbox:
             return
         delay = min(RETRY_CAP, RETRY_BASE * 2 ** (sms.attempts - 1))
         await self._stored(lambda: self.store.retry_later(sms.id, now, now + delay, error))
+        self._wake.set()  # the next claim's due time counts this one
         log.warning("sms_retry_scheduled", error=error, retry_in=delay)
 
     async def _stored(self, write: Callable[[], Awaitable[T]]) -> T:
