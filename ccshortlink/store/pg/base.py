@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any, Self, TypeVar, cast
 
 import psycopg
@@ -65,13 +66,21 @@ class PgBase(StoreBase):
 
     def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
         """`work` in one transaction on a pooled connection (on a worker thread)."""
+        return self._run_then_read(lambda db: _answer(work(db)))
+
+    def _run_then_read(self, work: Callable[[sqlite3.Connection], Callable[[], T]]) -> T:
+        """_run for a `work` that returns how to read its answer: called once the pipeline
+        has synced, so the answers of the statements it did not wait for (its last writes)
+        come back with the COMMIT's, in the one wait every transaction ends with."""
         strict = False
         for attempt in range(RETRIES):
             db: PgConnection | None = None
             try:
-                with self._pool.connection() as conn, conn.pipeline() as pipeline:
-                    db = PgConnection(conn, pipeline, strict=strict)
-                    return in_transaction(work, cast(sqlite3.Connection, db))
+                with self._pool.connection() as conn:
+                    with conn.pipeline() as pipeline:
+                        db = PgConnection(conn, pipeline, strict=strict)
+                        read = in_transaction(work, cast(sqlite3.Connection, db))
+                    return read()
             except psycopg.Error as exc:
                 if attempt == RETRIES - 1:
                     raise
@@ -104,27 +113,32 @@ class PgBase(StoreBase):
 
     async def _write_statement(self, work: Callable[[PgConnection], T]) -> T:
         """_write for one statement (_run_statement)."""
-        try:
-            result = await self._in_thread(work, self._run_statement)
-        except Exception as exc:
-            self._note_write(exc)
-            raise
-        self._note_write(None)
-        return result
+        return await self._noted(partial(self._run_statement, work))
 
-    async def _in_thread(self, work: Callable[[Any], T],
-                         run: Callable[[Callable[[Any], T]], T] | None = None) -> T:
+    async def _in_thread(self, work: Callable[[sqlite3.Connection], T]) -> T:
+        return await self._job(partial(self._run, work))
+
+    async def _job(self, job: Callable[[], T]) -> T:
+        """`job` on a worker thread, waited for even when the caller is cancelled."""
         if self._closed:
             raise StoreError("the store is closed")
-        return await _outlast_cancellation(asyncio.ensure_future(
-            asyncio.to_thread(run or self._run, work)))
+        return await _outlast_cancellation(asyncio.ensure_future(asyncio.to_thread(job)))
 
     async def _read(self, work: Callable[[sqlite3.Connection], T]) -> T:
         return await self._in_thread(work)
 
     async def _write(self, work: Callable[[sqlite3.Connection], T], *, probe: bool = False) -> T:
+        return await self._noted(partial(self._run, work))
+
+    async def _write_then_read(self, work: Callable[[sqlite3.Connection], Callable[[], T]]
+                               ) -> T:
+        """_write for a work that returns how to read its answer (_run_then_read)."""
+        return await self._noted(partial(self._run_then_read, work))
+
+    async def _noted(self, job: Callable[[], T]) -> T:
+        """A write's job, its success or failure noted for the health check."""
         try:
-            result = await self._in_thread(work)
+            result = await self._job(job)
         except Exception as exc:
             self._note_write(exc)
             raise
@@ -157,6 +171,10 @@ class PgBase(StoreBase):
             return await self._one("SELECT 1") is not None
         except (psycopg.Error, psycopg_pool.PoolTimeout, StoreError):
             return False
+
+
+def _answer(result: T) -> Callable[[], T]:
+    return lambda: result
 
 
 def _run_again(exc: psycopg.Error, db: PgConnection | None) -> bool:

@@ -1,11 +1,12 @@
-"""A batch of calls decided on PostgreSQL in three waits for the server, whatever its size.
+"""A batch of calls decided on PostgreSQL in two waits for the server, not four per call.
 
 The shared per-call code (store/links.py) waits four times a call: for its claim, its facts,
 its new link's id and its SMS's id. Here the batch is cut into waves of distinct customers;
 a wave sends every call's claim-and-facts statement and reads the answers once, judges the
 calls, then sends each call's writes as one statement (link, SMS, parts, event and decision
-chained by a data-modifying WITH) and reads those answers once; COMMIT is the third wait. A
-customer's second call in a batch goes in a later wave, so it sees the first one's SMS.
+chained by a data-modifying WITH); the last wave's answers are read with the COMMIT's, in the
+wait every transaction ends with. A customer's second call in a batch goes in a later wave, so
+it sees the first one's SMS.
 
 Any SQL error rolls the batch back: PgBase._run then runs it again strict, through the shared
 per-call code, which finds whose error it was and keeps the others.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any, cast
 
 from ccshortlink.core.records import CardRequest, CardResult, DecisionRecord, IssuedLink, SmsDraft
@@ -40,33 +42,54 @@ class PgDecisions(PgBase):
 
     async def decide_cards(self, requests: Sequence[CardRequest], now: float,
                            new_code: Callable[[], str]) -> list[Result]:
-        def work(db: sqlite3.Connection) -> list[Result]:
+        def work(db: sqlite3.Connection) -> Callable[[], list[Result]]:
             pg = cast(PgConnection, db)
             if pg.strict or pg.pipeline is None:
-                return decide_batch(db, requests, now, new_code)
+                decided = decide_batch(db, requests, now, new_code)
+                return lambda: decided
             return _in_waves(pg, requests, now, new_code)
 
-        return await self._write(work)
+        return await self._write_then_read(work)
 
 
 def _in_waves(db: PgConnection, requests: Sequence[CardRequest], now: float,
-              new_code: Callable[[], str]) -> list[Result]:
+              new_code: Callable[[], str]) -> Callable[[], list[Result]]:
+    """The batch decided; what reads its answers once the commit is in (_run_then_read)."""
     # Every number of the batch, locked up front in one order (as rows.lock_customers).
     numbers = sorted({r.record.customer_number for r in requests} - {""})
     if numbers:
         db.conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(n, 7))"
                         " FROM unnest(%s::text[]) AS n", (numbers,))
-    results: list[Result | None] = [None] * len(requests)
+    results: list[Result | _Written | None] = [None] * len(requests)
     for wave in _waves(requests):
         if len(wave) == 1 and requests[wave[0]].missed_call:  # rare: the shared code
             results[wave[0]] = each_in_savepoint(
                 cast(sqlite3.Connection, db),
                 lambda db, r: decide_card(db, r, now, new_code), [requests[wave[0]]])[0]
             continue
-        for i, result in zip(wave, _decide_wave(db, [requests[i] for i in wave], now, new_code),
-                             strict=True):
+        # A later wave reads what this one wrote; the last one's answers come with the commit.
+        decided = _decide_wave(db, [requests[i] for i in wave], now, new_code,
+                               read_now=wave[-1] != len(requests) - 1)
+        for i, result in zip(wave, decided, strict=True):
             results[i] = result
-    return _filled(results)
+    assert all(r is not None for r in results), "a call of the batch was not decided"
+    return lambda: [r.read() if isinstance(r, _Written) else cast(Result, r) for r in results]
+
+
+@dataclass(frozen=True)
+class _Written:
+    """A card whose writes were sent; its link's and SMS's ids are in the statement's answer."""
+
+    record: DecisionRecord
+    code: str
+    reused: bool
+    cursor: Any
+
+    def read(self) -> CardResult:
+        link_id, sms_id = self.cursor.fetchone()
+        return CardResult(record=self.record, issued=IssuedLink(
+            code=self.code, link_id=int(link_id), reused=self.reused,
+            sms_id=None if sms_id is None else int(sms_id)))
 
 
 def _waves(requests: Sequence[CardRequest]) -> Iterator[list[int]]:
@@ -89,51 +112,42 @@ def _waves(requests: Sequence[CardRequest]) -> Iterator[list[int]]:
 
 
 def _decide_wave(db: PgConnection, requests: Sequence[CardRequest], now: float,
-                 new_code: Callable[[], str]) -> list[Result]:
+                 new_code: Callable[[], str], *, read_now: bool) -> list[Result | _Written]:
     asked = [db.execute(*_claim_and_facts(r, now)) for r in requests]
     answers: list[Any] = [cursor.fetchone() for cursor in asked]  # one wait for them all
-    results: list[Result | None] = [None] * len(requests)
-    writes: list[tuple[int, DecisionRecord, str, bool, Any]] = []
-    for i, (request, row) in enumerate(zip(requests, answers, strict=True)):
+    results: list[Result | _Written] = []
+    for request, row in zip(requests, answers, strict=True):
         record = request.record
         if not row[0]:
-            results[i] = decided_elsewhere(record)
+            results.append(decided_elsewhere(record))
             continue
         if request.judge is None:
             insert_decision(cast(sqlite3.Connection, db), record, now, None, None)
-            results[i] = CardResult(record=record, issued=None)
+            results.append(CardResult(record=record, issued=None))
             continue
         try:  # the policy and the template are this call's own: a failure is its alone
             facts, pair_link = read_facts(row[1:])
             record, decision = judged(request, facts)
-            reused = pair_link is not None and pair_link.row is not None
-            code = pair_link.row[1] if pair_link is not None and pair_link.row else new_code()
+            live = pair_link.row if pair_link is not None else None
+            code = live[1] if live is not None else new_code()
             draft = None
             if decision.outcome != Verdict.SKIP and request.draft is not None:
                 draft = request.draft(code, decision.not_before)
         except Exception as exc:
             if record.linkedid:
                 db.execute(_UNCLAIM, _claim_key(record))
-            results[i] = exc
+            results.append(exc)
             continue
         if decision.outcome == Verdict.SKIP:
             insert_decision(cast(sqlite3.Connection, db), record, now, None, None)
-            results[i] = CardResult(record=record, issued=None)
+            results.append(CardResult(record=record, issued=None))
             continue
-        link_id = pair_link.row[0] if pair_link is not None and pair_link.row else None
-        writes.append((i, record, code, reused, db.execute(
-            *_write_card(request, record, code, link_id, draft, now))))
-    for i, record, code, reused, cursor in writes:
-        link_id, sms_id = cursor.fetchone()  # one wait for them all
-        results[i] = CardResult(record=record, issued=IssuedLink(
-            code=code, link_id=int(link_id), reused=reused,
-            sms_id=None if sms_id is None else int(sms_id)))
-    return _filled(results)
-
-
-def _filled(results: list[Result | None]) -> list[Result]:
-    assert all(r is not None for r in results), "a call of the batch was not decided"
-    return cast(list[Result], results)
+        results.append(_Written(record, code, live is not None, db.execute(
+            *_write_card(request, record, code, None if live is None else live[0], draft,
+                         now))))
+    if read_now:  # the first fetch waits for every answer
+        return [r.read() if isinstance(r, _Written) else r for r in results]
+    return results
 
 
 def _claim_key(d: DecisionRecord) -> tuple[str, str, str, str, str]:
