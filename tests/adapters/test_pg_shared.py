@@ -175,3 +175,43 @@ async def test_an_sms_whose_claim_went_unanswered_is_taken_over_not_held_till_re
     finally:
         for store in (a, b):
             await store.close()
+
+
+class Handed:
+    """The outbox as the card service sees it: free slots, and the SMS handed to it."""
+
+    def __init__(self, free_slots: int) -> None:
+        self.free_slots = free_slots
+        self.taken: list[object] = []
+
+    def take(self, sms: list[object]) -> None:
+        self.taken.extend(sms)
+
+
+async def test_cards_due_now_go_straight_to_the_deciding_daemons_outbox(two) -> None:  # type: ignore[no-untyped-def]
+    """Up to its free slots, the SMS a daemon queues are claimed for its own outbox in the
+    decision itself (no claim of their own); the other daemon's claim skips them until their
+    lease runs out, and the rest wait in the queue for whichever daemon claims first."""
+    config, stores, cards, clock = two
+    handed, counted = Handed(free_slots=2), []
+    cards[0].handoff = handed
+    cards[0].on_queued = lambda count, taken: counted.append((count, taken))
+    calls = [CallEnded(f"8.{n}", "1001", number, talk_seconds=30)
+             for n, number in enumerate(NUMBERS[:3])]
+    outcomes = await cards[0].handle_many(calls)
+    assert [o.status for o in outcomes] == ["queued"] * 3 and counted == [(3, 2)]
+    assert [s.id for s in handed.taken] == [o.sms_id for o in outcomes[:2]]
+    first = handed.taken[0]
+    stored = await stores[1]._all("SELECT payload FROM sms_parts WHERE sms_id = ?"
+                                  " ORDER BY part_no", (first.id,))
+    assert first.attempts == 1 and first.code == outcomes[0].code
+    assert first.parts == tuple(bytes(r[0]) for r in stored)  # what the outbox would send
+    rows = await stores[1]._all("SELECT status, attempts FROM sms ORDER BY id")
+    assert [tuple(r) for r in rows] == [("submitting", 1), ("submitting", 1), ("queued", 0)]
+    other = await stores[1].claim_due_sms(clock(), 10)
+    assert [s.id for s in other.sms] == [outcomes[2].sms_id]
+    await stores[1].mark_submitted(outcomes[2].sms_id, ["c3"], clock())
+    # Daemon 0 dies with the two it was handed: once their lease is over, daemon 1 sends them.
+    await stores[0].close()
+    later = await stores[1].claim_due_sms(clock() + config.db.lease + 1, 10)
+    assert {s.id for s in later.sms} == {o.sms_id for o in outcomes[:2]}  # taken over
