@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from ccshortlink.app.batching import GroupWriter
@@ -95,27 +95,15 @@ class Outbox:
                 # no claim of its own (a newly queued SMS wakes the loop, a due one its timer).
                 self._queue_may_hold_more = len(claimed.sms) >= free
                 next_due = claimed.next_due_at
-                self._start(claimed.sms)
+                for sms in claimed.sms:
+                    task = asyncio.create_task(self._send(sms), name=f"sms-{sms.id}")
+                    self._in_flight.add(task)
+                    task.add_done_callback(self._done)
             # Either nothing more is due or every slot is busy: a freed slot or a newly
             # queued SMS sets the wake event, so nothing waits longer than it must.
             await self._wait(stop, next_due)
         await self._drain(drain_timeout())
         await self._submitted.idle()  # a cancelled submit's message ids are still stored
-
-    @property
-    def free_slots(self) -> int:
-        """How many more SMS it would send at once now (none once stopping)."""
-        return 0 if self._stop.is_set() else max(0, self.concurrency - len(self._in_flight))
-
-    def take(self, sms: Sequence[OutboxSms]) -> None:
-        """SMS the store claimed for this outbox as it queued them: sent as if claimed here."""
-        self._start(sms)
-
-    def _start(self, sms: Sequence[OutboxSms]) -> None:
-        for one in sms:
-            task = asyncio.create_task(self._send(one), name=f"sms-{one.id}")
-            self._in_flight.add(task)
-            task.add_done_callback(self._done)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._in_flight.discard(task)

@@ -83,19 +83,7 @@ class DecisionStore(Protocol):
     """Sending: every request of a batch decided and recorded in one transaction."""
 
     async def decide_cards(self, requests: Sequence[CardRequest], now: float,
-                           new_code: Callable[[], str], *, claim_limit: int = 0
-                           ) -> list[CardResult | Exception]:
-        """`claim_limit`: a store shared by several daemons may claim that many of the SMS
-        due now for this daemon's outbox as it queues them (CardResult.claimed)."""
-        ...
-
-
-class Handoff(Protocol):
-    """The outbox, as the card service hands it SMS claimed while they were queued."""
-
-    @property
-    def free_slots(self) -> int: ...
-    def take(self, sms: Sequence[OutboxSms]) -> None: ...
+                           new_code: Callable[[], str]) -> list[CardResult | Exception]: ...
 
 
 class ClaimedBatch(Protocol):

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from functools import cached_property, partial
 
 from ccshortlink.app.missedcalls import missed_call_request, wants_missed_call_sms
-from ccshortlink.app.ports import DecisionStore, Handoff, Log
+from ccshortlink.app.ports import DecisionStore, Log
 from ccshortlink.config.settings import Config
 from ccshortlink.core.agents import Agent, AgentDirectory
 from ccshortlink.core.callrules import hangup_rule_skip
@@ -41,8 +41,7 @@ class CardService:
     def __init__(self, *, store: DecisionStore, config: Config,
                  agents: Callable[[], AgentDirectory],
                  templates: Callable[[], SmsTemplates], clock: Callable[[], float],
-                 log: Log, on_queued: Callable[[int, int], None] = lambda count, taken: None,
-                 handoff: Handoff | None = None,
+                 log: Log, on_queued: Callable[[int], None] = lambda count: None,
                  code_factory: Callable[[], str] = new_code) -> None:
         self.store = store
         self.config = config
@@ -50,8 +49,7 @@ class CardService:
         self.templates = templates
         self.clock = clock
         self.log = log
-        self.on_queued = on_queued  # (SMS queued, of them handed to the outbox already)
-        self.handoff = handoff
+        self.on_queued = on_queued
         self.code_factory = code_factory
 
     async def handle(self, outcome: Outcome) -> CardOutcome:
@@ -165,17 +163,12 @@ class CardService:
                       now: float) -> list[CardOutcome | Exception]:
         """Requests that could not even be built keep their error in their place."""
         valid = [r for r in requests if isinstance(r, CardRequest)]
-        slots = self.handoff.free_slots if self.handoff is not None else 0
-        results = await self.store.decide_cards(valid, now, self.code_factory, claim_limit=slots)
-        claimed = [r.claimed for r in results if isinstance(r, CardResult) and r.claimed]
-        if claimed and self.handoff is not None:
-            self.handoff.take(claimed)
-        decided = iter(results)
+        decided = iter(await self.store.decide_cards(valid, now, self.code_factory))
         outcomes = [self._report(next(decided)) if isinstance(r, CardRequest) else r
                     for r in requests]
         queued = sum(isinstance(o, CardOutcome) and o.sms_id is not None for o in outcomes)
         if queued:
-            self.on_queued(queued, len(claimed))
+            self.on_queued(queued)
         return outcomes
 
     def _report(self, result: CardResult | Exception) -> CardOutcome | Exception:

@@ -116,8 +116,6 @@ class CardResult:
     record: DecisionRecord  # as stored: sent | deferred | skipped, with the reason
     issued: IssuedLink | None
     sms_id: int | None = None  # an SMS queued without a link (the missed-call SMS)
-    # Claimed for this daemon's outbox as it was queued (PostgreSQL): to be sent at once.
-    claimed: OutboxSms | None = None
 
 
 @dataclass(frozen=True)

@@ -148,14 +148,13 @@ class Daemon:
                         concurrency=config.smpp.window * 2,
                         on_status=lambda status: metrics.sms.labels(status=status).inc())
 
-        def queued(count: int, taken: int = 0) -> None:
+        def queued(count: int) -> None:
             metrics.sms.labels(status=SmsStatus.QUEUED).inc(count)
-            if count > taken:  # some wait for the outbox's own claim
-                outbox.wake()
+            outbox.wake()
 
         cards = CardService(store=store, config=config, agents=lambda: live.agents,
                             templates=lambda: live.templates, clock=self.clock, log=log,
-                            on_queued=queued, handoff=outbox)
+                            on_queued=queued)
         decider = Decider(lambda: cards.handle_many, log, metrics, is_fault=store.is_fault,
                           stop_grace=lambda: self.budget.for_tasks(STOP_GRACE))
         replies = Replies(store=store, sms=config.sms, policy=config.policy,

@@ -57,14 +57,12 @@ class LinkStore(StoreBase):
             decision=decision))
 
     async def decide_cards(self, requests: Sequence[CardRequest], now: float,
-                           new_code: Callable[[], str], *, claim_limit: int = 0
-                           ) -> list[CardResult | Exception]:
+                           new_code: Callable[[], str]) -> list[CardResult | Exception]:
         """Every request of a batch in one transaction, in order, each in its own savepoint.
 
         In order, so a customer's second call sees the first one's SMS (resend window, daily
         cap); one savepoint each, so a request that fails (a template error, say) is rolled
-        back and reported alone while the others are kept. One daemon per file: nothing is
-        claimed here (`claim_limit`), the outbox claims.
+        back and reported alone while the others are kept.
         """
         return await self._write(lambda db: decide_batch(db, requests, now, new_code))
 

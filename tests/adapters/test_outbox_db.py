@@ -204,7 +204,7 @@ async def test_a_call_that_cannot_be_prepared_fails_alone_and_queued_sms_are_cou
         env) -> None:  # type: ignore[no-untyped-def]
     config, store, cards, clock = env
     counted: list[int] = []
-    cards.on_queued = lambda count, taken: counted.append(count)
+    cards.on_queued = counted.append
     broken = CallEnded("2.0", "1001", object(), talk_seconds=30)  # type: ignore[arg-type]
     results = await cards.handle_many([
         CallEnded("1.0", "1001", CUSTOMER, talk_seconds=30), broken,

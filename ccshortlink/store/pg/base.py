@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import socket
 import sqlite3
 from collections.abc import Callable, Sequence
 from functools import partial
@@ -41,11 +39,6 @@ class PgBase(StoreBase):
         self.write_failure: str | None = None
         self._failure_is_lock = False
         self._waiting: dict[int, float] = {}
-        # Who this daemon is in the outbox's leases, and the SMS it claimed and has not
-        # settled: only their leases are renewed (store.pg.outbox), so an SMS whose claim's
-        # answer was lost (the connection broke) is taken over once its lease runs out.
-        self._owner = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
-        self._held: set[int] = set()
 
     @classmethod
     async def open(cls, database: DatabaseConfig) -> Self:  # type: ignore[override]

@@ -19,14 +19,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
 
-from ccshortlink.core.records import (
-    CardRequest,
-    CardResult,
-    DecisionRecord,
-    IssuedLink,
-    OutboxSms,
-    SmsDraft,
-)
+from ccshortlink.core.records import CardRequest, CardResult, DecisionRecord, IssuedLink, SmsDraft
 from ccshortlink.core.vocab import SmsKind, Verdict
 from ccshortlink.store.links import (
     decide_batch,
@@ -48,26 +41,19 @@ class PgDecisions(PgBase):
     """decide_cards in waves; the shared per-call code when run again strict."""
 
     async def decide_cards(self, requests: Sequence[CardRequest], now: float,
-                           new_code: Callable[[], str], *, claim_limit: int = 0
-                           ) -> list[Result]:
-        """`claim_limit`: how many of the cards due now to claim for this daemon's outbox
-        as they are queued (its free slots), saving the outbox a claim of its own."""
+                           new_code: Callable[[], str]) -> list[Result]:
         def work(db: sqlite3.Connection) -> Callable[[], list[Result]]:
             pg = cast(PgConnection, db)
             if pg.strict or pg.pipeline is None:
                 decided = decide_batch(db, requests, now, new_code)
                 return lambda: decided
-            claim = _Claim(self._owner, now + self.database.lease, claim_limit)
-            return _in_waves(pg, requests, now, new_code, claim)
+            return _in_waves(pg, requests, now, new_code)
 
-        results = await self._write_then_read(work)
-        self._held.update(r.claimed.id for r in results
-                          if isinstance(r, CardResult) and r.claimed is not None)
-        return results
+        return await self._write_then_read(work)
 
 
 def _in_waves(db: PgConnection, requests: Sequence[CardRequest], now: float,
-              new_code: Callable[[], str], claim: _Claim) -> Callable[[], list[Result]]:
+              new_code: Callable[[], str]) -> Callable[[], list[Result]]:
     """The batch decided; what reads its answers once the commit is in (_run_then_read)."""
     # Every number of the batch, locked up front in one order (as rows.lock_customers).
     numbers = sorted({r.record.customer_number for r in requests} - {""})
@@ -82,27 +68,12 @@ def _in_waves(db: PgConnection, requests: Sequence[CardRequest], now: float,
                 lambda db, r: decide_card(db, r, now, new_code), [requests[wave[0]]])[0]
             continue
         # A later wave reads what this one wrote; the last one's answers come with the commit.
-        decided = _decide_wave(db, [requests[i] for i in wave], now, new_code, claim,
+        decided = _decide_wave(db, [requests[i] for i in wave], now, new_code,
                                read_now=wave[-1] != len(requests) - 1)
         for i, result in zip(wave, decided, strict=True):
             results[i] = result
     assert all(r is not None for r in results), "a call of the batch was not decided"
     return lambda: [r.read() if isinstance(r, _Written) else cast(Result, r) for r in results]
-
-
-@dataclass
-class _Claim:
-    """Cards due now are claimed for `owner` till `until`, `left` of them at most."""
-
-    owner: str
-    until: float
-    left: int
-
-    def take(self, draft: SmsDraft | None, now: float) -> tuple[str, float] | None:
-        if draft is None or draft.not_before > now or self.left <= 0:
-            return None
-        self.left -= 1
-        return self.owner, self.until
 
 
 @dataclass(frozen=True)
@@ -113,18 +84,12 @@ class _Written:
     code: str
     reused: bool
     cursor: Any
-    claimed: SmsDraft | None  # its SMS, claimed for this daemon's outbox
 
     def read(self) -> CardResult:
         link_id, sms_id = self.cursor.fetchone()
-        draft = self.claimed
         return CardResult(record=self.record, issued=IssuedLink(
             code=self.code, link_id=int(link_id), reused=self.reused,
-            sms_id=None if sms_id is None else int(sms_id)),
-            claimed=None if draft is None else OutboxSms(
-                id=int(sms_id), destination=self.record.customer_number,
-                data_coding=draft.data_coding, esm_class=draft.esm_class, parts=draft.parts,
-                attempts=1, expires_at=draft.expires_at, code=self.code))
+            sms_id=None if sms_id is None else int(sms_id)))
 
 
 def _waves(requests: Sequence[CardRequest]) -> Iterator[list[int]]:
@@ -147,8 +112,7 @@ def _waves(requests: Sequence[CardRequest]) -> Iterator[list[int]]:
 
 
 def _decide_wave(db: PgConnection, requests: Sequence[CardRequest], now: float,
-                 new_code: Callable[[], str], claim: _Claim, *, read_now: bool
-                 ) -> list[Result | _Written]:
+                 new_code: Callable[[], str], *, read_now: bool) -> list[Result | _Written]:
     asked = [db.execute(*_claim_and_facts(r, now)) for r in requests]
     answers: list[Any] = [cursor.fetchone() for cursor in asked]  # one wait for them all
     results: list[Result | _Written] = []
@@ -178,10 +142,9 @@ def _decide_wave(db: PgConnection, requests: Sequence[CardRequest], now: float,
             insert_decision(cast(sqlite3.Connection, db), record, now, None, None)
             results.append(CardResult(record=record, issued=None))
             continue
-        lease = claim.take(draft, now)
         results.append(_Written(record, code, live is not None, db.execute(
             *_write_card(request, record, code, None if live is None else live[0], draft,
-                         now, lease)), draft if lease is not None else None))
+                         now))))
     if read_now:  # the first fetch waits for every answer
         return [r.read() if isinstance(r, _Written) else r for r in results]
     return results
@@ -211,11 +174,9 @@ def _claim_and_facts(request: CardRequest, now: float) -> tuple[str, tuple[objec
 
 
 def _write_card(request: CardRequest, d: DecisionRecord, code: str, link_id: int | None,
-                draft: SmsDraft | None, now: float, lease: tuple[str, float] | None
-                ) -> tuple[str, tuple[object, ...]]:
+                draft: SmsDraft | None, now: float) -> tuple[str, tuple[object, ...]]:
     """The card's writes in one statement, as links._issue_link and rows.queue_sms make
-    them: the pair's link extended (or a new one), its SMS with parts and `queued` event
-    (with `lease`, already claimed: submitting, attempt 1, as the outbox's claim marks it),
+    them: the pair's link extended (or a new one), its SMS with parts and `queued` event,
     the decision; answers (link id, SMS id). A clash on a new code fails the statement (the
     strict run draws another)."""
     expires = now + request.ttl
@@ -230,19 +191,16 @@ def _write_card(request: CardRequest, d: DecisionRecord, code: str, link_id: int
                  "x AS (UPDATE links SET expires_at = ? WHERE id = ? AND expires_at < ?)"]
         params = (link_id, expires, link_id, expires)
     if draft is not None:
-        owner, until = lease if lease is not None else ("", 0.0)
         parts += ["s AS (INSERT INTO sms (link_id, kind, destination, text, data_coding,"
-                  " esm_class, status, attempts, lease_owner, lease_until, not_before,"
-                  " expires_at, created_at, updated_at)"
-                  " SELECT id, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ? FROM l RETURNING id)",
+                  " esm_class, status, not_before, expires_at, created_at, updated_at)"
+                  " SELECT id, ?, ?, ?, ?, ?, 'queued', ?, ?, ?, ? FROM l RETURNING id)",
                   "p AS (INSERT INTO sms_parts (sms_id, part_no, payload)"
                   " SELECT s.id, p.n - 1, p.payload FROM s,"
                   " unnest(?::bytea[]) WITH ORDINALITY AS p (payload, n))",
                   "e AS (INSERT INTO sms_events (sms_id, at, kind, detail)"
                   " SELECT id, ?, 'queued', ? FROM s)"]
         params += (SmsKind.CARD, d.customer_number, draft.text, draft.data_coding,
-                   draft.esm_class, "submitting" if lease else "queued", 1 if lease else 0,
-                   owner, until, draft.not_before, draft.expires_at, now, now,
+                   draft.esm_class, draft.not_before, draft.expires_at, now, now,
                    list(draft.parts), now, queued_detail(draft))
     sms = "(SELECT id FROM s)" if draft is not None else "NULL::bigint"
     parts.append("d AS (INSERT INTO decisions (linkedid, trigger, agent_id, agent_extension,"

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import socket
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -26,10 +28,16 @@ class PgOutbox(PgBase, OutboxStore):
     is in the SMS's events (`trace`).
     """
 
+    _owner = ""
     _renewer: asyncio.Task[None] | None = None
+    # The SMS this daemon claimed and has not settled: only their leases are renewed, so an
+    # SMS whose claim's answer was lost (the connection broke) is taken over after its lease.
+    _held: set[int]
 
     async def _started(self) -> None:
+        self._held = set()
         await super()._started()
+        self._owner = f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
         self._renewer = asyncio.create_task(self._renew_leases(), name="pg-lease-renewal")
 
     async def close(self) -> None:
