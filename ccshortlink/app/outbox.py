@@ -52,6 +52,7 @@ class Outbox:
 
     def wake(self) -> None:
         """A new SMS was queued: look at the outbox now rather than at the next tick."""
+        self._queue_may_hold_more = True  # even if every slot is busy now: when one frees
         self._wake.set()
 
     async def ids_stored(self) -> None:
@@ -198,7 +199,7 @@ class Outbox:
             return
         delay = min(RETRY_CAP, RETRY_BASE * 2 ** (sms.attempts - 1))
         await self._stored(lambda: self.store.retry_later(sms.id, now, now + delay, error))
-        self._wake.set()  # the next claim's due time counts this one
+        self.wake()  # the next claim's due time counts this one
         log.warning("sms_retry_scheduled", error=error, retry_in=delay)
 
     async def _stored(self, write: Callable[[], Awaitable[T]]) -> T:

@@ -128,3 +128,39 @@ async def test_receipts_match_hex_and_decimal_forms_of_the_id(env) -> None:  # t
     assert await store.record_receipt("1F4B", "DELIVRD", "000", clock()) == sms.id
     assert await store.record_receipt("unknown", "DELIVRD", "000", clock()) is None
     assert await store.sms_status_counts() == {"delivered": 1}
+
+
+async def test_an_sms_queued_while_every_slot_is_busy_goes_when_one_frees(env) -> None:  # type: ignore[no-untyped-def]
+    """Not at the outbox's next tick (1 s): the slot freeing up claims it at once."""
+    import asyncio
+    import time
+
+    from ccshortlink.app.outbox import Outbox
+    from ccshortlink.ops.logs import get_logger
+
+    config, store, cards, clock = env
+    submitted_at: list[float] = []
+
+    class SlowGateway(RecordingGateway):
+        async def submit(self, destination, sms):  # type: ignore[no-untyped-def]
+            await asyncio.sleep(0.2)
+            submitted_at.append(time.monotonic())
+            return await super().submit(destination, sms)
+
+    outbox = Outbox(store=store, gateway=SlowGateway(), clock=clock, log=get_logger(),
+                    max_attempts=3, concurrency=1)
+    stop = asyncio.Event()
+    task = asyncio.create_task(outbox.run(stop))
+    await cards.handle(CallEnded("1.0", "1001", CUSTOMER, talk_seconds=30))
+    outbox.wake()
+    await asyncio.sleep(0.05)  # the one slot is busy with the first SMS
+    await cards.handle(CallEnded("2.0", "1001", "+8613900139000", talk_seconds=30))
+    outbox.wake()
+    for _ in range(150):
+        if len(submitted_at) == 2:
+            break
+        await asyncio.sleep(0.01)
+    stop.set()
+    await task
+    assert len(submitted_at) == 2
+    assert submitted_at[1] - submitted_at[0] < 0.6  # 0.2 s to submit; the tick would be ~1 s

@@ -294,3 +294,27 @@ async def _status_or_none(store: Store) -> dict[str, int] | None:
         return await store.sms_status_counts()
     except sqlite3.OperationalError:
         return None
+
+
+async def test_a_new_code_that_clashes_is_drawn_again_and_its_batch_loses_nothing(env) -> None:  # type: ignore[no-untyped-def]
+    """A new link's code already taken (astronomically rare, but the database says so):
+    drawn again, and the batch's other calls are decided once as if nothing happened (on
+    PostgreSQL the batch is rolled back and decided again call by call)."""
+    config, store, cards, clock = env
+    first = await cards.handle(CallEnded("1.0", "1001", CUSTOMER, talk_seconds=30))
+    drawn = iter([first.code] + [f"fresh{n:04d}" for n in range(10)])
+    agents = load_agents(config.agents_file)
+    templates = SmsTemplates(config.sms.templates, config.sms.default_language)
+    clashing = CardService(store=store, config=config, agents=lambda: agents,
+                           templates=lambda: templates, clock=clock, log=get_logger(),
+                           code_factory=lambda: next(drawn))
+    outcomes = await clashing.handle_many([
+        CallEnded("2.0", "1001", "+8613900139000", talk_seconds=30),
+        CallEnded("3.0", "1002", "+8613900139001", talk_seconds=30)])
+    assert [o.status for o in outcomes] == ["queued", "queued"]
+    codes = {first.code, *(o.code for o in outcomes)}
+    assert len(codes) == 3 and all(c.startswith("fresh") for c in codes - {first.code})
+    rows = await store._all("SELECT linkedid, outcome FROM decisions ORDER BY id")
+    assert [tuple(r) for r in rows] == [("1.0", "sent"), ("2.0", "sent"), ("3.0", "sent")]
+    assert (await store._all("SELECT COUNT(*) FROM links"))[0][0] == 3
+    assert await store.sms_status_counts() == {"queued": 3}

@@ -99,7 +99,8 @@ class PgBase(StoreBase):
         no BEGIN, COMMIT or pipeline, which cost more of this process's CPU than the
         statement itself. A connection found closed is replaced and the statement sent again:
         the statements run this way may be (a claim's SMS lost that way waits for its lease
-        to run out; message ids are the same the second time)."""
+        to run out; message ids are the same the second time, and their event is not written
+        twice)."""
         for attempt in range(RETRIES):
             db: PgConnection | None = None
             try:

@@ -1,12 +1,13 @@
-"""A batch of calls decided on PostgreSQL in two waits for the server, not four per call.
+"""A batch of calls decided on PostgreSQL in one wait for the server per wave, and one more.
 
 The shared per-call code (store/links.py) waits four times a call: for its claim, its facts,
-its new link's id and its SMS's id. Here the batch is cut into waves of distinct customers;
-a wave sends every call's claim-and-facts statement and reads the answers once, judges the
-calls, then sends each call's writes as one statement (link, SMS, parts, event and decision
-chained by a data-modifying WITH); the last wave's answers are read with the COMMIT's, in the
-wait every transaction ends with. A customer's second call in a batch goes in a later wave, so
-it sees the first one's SMS.
+its new link's id and its SMS's id. Here the batch is cut into waves of distinct customers
+(usually the whole batch is one wave); a wave sends every call's claim-and-facts statement
+and reads the answers once, judges the calls, then sends each call's writes as one statement
+(link, SMS, parts, event and decision chained by a data-modifying WITH) without waiting: the
+server runs statements in order, so a later wave's reads see them, and every wave's answers
+are read with the COMMIT's, in the wait every transaction ends with. A customer's second call
+in a batch goes in a later wave, so it sees the first one's SMS.
 
 Any SQL error rolls the batch back: PgBase._run then runs it again strict, through the shared
 per-call code, which finds whose error it was and keeps the others.
@@ -67,9 +68,9 @@ def _in_waves(db: PgConnection, requests: Sequence[CardRequest], now: float,
                 cast(sqlite3.Connection, db),
                 lambda db, r: decide_card(db, r, now, new_code), [requests[wave[0]]])[0]
             continue
-        # A later wave reads what this one wrote; the last one's answers come with the commit.
-        decided = _decide_wave(db, [requests[i] for i in wave], now, new_code,
-                               read_now=wave[-1] != len(requests) - 1)
+        # A later wave's statements see what this one wrote (the server runs them in order):
+        # every wave's answers are read with the commit's.
+        decided = _decide_wave(db, [requests[i] for i in wave], now, new_code)
         for i, result in zip(wave, decided, strict=True):
             results[i] = result
     assert all(r is not None for r in results), "a call of the batch was not decided"
@@ -112,7 +113,7 @@ def _waves(requests: Sequence[CardRequest]) -> Iterator[list[int]]:
 
 
 def _decide_wave(db: PgConnection, requests: Sequence[CardRequest], now: float,
-                 new_code: Callable[[], str], *, read_now: bool) -> list[Result | _Written]:
+                 new_code: Callable[[], str]) -> list[Result | _Written]:
     asked = [db.execute(*_claim_and_facts(r, now)) for r in requests]
     answers: list[Any] = [cursor.fetchone() for cursor in asked]  # one wait for them all
     results: list[Result | _Written] = []
@@ -145,8 +146,6 @@ def _decide_wave(db: PgConnection, requests: Sequence[CardRequest], now: float,
         results.append(_Written(record, code, live is not None, db.execute(
             *_write_card(request, record, code, None if live is None else live[0], draft,
                          now))))
-    if read_now:  # the first fetch waits for every answer
-        return [r.read() if isinstance(r, _Written) else r for r in results]
     return results
 
 

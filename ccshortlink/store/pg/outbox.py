@@ -141,5 +141,6 @@ _SUBMITTED = (
     " FROM unnest(?::bigint[], ?::int[], ?::text[]) AS y (sms_id, part_no, mid)"
     " WHERE sms_parts.sms_id = y.sms_id AND sms_parts.part_no = y.part_no),"
     " e AS (INSERT INTO sms_events (sms_id, at, kind, detail)"
-    " SELECT id, at, 'submitted', detail FROM x)"
+    " SELECT id, at, 'submitted', detail FROM x WHERE NOT EXISTS (SELECT 1 FROM sms_events"
+    " WHERE sms_id = x.id AND kind = 'submitted' AND at = x.at))"
     " SELECT 1")
