@@ -92,6 +92,10 @@ class SmsSink:
                     break
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
+        except asyncio.CancelledError:
+            # A forced stop cancels the session: end quietly, or asyncio's stream callback
+            # (Python 3.11) asks the cancelled task for its exception and logs a traceback.
+            pass
         finally:
             writer.close()
 
