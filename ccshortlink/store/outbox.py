@@ -84,7 +84,7 @@ class OutboxStore(StoreBase):
                 [(mid, s.sms_id, i) for s in submitted for i, mid in enumerate(s.message_ids)])
             db.executemany(
                 "INSERT INTO sms_events (sms_id, at, kind, detail) VALUES (?, ?, 'submitted', ?)",
-                [(s.sms_id, s.at, "message ids " + ",".join(s.message_ids)) for s in submitted])
+                [(s.sms_id, s.at, submitted_detail(s)) for s in submitted])
             return [None] * len(submitted)
 
         return await self._write(work)
@@ -134,7 +134,9 @@ def _next_due(db: sqlite3.Connection) -> float | None:
 
 
 FINAL_STATES = {"DELIVRD": "delivered", "UNDELIV": "failed", "EXPIRED": "expired",
-                 "REJECTD": "failed", "DELETED": "failed"}
+                "REJECTD": "failed", "DELETED": "failed"}
+# What a final receipt may still change: an SMS failed, expired or cancelled stays so.
+RECEIPT_CHANGES = "status IN ('submitted', 'submitting', 'delivered')"
 
 
 def apply_receipt(db: sqlite3.Connection, receipt: ReceiptRecord) -> int | None:
@@ -150,10 +152,15 @@ def apply_receipt(db: sqlite3.Connection, receipt: ReceiptRecord) -> int | None:
     final = FINAL_STATES.get(receipt.state.upper())
     if final is not None:
         db.execute(
-            "UPDATE sms SET status = ?, updated_at = ? WHERE id = ? AND status IN"
-            " ('submitted', 'submitting', 'delivered')", (final, receipt.at, sms_id))
+            f"UPDATE sms SET status = ?, updated_at = ? WHERE id = ? AND {RECEIPT_CHANGES}",
+            (final, receipt.at, sms_id))
     sms_event(db, sms_id, receipt.at, "receipt", receipt_detail(receipt))
     return sms_id
+
+
+def submitted_detail(submitted: SubmittedSms) -> str:
+    """What an SMS's `submitted` event says."""
+    return "message ids " + ",".join(submitted.message_ids)
 
 
 def receipt_detail(receipt: ReceiptRecord) -> str:

@@ -33,8 +33,10 @@ def lock_customer(db: sqlite3.Connection, customer_number: str) -> None:
 def lock_customers(db: sqlite3.Connection, numbers: list[str]) -> None:
     """A batch's numbers, locked up front in one order: two daemons deciding the same batch
     in different orders then wait for each other instead of deadlocking."""
-    for number in sorted(set(numbers) - {""}):
-        lock_customer(db, number)
+    lock = getattr(db, "lock_customers", None)
+    ordered = sorted(set(numbers) - {""})
+    if lock is not None and ordered:
+        lock(ordered)
 
 
 def claim_call(db: sqlite3.Connection, d: DecisionRecord) -> bool:

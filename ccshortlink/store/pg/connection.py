@@ -121,8 +121,13 @@ class PgConnection:
 
     def lock_customer(self, customer_number: str) -> None:
         """store.rows.lock_customer: the number's advisory lock, till the transaction ends."""
-        self.conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 7))",
-                          (customer_number,))
+        self.lock_customers([customer_number])
+
+    def lock_customers(self, numbers: Sequence[str]) -> None:
+        """store.rows.lock_customers: each number's advisory lock, in the order given, in
+        one statement."""
+        self.conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(n, 7))"
+                          " FROM unnest(%s::text[]) AS n", (list(numbers),))
 
     def claim_call(self, d: DecisionRecord) -> bool:
         """The call's key, taken in the decision's transaction (store.rows.claim_call).
@@ -135,9 +140,14 @@ class PgConnection:
         """
         if not d.linkedid:  # a send from the API or the CLI: one daemon got it, no call
             return True
-        taken = self.conn.execute(
-            "INSERT INTO call_claims (pbx, linkedid, trigger, agent_id, agent_extension)"
-            " VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING RETURNING 1",
-            (d.pbx, d.linkedid, str(d.trigger), d.agent_id,
-             d.agent_extension)).fetchone()
-        return taken is not None
+        return self.execute(CLAIM_CALL, claim_key(d)).fetchone() is not None
+
+
+# The call's key; answers a row when this transaction took it (PgConnection.claim_call).
+CLAIM_CALL = ("INSERT INTO call_claims (pbx, linkedid, trigger, agent_id, agent_extension)"
+              " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING 1")
+
+
+def claim_key(d: DecisionRecord) -> tuple[str, str, str, str, str]:
+    """CLAIM_CALL's parameters: the columns of call_claims' primary key."""
+    return (d.pbx, d.linkedid, str(d.trigger), d.agent_id, d.agent_extension)

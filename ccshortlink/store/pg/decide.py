@@ -31,8 +31,8 @@ from ccshortlink.store.links import (
     read_facts,
 )
 from ccshortlink.store.pg.base import PgBase
-from ccshortlink.store.pg.connection import PgConnection
-from ccshortlink.store.rows import insert_decision, queued_detail
+from ccshortlink.store.pg.connection import CLAIM_CALL, PgConnection, claim_key
+from ccshortlink.store.rows import insert_decision, lock_customers, queued_detail
 from ccshortlink.store.transactions import each_in_savepoint
 
 Result = CardResult | Exception
@@ -56,11 +56,7 @@ class PgDecisions(PgBase):
 def _in_waves(db: PgConnection, requests: Sequence[CardRequest], now: float,
               new_code: Callable[[], str]) -> Callable[[], list[Result]]:
     """The batch decided; what reads its answers once the commit is in (_run_then_read)."""
-    # Every number of the batch, locked up front in one order (as rows.lock_customers).
-    numbers = sorted({r.record.customer_number for r in requests} - {""})
-    if numbers:
-        db.conn.execute("SELECT pg_advisory_xact_lock(hashtextextended(n, 7))"
-                        " FROM unnest(%s::text[]) AS n", (numbers,))
+    lock_customers(cast(sqlite3.Connection, db), [r.record.customer_number for r in requests])
     results: list[Result | _Written | None] = [None] * len(requests)
     for wave in _waves(requests):
         if len(wave) == 1 and requests[wave[0]].missed_call:  # rare: the shared code
@@ -136,7 +132,7 @@ def _decide_wave(db: PgConnection, requests: Sequence[CardRequest], now: float,
                 draft = request.draft(code, decision.not_before)
         except Exception as exc:
             if record.linkedid:
-                db.execute(_UNCLAIM, _claim_key(record))
+                db.execute(_UNCLAIM, claim_key(record))
             results.append(exc)
             continue
         if decision.outcome == Verdict.SKIP:
@@ -149,14 +145,8 @@ def _decide_wave(db: PgConnection, requests: Sequence[CardRequest], now: float,
     return results
 
 
-def _claim_key(d: DecisionRecord) -> tuple[str, str, str, str, str]:
-    return (d.pbx, d.linkedid, str(d.trigger), d.agent_id, d.agent_extension)
-
-
-# The call's key (PgConnection.claim_call); a send from the API or the CLI has no call.
-_CLAIM = ("WITH c AS (INSERT INTO call_claims (pbx, linkedid, trigger, agent_id,"
-          " agent_extension) VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING 1)"
-          " SELECT EXISTS (SELECT 1 FROM c)")
+# Taking the call's key answers whether this transaction took it (PgConnection.claim_call).
+_CLAIM = f"WITH c AS ({CLAIM_CALL}) SELECT EXISTS (SELECT 1 FROM c)"
 _UNCLAIM = ("DELETE FROM call_claims WHERE pbx = ? AND linkedid = ? AND trigger = ?"
             " AND agent_id = ? AND agent_extension = ?")
 
@@ -164,7 +154,7 @@ _UNCLAIM = ("DELETE FROM call_claims WHERE pbx = ? AND linkedid = ? AND trigger 
 def _claim_and_facts(request: CardRequest, now: float) -> tuple[str, tuple[object, ...]]:
     """One statement: the claim's answer first, then (when judged) the facts' columns."""
     record = request.record
-    sql, params = (_CLAIM, _claim_key(record)) if record.linkedid else ("SELECT true", ())
+    sql, params = (_CLAIM, claim_key(record)) if record.linkedid else ("SELECT true", ())
     if request.judge is None:
         return sql, params
     facts, facts_params = facts_query(record.agent_id, record.customer_number,

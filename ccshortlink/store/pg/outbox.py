@@ -13,7 +13,7 @@ from functools import partial
 from typing import cast
 
 from ccshortlink.core.records import OutboxSms, SubmittedSms
-from ccshortlink.store.outbox import ClaimedSms, OutboxStore, _next_due
+from ccshortlink.store.outbox import ClaimedSms, OutboxStore, _next_due, submitted_detail
 from ccshortlink.store.pg.base import PgBase
 from ccshortlink.store.pg.connection import PgConnection
 
@@ -89,7 +89,7 @@ class PgOutbox(PgBase, OutboxStore):
         """As OutboxStore's, in one statement."""
         parts = [(s.sms_id, i, mid) for s in submitted for i, mid in enumerate(s.message_ids)]
         params = ([s.sms_id for s in submitted], [s.at for s in submitted],
-                  ["message ids " + ",".join(s.message_ids) for s in submitted],
+                  [submitted_detail(s) for s in submitted],
                   [p[0] for p in parts], [p[1] for p in parts], [p[2] for p in parts])
         await self._write_statement(lambda db: db.execute(_SUBMITTED, params))
         self._held.difference_update(s.sms_id for s in submitted)

@@ -16,6 +16,7 @@ from typing import Any, cast
 from ccshortlink.core.records import ReceiptRecord
 from ccshortlink.store.outbox import (
     FINAL_STATES,
+    RECEIPT_CHANGES,
     apply_receipt,
     message_id_forms,
     receipt_detail,
@@ -29,7 +30,7 @@ _RECEIPT = (
     "WITH m AS (SELECT sms_id FROM sms_parts WHERE message_id = ANY (?::text[])"
     " ORDER BY array_position(?::text[], message_id) LIMIT 1),"
     " u AS (UPDATE sms SET status = ?::text, updated_at = ? WHERE ?::text IS NOT NULL"
-    " AND id = (SELECT sms_id FROM m) AND status IN ('submitted', 'submitting', 'delivered')),"
+    f" AND id = (SELECT sms_id FROM m) AND {RECEIPT_CHANGES}),"
     " e AS (INSERT INTO sms_events (sms_id, at, kind, detail)"
     " SELECT sms_id, ?, 'receipt', ? FROM m)"
     " SELECT sms_id FROM m")
