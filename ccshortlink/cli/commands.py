@@ -58,7 +58,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     log.info("daemon_starting", version=__version__, config=str(config.path))
     for warning in check_report(config)[1]:
         log.warning("config_warning", warning=warning)
-    daemon = Daemon(config, log, notifier=SystemdNotifier.from_environment())
+    daemon = Daemon(config, log, notifier=SystemdNotifier.from_environment(), freeze_heap=True)
     try:
         return asyncio.run(daemon.run())
     except StartupError as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import signal
 import time
 from collections.abc import Awaitable, Callable
@@ -66,8 +67,9 @@ class Daemon:
     """ccshortlink run: AMI → tracker → sending → outbox → SMPP, and the web server."""
 
     def __init__(self, config: Config, log: Logger, *, clock: Callable[[], float] = time.time,
-                 notifier: SystemdNotifier | None = None) -> None:
+                 notifier: SystemdNotifier | None = None, freeze_heap: bool = False) -> None:
         self.config = config
+        self.freeze_heap = freeze_heap  # the process is the daemon's alone (`run`)
         self.log = log
         self.clock = clock
         self.notifier = notifier or SystemdNotifier(None)
@@ -244,6 +246,12 @@ class Daemon:
             await asyncio.sleep(0.05)
         if self.stop.is_set():
             return
+        if self.freeze_heap:
+            # What start-up built (modules, templates, number metadata, config) lives as long
+            # as the process: frozen, the collector's full passes skip it. Each pass over it
+            # stopped every call for 45-75 ms at 100 calls/s; one collection now, at start.
+            gc.collect()
+            gc.freeze()
         self.ready.set()
         self.notifier.ready("AMI and SMPP connected")
         self.log.info("daemon_ready", agents=len(parts.live.agents), web_port=self.web_port)

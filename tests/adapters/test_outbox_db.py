@@ -12,6 +12,7 @@ from ccshortlink.app.sending import CardService
 from ccshortlink.config.agents import load_agents
 from ccshortlink.core.calls import CallEnded
 from ccshortlink.core.links import SmsTemplates
+from ccshortlink.core.records import ReceiptRecord, SubmittedSms
 from ccshortlink.core.sms import EncodedSms
 from ccshortlink.ops.logs import get_logger
 from ccshortlink.store import Store, base
@@ -198,6 +199,25 @@ async def test_a_receipt_that_fails_does_not_take_its_batch_down(env) -> None:  
     assert await store.sms_status_counts() == {"delivered": 1}
     kinds = await store._all("SELECT kind FROM sms_events WHERE kind = 'receipt'")
     assert len(kinds) == 2
+
+
+async def test_message_ids_of_a_batch_land_on_each_part_of_each_sms(env) -> None:  # type: ignore[no-untyped-def]
+    config, store, cards, clock = env
+    for n, number in enumerate((CUSTOMER, "+8613900139000", "+8613900139001")):
+        await cards.handle(CallEnded(f"{n}.0", "1001", number, talk_seconds=30))
+    claimed = (await store.claim_due_sms(clock(), 10)).sms
+    ids = {sms.id: (f"{sms.id}a", f"{sms.id}b") for sms in claimed}
+    await store.mark_submitted_many([SubmittedSms(i, mids, clock()) for i, mids in ids.items()])
+    assert await store.sms_status_counts() == {"submitted": 3}
+    for sms_id, (first, second) in ids.items():
+        assert await store.record_receipts([ReceiptRecord(second, "DELIVRD", "000", clock())]
+                                           ) == [sms_id]
+        assert await store.record_receipts([ReceiptRecord(first, "DELIVRD", "000", clock())]
+                                           ) == [sms_id]
+    events = await store._all("SELECT sms_id, detail FROM sms_events WHERE kind = 'submitted'"
+                              " ORDER BY sms_id")
+    assert [tuple(e) for e in events] == [(i, f"message ids {a},{b}")
+                                          for i, (a, b) in sorted(ids.items())]
 
 
 async def test_a_call_that_cannot_be_prepared_fails_alone_and_queued_sms_are_counted(
