@@ -6,6 +6,10 @@ import asyncio
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
+# s a batch of writes no customer waits on (message ids, receipts) waits for more before it
+# is written: at 100 calls/s it halves their transactions, and the daemon's CPU with them.
+LINGER = 0.02
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -18,12 +22,17 @@ class GroupWriter(Generic[T, R]):
     transaction carries many rows instead of one each. `flush` returns one result per item;
     a result that is an exception is raised to that item's caller alone, while an exception
     raised by `flush` itself goes to every caller of the batch.
+
+    With `linger`, a batch waits that long for more items before it is written: for writes
+    no customer waits on (message ids, receipts), fewer transactions cost the process less
+    than the wait does.
     """
 
     def __init__(self, flush: Callable[[Sequence[T]], Awaitable[Sequence[R | Exception]]], *,
-                 max_batch: int = 256) -> None:
+                 max_batch: int = 256, linger: float = 0.0) -> None:
         self._flush = flush
         self._max_batch = max_batch
+        self._linger = linger
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
         self._writer: asyncio.Task[None] | None = None
 
@@ -39,6 +48,8 @@ class GroupWriter(Generic[T, R]):
         batch: list[tuple[T, asyncio.Future[R]]] = []
         try:
             while self._pending:
+                if self._linger and len(self._pending) < self._max_batch:
+                    await asyncio.sleep(self._linger)
                 batch = self._pending[:self._max_batch]
                 del self._pending[:self._max_batch]
                 try:

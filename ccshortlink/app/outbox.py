@@ -7,7 +7,7 @@ import contextlib
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from ccshortlink.app.batching import GroupWriter
+from ccshortlink.app.batching import LINGER, GroupWriter
 from ccshortlink.app.dbfaults import Outage, until_stored
 from ccshortlink.app.ports import GatewayClosed, Log, OutboxStore, SmsGateway, SubmitRejected
 from ccshortlink.core.describe import describe
@@ -43,8 +43,9 @@ class Outbox:
         self._wake = asyncio.Event()
         self._queue_may_hold_more = True  # the last claim was full: a freed slot claims again
         self._in_flight: set[asyncio.Task[None]] = set()
-        # Under load many submits finish per loop turn: their message ids share one commit.
-        self._submitted = GroupWriter(store.mark_submitted_many)
+        # Message ids share one commit: those of the submits answered within LINGER of each
+        # other (the SMS is at the SMSC already; a receipt waits for its ids, ids_stored).
+        self._submitted = GroupWriter(store.mark_submitted_many, linger=LINGER)
         # The database failing (locked, disk full) pauses the outbox; it never stops it.
         self._claims = Outage(log, "outbox", store.is_fault)
         self._writes = Outage(log, "sms_status", store.is_fault)

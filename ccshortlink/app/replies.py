@@ -6,7 +6,7 @@ import asyncio
 import secrets
 from collections.abc import Awaitable, Callable
 
-from ccshortlink.app.batching import GroupWriter
+from ccshortlink.app.batching import LINGER, GroupWriter
 from ccshortlink.app.dbfaults import Outage, until_stored
 from ccshortlink.app.ports import Log, Receipt, Reply, ReplyStore
 from ccshortlink.config.settings import SmsConfig
@@ -46,7 +46,7 @@ class Replies:
         self.texts = texts  # the answers in force now (reloaded on SIGHUP); None: no answers
         self.on_queued = on_queued  # an answer is in the outbox: count it, wake the outbox
         # Receipts come in bursts of one per part: they share commits under load.
-        self.receipts = GroupWriter(store.record_receipts)
+        self.receipts = GroupWriter(store.record_receipts, linger=LINGER)
         self.outages = {what: Outage(log, what, store.is_fault)
                         for what in ("receipts", "opt_out", "reply")}
 

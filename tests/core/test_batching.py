@@ -35,6 +35,18 @@ async def test_first_item_is_written_at_once_and_the_rest_together() -> None:
     assert sink.batches == [[1], [2, 3, 4, 5, 6]]
 
 
+async def test_with_linger_items_handed_in_a_moment_apart_share_one_write() -> None:
+    sink = SlowSink()
+    writer = GroupWriter(sink.write, linger=0.05)
+    first = asyncio.create_task(writer.write(1))
+    await asyncio.sleep(0.01)  # the first waits for company ...
+    assert sink.batches == []
+    second = asyncio.create_task(writer.write(2))
+    assert await asyncio.gather(first, second) == [10, 20]
+    assert sink.batches == [[1, 2]]  # ... and gets it
+    await writer.idle()
+
+
 async def test_batches_are_capped() -> None:
     sink = SlowSink()
     writer = GroupWriter(sink.write, max_batch=2)
