@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Generic, TypeVar
 
 # s a batch of writes no customer waits on (message ids, receipts) waits for more before it
-# is written: at 100 calls/s it halves their transactions, and the daemon's CPU with them.
+# is written: at 100 calls/s a third as many transactions, and less of the daemon's CPU.
 LINGER = 0.02
 
 T = TypeVar("T")
