@@ -146,8 +146,12 @@ class PgConnection:
 # The call's key; answers a row when this transaction took it (PgConnection.claim_call).
 CLAIM_CALL = ("INSERT INTO call_claims (pbx, linkedid, trigger, agent_id, agent_extension)"
               " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING RETURNING 1")
+# The call's key given back by a decision that failed before its writes: another daemon's
+# turn. Same parameters (claim_key).
+UNCLAIM_CALL = ("DELETE FROM call_claims WHERE pbx = ? AND linkedid = ? AND trigger = ?"
+                " AND agent_id = ? AND agent_extension = ?")
 
 
 def claim_key(d: DecisionRecord) -> tuple[str, str, str, str, str]:
-    """CLAIM_CALL's parameters: the columns of call_claims' primary key."""
+    """CLAIM_CALL's and UNCLAIM_CALL's parameters: the columns of call_claims' primary key."""
     return (d.pbx, d.linkedid, str(d.trigger), d.agent_id, d.agent_extension)

@@ -31,7 +31,7 @@ from ccshortlink.store.links import (
     read_facts,
 )
 from ccshortlink.store.pg.base import PgBase
-from ccshortlink.store.pg.connection import CLAIM_CALL, PgConnection, claim_key
+from ccshortlink.store.pg.connection import CLAIM_CALL, UNCLAIM_CALL, PgConnection, claim_key
 from ccshortlink.store.rows import insert_decision, lock_customers, queued_detail
 from ccshortlink.store.transactions import each_in_savepoint
 
@@ -132,7 +132,7 @@ def _decide_wave(db: PgConnection, requests: Sequence[CardRequest], now: float,
                 draft = request.draft(code, decision.not_before)
         except Exception as exc:
             if record.linkedid:
-                db.execute(_UNCLAIM, claim_key(record))
+                db.execute(UNCLAIM_CALL, claim_key(record))
             results.append(exc)
             continue
         if decision.outcome == Verdict.SKIP:
@@ -147,8 +147,6 @@ def _decide_wave(db: PgConnection, requests: Sequence[CardRequest], now: float,
 
 # Taking the call's key answers whether this transaction took it (PgConnection.claim_call).
 _CLAIM = f"WITH c AS ({CLAIM_CALL}) SELECT EXISTS (SELECT 1 FROM c)"
-_UNCLAIM = ("DELETE FROM call_claims WHERE pbx = ? AND linkedid = ? AND trigger = ?"
-            " AND agent_id = ? AND agent_extension = ?")
 
 
 def _claim_and_facts(request: CardRequest, now: float) -> tuple[str, tuple[object, ...]]:
