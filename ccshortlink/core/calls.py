@@ -157,13 +157,15 @@ class CallTracker(ChannelBook):
         channel, dest = event.get("Channel", ""), event.get("DestinationChannel", "")
         side = self._customer_side(channel, dest)
         if side is None:
-            if channel and channel not in self._by_name and dest not in self._by_name:
-                self._unseen.early_cdr(event, answered, billable, self.agent_lookup, now)
+            # Ahead of every event of the customer's channel: kept for its Hangup. The agent's
+            # channel may be known by then (it hung up first, its events came before the Cdr),
+            # but not one seen from its Newchannel: such a call is decided at its Hangup.
+            if channel and not any(c.whole for c in map(self._known, (channel, dest)) if c):
+                self._unseen.early_cdr(event, answered, billable, self._agent_named, now,
+                                       known=self._by_name)
             return []
         customer_name, agent_name, number, live = side
-        agent_id = self._by_name.get(agent_name)
-        agent_chan = self._channels.get(agent_id) if agent_id else None
-        agent = agent_chan.agent if agent_chan is not None else self.agent_lookup(agent_name, "")
+        agent = self._agent_named(agent_name)
         facts = CdrFacts(agent, answered, billable, clean_number(event.get(number, "")))
         if live is not None:
             live.cdrs.append(facts)  # still up: its Hangup decides, with this Cdr in hand
@@ -183,9 +185,17 @@ class CallTracker(ChannelBook):
                 return customer_name, agent_name, number, live
         return None
 
-    def _unseen_customer(self, name: str) -> Channel | None:
+    def _known(self, name: str) -> Channel | None:
         uniqueid = self._by_name.get(name)
-        chan = self._channels.get(uniqueid) if uniqueid else None
+        return self._channels.get(uniqueid) if uniqueid else None
+
+    def _agent_named(self, name: str) -> str | None:
+        """The agent of the channel called `name`: as its events said, else from its name."""
+        chan = self._known(name)
+        return chan.agent if chan is not None else self.agent_lookup(name, "")
+
+    def _unseen_customer(self, name: str) -> Channel | None:
+        chan = self._known(name)
         return chan if chan is not None and chan.is_customer and not chan.whole else None
 
     # --- the end of a call ---------------------------------------------------------------

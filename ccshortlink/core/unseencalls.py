@@ -6,17 +6,18 @@ in the AMI user's `read=`, and cdr_manager enabled): Disposition ANSWERED, the a
 (DestinationChannel, or Channel for an agent's outgoing call), BillableSeconds, Source. Cdr
 and Hangup come in either order, and a queue call has one Cdr per member rung: an answered
 agent's Cdr decides at once; otherwise the call waits `cdr_wait` seconds after its Hangup.
-The Cdr can even come before any event of its channels (under load Asterisk sends it ahead of
-the HangupRequest): it is then kept, bounded and for `cdr_wait`, for the Hangup that follows.
+The Cdr can even come before any event of the customer's channel (under load Asterisk sends it
+ahead of the HangupRequest, or between the agent's BridgeLeave and Hangup when the agent hung up
+first): it is then kept, bounded and for `cdr_wait`, for the Hangup that follows.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Container, Mapping
 from dataclasses import dataclass, field
 
-from ccshortlink.core.callrecords import AgentLookup, CallClosed, CallEnded, Outcome, clean_number
+from ccshortlink.core.callrecords import CallClosed, CallEnded, Outcome, clean_number
 from ccshortlink.core.vocab import Trigger
 
 
@@ -54,13 +55,15 @@ class UnseenCalls:
         self._early: OrderedDict[str, tuple[float, list[CdrFacts]]] = OrderedDict()
 
     def early_cdr(self, event: Mapping[str, str], answered: bool, billable: float,
-                  agent_lookup: AgentLookup, now: float) -> None:
-        """A Cdr ahead of every event of its channels, kept for whichever is the customer's:
-        an incoming call's customer is its Channel, an agent's outgoing call's the other."""
+                  agent_of: Callable[[str], str | None], now: float, *,
+                  known: Container[str]) -> None:
+        """A Cdr ahead of every event of the customer's channel, kept for whichever side is
+        the customer's: an incoming call's is its Channel, an agent's outgoing call's the
+        other; a side already `known` is not a customer whose events are still to come."""
         channel, dest = event.get("Channel", ""), event.get("DestinationChannel", "")
         for customer, agent, number in ((channel, dest, "Source"), (dest, channel, "Destination")):
-            if customer:
-                facts = CdrFacts(agent_lookup(agent, "") if agent else None, answered, billable,
+            if customer and customer not in known:
+                facts = CdrFacts(agent_of(agent) if agent else None, answered, billable,
                                  clean_number(event.get(number, "")))
                 _, kept = self._early.pop(customer, (now, []))
                 self._early[customer] = (now, [*kept, facts])

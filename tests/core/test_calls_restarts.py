@@ -240,6 +240,21 @@ def test_cdr_ahead_of_every_event_of_its_call_is_kept_for_its_hangup() -> None:
     assert t.expire(10_000.0) == []
 
 
+def test_cdr_between_the_agents_first_events_and_the_customers_is_kept_for_its_hangup() -> None:
+    """The agent hung up first: a daemon back mid-call knows the agent's channel from its
+    BridgeLeave when the Cdr comes, and nothing yet of the customer's (as a real Asterisk
+    sent it in a full test run). The Cdr must still decide the customer's Hangup at once."""
+    _, after = answered_call()
+    agent = [e for e in after if e.get("Channel", "").startswith("SIP/1001")]
+    cdr = next(e for e in after if e["Event"] == "Cdr")
+    customer = [e for e in after if e not in agent and e is not cdr]
+    t = tracker()
+    out = Clock(t).feed([agent[0], cdr, *agent[1:], *customer])
+    assert [(o.agent_extension, o.customer_number, o.talk_seconds, o.decided_from)
+            for o in out] == [("1001", OLD_CUSTOMER, 2.0, "cdr")]
+    assert t.expire(10_000.0) == []
+
+
 def test_cdr_after_the_hangup_decides_once_and_a_second_cdr_changes_nothing() -> None:
     _, after = answered_call()
     cdr = next(e for e in after if e["Event"] == "Cdr")

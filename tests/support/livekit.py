@@ -38,6 +38,7 @@ exten => s,1,Set(CCS_RING_SECONDS=8)
  same => n,Set(CCS_AGENT_TECH=SIP)
  same => n,Goto(ccshortlink-hotline,s,1)"""
 _failed = pytest.StashKey[bool]()
+QUIET_KEYS = ("timestamp", "event", "level", "logger")  # a failure's daemon lines: said first
 
 
 def kept_folder(nodeid: str) -> Path:
@@ -50,6 +51,9 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if report.failed and "live" in item.fixturenames:
         item.stash[_failed] = True
         report.sections.append(("live PBX logs", f"kept in {kept_folder(item.nodeid)}"))
+        desk = item.funcargs.get("live")
+        if isinstance(desk, LiveDesk):  # CI keeps only what is printed: the gist of both sides
+            report.sections.append(("what the PBX and the daemon said last", desk.last_words()))
     return report
 
 
@@ -202,6 +206,18 @@ class LiveDesk:
         answer = {k.strip().lower(): v.strip()
                   for k, _, v in (f.partition(":") for f in fields if ":" in f)}
         return int(status_line.split()[1]), answer
+
+    def last_words(self, count: int = 40) -> str:
+        """The last AMI events Asterisk sent (as the test's own session read them) and the
+        daemon's last log lines, one short line each, for a failure's report."""
+        keys = ("Channel", "DestinationChannel", "Uniqueid", "Disposition", "Cause")
+        admin = self.pbx.admin
+        events = [" ".join([e.get("Event", "?"), *(f"{k}={e[k]}" for k in keys if k in e)])
+                  for e in (admin.events if admin else []) if e.get("Event") != "VarSet"]
+        logged = [" ".join([str(e.get("timestamp", ""))[11:23], str(e.get("event")),
+                            *(f"{k}={v}" for k, v in e.items() if k not in QUIET_KEYS)])
+                  for e in (self.daemon.events if self.daemon else [])]
+        return "\n".join(["AMI events:", *events[-count:], "daemon log:", *logged[-count:]])
 
     # ---- the end -----------------------------------------------------------------------------
 
