@@ -42,7 +42,8 @@ class Outbox:
         self.on_status = on_status
         self._wake = asyncio.Event()
         self._queue_may_hold_more = True  # the last claim was full: a freed slot claims again
-        self._in_flight: set[asyncio.Task[None]] = set()
+        self._in_flight: dict[asyncio.Task[None], OutboxSms] = {}
+        self._giving_back: set[asyncio.Task[None]] = set()
         # Message ids share one commit: those of the submits answered within LINGER of each
         # other (the SMS is at the SMSC already; a receipt waits for its ids, ids_stored).
         self._submitted = GroupWriter(store.mark_submitted_many, linger=LINGER)
@@ -99,7 +100,7 @@ class Outbox:
                 next_due = claimed.next_due_at
                 for sms in claimed.sms:
                     task = asyncio.create_task(self._send(sms), name=f"sms-{sms.id}")
-                    self._in_flight.add(task)
+                    self._in_flight[task] = sms
                     task.add_done_callback(self._done)
             # Either nothing more is due or every slot is busy: a freed slot or a newly
             # queued SMS sets the wake event, so nothing waits longer than it must.
@@ -108,11 +109,28 @@ class Outbox:
         await self._submitted.idle()  # a cancelled submit's message ids are still stored
 
     def _done(self, task: asyncio.Task[None]) -> None:
-        self._in_flight.discard(task)
+        sms = self._in_flight.pop(task)
         if self._queue_may_hold_more:
             self._wake.set()
-        if not task.cancelled() and task.exception() is not None:
-            self.log.error("sms_task_failed", error=repr(task.exception()))
+        error = None if task.cancelled() else task.exception()
+        if error is not None:
+            self.log.error("sms_task_failed", sms_id=sms.id, error=repr(error))
+            # Not left 'submitting' (or leased) until a restart: back in the queue with the
+            # usual backoff, failed once its attempts run out.
+            back = asyncio.create_task(self._give_back(sms, repr(error)))
+            self._giving_back.add(back)
+            back.add_done_callback(self._giving_back.discard)
+
+    async def _give_back(self, sms: OutboxSms, error: str) -> None:
+        log = self.log.bind(sms_id=sms.id, code=sms.code or None,
+                            customer=mask_number(sms.destination), attempt=sms.attempts)
+        try:
+            await self._retry(sms, log, f"its send task failed: {error}")
+        except Exception as exc:
+            self.store.let_go(sms.id)
+            log.error("sms_give_back_failed", error=repr(exc),
+                      reason="left as submitting: another daemon takes it over once its lease"
+                             " runs out, or the next start sends it")
 
     async def _wait(self, stop: asyncio.Event, due: float | None, *, wake: bool = True) -> None:
         if wake:
@@ -130,16 +148,17 @@ class Outbox:
 
     async def _drain(self, timeout: float) -> None:
         """Graceful stop: let in-flight submits finish, for a bounded time."""
-        if not self._in_flight:
-            return
-        self.log.info("outbox_draining", in_flight=len(self._in_flight))
-        _, pending = await asyncio.wait(set(self._in_flight), timeout=timeout)
-        for task in pending:
-            task.cancel()
-        if pending:
-            await asyncio.wait(pending, timeout=CANCELLED_WAIT)
-            self.log.warning("outbox_drain_timeout", abandoned=len(pending),
-                             reason="left as submitting; resent on next start")
+        if self._in_flight:
+            self.log.info("outbox_draining", in_flight=len(self._in_flight))
+            _, pending = await asyncio.wait(set(self._in_flight), timeout=timeout)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.wait(pending, timeout=CANCELLED_WAIT)
+                self.log.warning("outbox_drain_timeout", abandoned=len(pending),
+                                 reason="left as submitting; resent on next start")
+        if self._giving_back:  # one quick write each, as for the cancelled ones
+            await asyncio.wait(set(self._giving_back), timeout=CANCELLED_WAIT)
 
     async def _send(self, sms: OutboxSms) -> None:
         now = self.clock()

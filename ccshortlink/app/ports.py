@@ -103,6 +103,7 @@ class OutboxStore(Faults, Protocol):
                           smpp_status: int | None, error: str) -> None: ...
     async def retry_later(self, sms_id: int, now: float, not_before: float,
                           error: str) -> None: ...
+    def let_go(self, sms_id: int) -> None: ...  # no I/O: this daemon stops holding it
 
 
 class ReplyStore(Faults, Protocol):

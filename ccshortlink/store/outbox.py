@@ -107,6 +107,10 @@ class OutboxStore(StoreBase):
 
         await self._write(work)
 
+    def let_go(self, sms_id: int) -> None:
+        """Nothing holds it but its 'submitting' row: one daemon per file, and the next start
+        sends it again."""
+
     async def record_receipt(self, message_id: str, state: str, error_code: str,
                              now: float) -> int | None:
         """Apply a delivery receipt; returns the SMS id, or None for an unknown message id."""

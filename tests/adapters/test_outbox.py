@@ -108,6 +108,31 @@ async def test_sms_left_mid_submit_by_a_crash_is_resent(env) -> None:  # type: i
     assert await store.sms_status_counts() == {"submitted": 1}
 
 
+async def test_an_sms_whose_send_task_dies_of_a_bug_is_queued_again(env, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Not a database fault: a bug (here in recording the SMSC's refusal). The SMS is not left
+    'submitting' (on PostgreSQL: leased, its lease renewed) until a restart."""
+    config, store, cards, clock = env
+    await cards.handle(CallEnded("1.0", "1001", CUSTOMER, talk_seconds=30))
+    mark_failed = store.mark_failed
+    bugs = [RuntimeError("a bug")]
+
+    async def buggy(*args, **kwargs):  # type: ignore[no-untyped-def]
+        if bugs:
+            raise bugs.pop()
+        await mark_failed(*args, **kwargs)
+
+    monkeypatch.setattr(store, "mark_failed", buggy)
+    await drain(store, RecordingGateway([SubmitRejected(0x45)]), clock)
+    [(status, attempts, error, not_before)] = await store._all(
+        "SELECT status, attempts, error, not_before FROM sms")
+    assert (status, attempts, not_before) == ("queued", 1, clock() + 30)
+    assert "its send task failed: RuntimeError('a bug')" in error
+    clock.now += 31  # taken again by the next claim, whatever daemon makes it
+    gateway = RecordingGateway()
+    await drain(store, gateway, clock)
+    assert len(gateway.submitted) == 1 and await store.sms_status_counts() == {"submitted": 1}
+
+
 async def test_newer_schema_is_refused(tmp_path: Path) -> None:
 
     from ccshortlink.store import StoreError

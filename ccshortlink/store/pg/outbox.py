@@ -103,6 +103,10 @@ class PgOutbox(PgBase, OutboxStore):
         await super().retry_later(sms_id, now, not_before, error)
         self._held.discard(sms_id)
 
+    def let_go(self, sms_id: int) -> None:
+        """Its lease is no longer renewed: once it runs out, any daemon's claim takes it over."""
+        self._held.discard(sms_id)
+
 
 # Due SMS no other daemon holds (queued, or submitting with a lease run out), marked
 # submitting under this daemon's lease; the statement sees the table as it was before its own
