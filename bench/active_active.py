@@ -1,7 +1,7 @@
 """One daemon on SQLite, one and two on PostgreSQL, side by side; then one of two SIGKILLed.
 
 Run: .venv/bin/python -m bench stores [--quick] [--repeats N] [--seconds S] [--cases sqlite,pg]
-     [--rate R] [--no-ladder] [--no-failover]
+     [--rate R] [--no-ladder] [--no-failover] [--own-core]
 Needs PostgreSQL's server binaries (initdb, pg_ctl): a throwaway cluster is started on
 127.0.0.1 (tests/support/pgserver.py) and removed at the end; each run gets a new database.
 
@@ -12,6 +12,10 @@ summed) over the calls; the PostgreSQL server's CPU is shown beside it. Latency 
 peer writing a call's last Hangup (the first session to get it) to the SMSC accepting the
 last part of the SMS.
 
+With --own-core the daemons run on the machine's last CPU (taskset) and everything else (the
+bench's own traffic, the SMSC, PostgreSQL) on the others: a daemon whose database is on
+another server, as in "More than one box", rather than four programs sharing every core.
+
 Failover: two daemons on PostgreSQL with a short lease; one is SIGKILLed a third of the way
 through the burst. Lost = answered calls without a whole SMS; duplicates = whole SMS beyond
 one per call; "logged" = duplicated SMS whose takeover is in sms_events (what `trace` shows).
@@ -21,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,6 +46,7 @@ from tests.support.pgserver import PgServer, find_bin, remove_server, start_serv
 FAILOVER_LEASE = 3.0
 FAILOVER_SMSC_DELAYS_MS = (0, 300)
 SUSTAINED_P99 = 1.0  # as bench.pipeline: no backlog building up
+DAEMON_WRAPPER: tuple[str, ...] = ()  # --own-core: taskset onto the CPU kept for the daemons
 
 
 @dataclass
@@ -108,7 +114,7 @@ async def run_case(book: CallBook, case: Case, rate: float, seconds: float,
             ("--delay-ms", str(smsc_delay_ms)) if smsc_delay_ms else ()))
         peer = SharedPacedPeer(line, book.banner, case.daemons)
         async with running_daemons(folder, smsc, peer, count=case.daemons, smpp=smpp, url=url,
-                                   lease=lease) as daemons:
+                                   lease=lease, wrapper=DAEMON_WRAPPER) as daemons:
             pids = [d.pid for d in daemons]
             before = {pid: cpu_seconds(pid) for pid in pids}
             pg_before = pg_cpu(server) if server is not None and case.postgres else 0.0
@@ -256,6 +262,18 @@ async def main_async(repeats: int, seconds: float, ladder: tuple[float, ...], *,
     return lines
 
 
+def own_core() -> str:
+    """Keep the last CPU for the daemons: this process (and so PostgreSQL, the SMSC, the
+    traffic it starts) moves to the others, and each daemon is started under taskset."""
+    global DAEMON_WRAPPER
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2:
+        raise SystemExit("bench stores --own-core needs two CPUs or more")
+    os.sched_setaffinity(0, cpus[:-1])
+    DAEMON_WRAPPER = ("taskset", "-c", str(cpus[-1]))
+    return f"daemons on CPU {cpus[-1]} alone; the bench, the SMSC and PostgreSQL on {cpus[:-1]}"
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
@@ -270,6 +288,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="calls/s of the side-by-side runs (default 100)")
     parser.add_argument("--no-ladder", action="store_true")
     parser.add_argument("--no-failover", action="store_true")
+    parser.add_argument("--own-core", action="store_true",
+                        help="the daemons on the last CPU, everything else on the others")
     args = parser.parse_args(argv)
     keys = dict(zip(("sqlite", "pg", "pg2"), CASES, strict=True))
     cases = tuple(keys[k] for k in args.cases.split(",") if k)
@@ -281,6 +301,8 @@ def main(argv: list[str] | None = None) -> int:
     ladder: tuple[float, ...] = (200.0, 400.0) if args.quick else (200.0, 300.0, 400.0, 600.0)
     if args.no_ladder:
         ladder = ()
+    if args.own_core:
+        print(own_core())
     for line in asyncio.run(main_async(repeats, seconds, ladder, cases=cases, rate=args.rate,
                                        with_failover=not args.no_failover)):
         print(line)

@@ -61,9 +61,10 @@ def pg_cpu(server: PgServer) -> float:
 
 @asynccontextmanager
 async def running_daemons(folder: Path, smsc: SmscProcess, peer: PacedAmiPeer, *, count: int,
-                          smpp: SmppSettings, url: str | None, lease: float | None = None
-                          ) -> AsyncIterator[list[DaemonProcess]]:
-    """bench.daemon_process.running_daemon for one or several daemons on one config."""
+                          smpp: SmppSettings, url: str | None, lease: float | None = None,
+                          wrapper: tuple[str, ...] = ()) -> AsyncIterator[list[DaemonProcess]]:
+    """bench.daemon_process.running_daemon for one or several daemons on one config, each
+    started under `wrapper` (e.g. taskset) when given."""
     daemons: list[DaemonProcess] = []
     try:
         config = write_config(folder, ami_port=await peer.start(),
@@ -78,7 +79,7 @@ async def running_daemons(folder: Path, smsc: SmscProcess, peer: PacedAmiPeer, *
         config.write_text(text)
         for n in range(count):
             daemons.append(DaemonProcess(config, folder / f"daemon{n + 1}.jsonl"))
-            await daemons[-1].start()
+            await daemons[-1].start(*wrapper)
         for daemon in daemons:
             await daemon.wait_ready()
         yield daemons
