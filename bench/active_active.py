@@ -1,7 +1,7 @@
 """One daemon on SQLite, one and two on PostgreSQL, side by side; then one of two SIGKILLed.
 
 Run: .venv/bin/python -m bench stores [--quick] [--repeats N] [--seconds S] [--cases sqlite,pg]
-     [--rate R] [--no-ladder] [--no-failover] [--own-core]
+     [--rate R] [--no-ladder] [--no-failover] [--own-core] [--durable]
 Needs PostgreSQL's server binaries (initdb, pg_ctl): a throwaway cluster is started on
 127.0.0.1 (tests/support/pgserver.py) and removed at the end; each run gets a new database.
 
@@ -11,6 +11,9 @@ SMSC, `ccshortlink run` x1 or x2 on one config. CPU per call is the daemons' CPU
 summed) over the calls; the PostgreSQL server's CPU is shown beside it. Latency is from the
 peer writing a call's last Hangup (the first session to get it) to the SMSC accepting the
 last part of the SMS.
+
+The cluster runs as the tests run it, without flushing to disk (fsync, synchronous_commit and
+full_page_writes off); --durable keeps PostgreSQL's defaults, every commit flushed.
 
 With --own-core the daemons run on the machine's last CPU (taskset) and everything else (the
 bench's own traffic, the SMSC, PostgreSQL) on the others: a daemon whose database is on
@@ -218,9 +221,9 @@ def row(r: Result) -> str:
 
 async def main_async(repeats: int, seconds: float, ladder: tuple[float, ...], *,
                      cases: tuple[Case, ...] = CASES, rate: float = 100.0,
-                     with_failover: bool = True) -> list[str]:
+                     with_failover: bool = True, durable: bool = False) -> list[str]:
     book = CallBook()
-    server = start_server()
+    server = start_server(durable=durable)
     serial = 0
 
     def dbname() -> str:
@@ -290,6 +293,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-failover", action="store_true")
     parser.add_argument("--own-core", action="store_true",
                         help="the daemons on the last CPU, everything else on the others")
+    parser.add_argument("--durable", action="store_true",
+                        help="PostgreSQL flushes every commit (its defaults), as in production")
     args = parser.parse_args(argv)
     keys = dict(zip(("sqlite", "pg", "pg2"), CASES, strict=True))
     cases = tuple(keys[k] for k in args.cases.split(",") if k)
@@ -304,7 +309,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.own_core:
         print(own_core())
     for line in asyncio.run(main_async(repeats, seconds, ladder, cases=cases, rate=args.rate,
-                                       with_failover=not args.no_failover)):
+                                       with_failover=not args.no_failover,
+                                       durable=args.durable)):
         print(line)
     return 0
 

@@ -40,6 +40,7 @@ class PgServer:
     root: Path
     port: int
     _as_user: list[str]
+    durable: bool = False  # PostgreSQL's own defaults: every commit flushed, whole pages logged
 
     @property
     def data(self) -> Path:
@@ -57,8 +58,8 @@ class PgServer:
         self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-l",
                   str(self.root / "server.log"), "-w", "-t", "60", "-o",
                   f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1"
-                  " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
-                  " -c max_connections=200", "start")
+                  + ("" if self.durable else " -c fsync=off -c synchronous_commit=off"
+                     " -c full_page_writes=off") + " -c max_connections=200", "start")
 
     def stop(self, mode: str = "fast") -> None:
         self._run(str(self.bin / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "stop",
@@ -73,9 +74,10 @@ class PgServer:
             return cursor.fetchall() if cursor.description else []
 
 
-def start_server() -> PgServer:
+def start_server(*, durable: bool = False) -> PgServer:
     """initdb + pg_ctl start on a fresh temporary folder; as root, run as `postgres`
-    (initdb refuses root) on a folder that user owns."""
+    (initdb refuses root) on a folder that user owns. Tests run it without flushing to disk
+    (fsync, synchronous_commit, full_page_writes off); `durable` keeps PostgreSQL's defaults."""
     bin_dir = find_bin()
     if bin_dir is None:
         raise FileNotFoundError("no PostgreSQL (Debian: apt-get install postgresql)")
@@ -89,7 +91,7 @@ def start_server() -> PgServer:
     pwfile.write_text(PASSWORD + "\n")
     if as_user:
         shutil.chown(pwfile, "postgres", "postgres")
-    server = PgServer(bin_dir, root, _free_port(), as_user)
+    server = PgServer(bin_dir, root, _free_port(), as_user, durable)
     server._run(str(bin_dir / "initdb"), "-D", str(server.data), "-U", USER,
                 f"--pwfile={pwfile}", "-A", "scram-sha-256", "-E", "UTF8", "--no-sync",
                 "--locale=C")
