@@ -49,7 +49,6 @@ from tests.support.pgserver import PgServer, find_bin, remove_server, start_serv
 FAILOVER_LEASE = 3.0
 FAILOVER_SMSC_DELAYS_MS = (0, 300)
 SUSTAINED_P99 = 1.0  # as bench.pipeline: no backlog building up
-DAEMON_WRAPPER: tuple[str, ...] = ()  # --own-core: taskset onto the CPU kept for the daemons
 
 
 @dataclass
@@ -95,9 +94,10 @@ def sql_rows(server: PgServer, dbname: str, statement: str) -> list[tuple[object
 
 async def run_case(book: CallBook, case: Case, rate: float, seconds: float,
                    server: PgServer | None, dbname: str, *, kill_after: float | None = None,
-                   base: SmppSettings = NORMAL_SMPP, smsc_delay_ms: int = 0) -> Result:
+                   base: SmppSettings = NORMAL_SMPP, smsc_delay_ms: int = 0,
+                   wrapper: tuple[str, ...] = ()) -> Result:
     """`rate` calls/s for `seconds` on a fresh database; with kill_after, SIGKILL daemon 1
-    once that share of the calls has been texted."""
+    once that share of the calls has been texted. Each daemon starts under `wrapper`."""
     calls = book.calls(max(1, round(rate * seconds)))
     line = timeline(calls, rate)
     # Both daemons pace their half of the account; the account itself allows 2 parts per call
@@ -117,7 +117,7 @@ async def run_case(book: CallBook, case: Case, rate: float, seconds: float,
             ("--delay-ms", str(smsc_delay_ms)) if smsc_delay_ms else ()))
         peer = SharedPacedPeer(line, book.banner, case.daemons)
         async with running_daemons(folder, smsc, peer, count=case.daemons, smpp=smpp, url=url,
-                                   lease=lease, wrapper=DAEMON_WRAPPER) as daemons:
+                                   lease=lease, wrapper=wrapper) as daemons:
             pids = [d.pid for d in daemons]
             before = {pid: cpu_seconds(pid) for pid in pids}
             pg_before = pg_cpu(server) if server is not None and case.postgres else 0.0
@@ -221,7 +221,8 @@ def row(r: Result) -> str:
 
 async def main_async(repeats: int, seconds: float, ladder: tuple[float, ...], *,
                      cases: tuple[Case, ...] = CASES, rate: float = 100.0,
-                     with_failover: bool = True, durable: bool = False) -> list[str]:
+                     with_failover: bool = True, durable: bool = False,
+                     wrapper: tuple[str, ...] = ()) -> list[str]:
     book = CallBook()
     server = start_server(durable=durable)
     serial = 0
@@ -237,7 +238,8 @@ async def main_async(repeats: int, seconds: float, ladder: tuple[float, ...], *,
         for _ in range(repeats):  # interleaved, so drift on a shared machine hits every case
             for case in cases:
                 result = await run_case(book, case, rate, seconds, server, dbname(),
-                                        base=NORMAL_SMPP if rate <= 100 else OPEN_SMPP)
+                                        base=NORMAL_SMPP if rate <= 100 else OPEN_SMPP,
+                                        wrapper=wrapper)
                 by_case[case.name].append(result)
                 print("  run:", row(result), flush=True)
         base = median([r.cpu_ms_per_call for r in by_case[cases[0].name]])
@@ -246,7 +248,7 @@ async def main_async(repeats: int, seconds: float, ladder: tuple[float, ...], *,
         for case in cases:
             for rate in ladder:
                 result = await run_case(book, case, rate, max(5.0, seconds / 2), server,
-                                        dbname(), base=OPEN_SMPP)
+                                        dbname(), base=OPEN_SMPP, wrapper=wrapper)
                 print("  ladder:", row(result), flush=True)
                 ladder_rows.append(summary([result], 0.0))  # ratios: the 100 calls/s rows
                 if not result.sustained:
@@ -256,7 +258,7 @@ async def main_async(repeats: int, seconds: float, ladder: tuple[float, ...], *,
         # keeps a window's worth in flight, so the takeover (and its duplicates) is exercised.
         for delay in FAILOVER_SMSC_DELAYS_MS if with_failover else ():
             failover = await run_case(book, CASES[2], 100, seconds, server, dbname(),
-                                      kill_after=1 / 3, smsc_delay_ms=delay)
+                                      kill_after=1 / 3, smsc_delay_ms=delay, wrapper=wrapper)
             print("  failover:", row(failover), flush=True)
             lines.append(f"failover (2 daemons on PostgreSQL, lease {FAILOVER_LEASE:g} s,"
                          f" SMSC answers after {delay} ms, daemon 1 SIGKILLed): " + row(failover))
@@ -265,16 +267,15 @@ async def main_async(repeats: int, seconds: float, ladder: tuple[float, ...], *,
     return lines
 
 
-def own_core() -> str:
+def own_core() -> tuple[str, ...]:
     """Keep the last CPU for the daemons: this process (and so PostgreSQL, the SMSC, the
-    traffic it starts) moves to the others, and each daemon is started under taskset."""
-    global DAEMON_WRAPPER
+    traffic it starts) moves to the others; the daemons' wrapper (taskset) is returned."""
     cpus = sorted(os.sched_getaffinity(0))
     if len(cpus) < 2:
         raise SystemExit("bench stores --own-core needs two CPUs or more")
     os.sched_setaffinity(0, cpus[:-1])
-    DAEMON_WRAPPER = ("taskset", "-c", str(cpus[-1]))
-    return f"daemons on CPU {cpus[-1]} alone; the bench, the SMSC and PostgreSQL on {cpus[:-1]}"
+    print(f"daemons on CPU {cpus[-1]} alone; the bench, the SMSC and PostgreSQL on {cpus[:-1]}")
+    return ("taskset", "-c", str(cpus[-1]))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -306,11 +307,10 @@ def main(argv: list[str] | None = None) -> int:
     ladder: tuple[float, ...] = (200.0, 400.0) if args.quick else (200.0, 300.0, 400.0, 600.0)
     if args.no_ladder:
         ladder = ()
-    if args.own_core:
-        print(own_core())
+    wrapper = own_core() if args.own_core else ()
     for line in asyncio.run(main_async(repeats, seconds, ladder, cases=cases, rate=args.rate,
                                        with_failover=not args.no_failover,
-                                       durable=args.durable)):
+                                       durable=args.durable, wrapper=wrapper)):
         print(line)
     return 0
 

@@ -44,6 +44,7 @@ class Outbox:
         self._queue_may_hold_more = True  # the last claim was full: a freed slot claims again
         self._in_flight: dict[asyncio.Task[None], OutboxSms] = {}
         self._giving_back: set[asyncio.Task[None]] = set()
+        self._accepted: set[int] = set()  # in flight, and the SMSC took it: never resent
         # Message ids share one commit: those of the submits answered within LINGER of each
         # other (the SMS is at the SMSC already; a receipt waits for its ids, ids_stored).
         self._submitted = GroupWriter(store.mark_submitted_many, linger=LINGER)
@@ -112,14 +113,21 @@ class Outbox:
         sms = self._in_flight.pop(task)
         if self._queue_may_hold_more:
             self._wake.set()
+        accepted = sms.id in self._accepted
+        self._accepted.discard(sms.id)
         error = None if task.cancelled() else task.exception()
-        if error is not None:
-            self.log.error("sms_task_failed", sms_id=sms.id, error=repr(error))
-            # Not left 'submitting' (or leased) until a restart: back in the queue with the
-            # usual backoff, failed once its attempts run out.
-            back = asyncio.create_task(self._give_back(sms, repr(error)))
-            self._giving_back.add(back)
-            back.add_done_callback(self._giving_back.discard)
+        if error is None:
+            return
+        self.log.error("sms_task_failed", sms_id=sms.id, error=repr(error), submitted=accepted)
+        if accepted or self.store.is_fault(error):
+            # The SMSC has it (sending it again would double it now), or the database refused
+            # at a stop: left 'submitting', as a stop leaves an SMS.
+            return
+        # A bug before the SMSC took it: not left 'submitting' (on PostgreSQL leased, the
+        # lease renewed) until a restart, but queued again with the usual backoff.
+        back = asyncio.create_task(self._give_back(sms, repr(error)))
+        self._giving_back.add(back)
+        back.add_done_callback(self._giving_back.discard)
 
     async def _give_back(self, sms: OutboxSms, error: str) -> None:
         log = self.log.bind(sms_id=sms.id, code=sms.code or None,
@@ -158,7 +166,11 @@ class Outbox:
                 self.log.warning("outbox_drain_timeout", abandoned=len(pending),
                                  reason="left as submitting; resent on next start")
         if self._giving_back:  # one quick write each, as for the cancelled ones
-            await asyncio.wait(set(self._giving_back), timeout=CANCELLED_WAIT)
+            _, late = await asyncio.wait(set(self._giving_back), timeout=CANCELLED_WAIT)
+            for task in late:  # left 'submitting': the next start sends it
+                task.cancel()
+            if late:
+                await asyncio.wait(late, timeout=CANCELLED_WAIT)
 
     async def _send(self, sms: OutboxSms) -> None:
         now = self.clock()
@@ -192,6 +204,7 @@ class Outbox:
         except Exception as exc:  # anything else is temporary: retry with backoff
             await self._retry(sms, log, repr(exc))
         else:
+            self._accepted.add(sms.id)
             record = SubmittedSms(sms.id, tuple(message_ids), self.clock())
             try:
                 # Kept in flight until stored: while 'submitting' in the database, a restart

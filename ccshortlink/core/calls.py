@@ -191,8 +191,8 @@ class CallTracker(ChannelBook):
 
     def _agent_named(self, name: str) -> str | None:
         """The agent of the channel called `name`: as its events said, else from its name."""
-        chan = self._known(name)
-        return chan.agent if chan is not None else self.agent_lookup(name, "")
+        chan = self._known(name)  # a Local channel's events name no agent: its name may
+        return (chan.agent if chan is not None else None) or self.agent_lookup(name, "")
 
     def _unseen_customer(self, name: str) -> Channel | None:
         chan = self._known(name)

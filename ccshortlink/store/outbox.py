@@ -101,9 +101,12 @@ class OutboxStore(StoreBase):
 
     async def retry_later(self, sms_id: int, now: float, not_before: float, error: str) -> None:
         def work(db: sqlite3.Connection) -> None:
-            db.execute("UPDATE sms SET status = 'queued', not_before = ?, error = ?,"
-                       " updated_at = ? WHERE id = ?", (not_before, error, now, sms_id))
-            sms_event(db, sms_id, now, "retry", f"{error}; next try at {not_before:.0f}")
+            # Only while being sent: an SMS already settled (submitted, failed, taken over and
+            # sent by another daemon) is never queued again.
+            if db.execute("UPDATE sms SET status = 'queued', not_before = ?, error = ?,"
+                          " updated_at = ? WHERE id = ? AND status = 'submitting'",
+                          (not_before, error, now, sms_id)).rowcount:
+                sms_event(db, sms_id, now, "retry", f"{error}; next try at {not_before:.0f}")
 
         await self._write(work)
 

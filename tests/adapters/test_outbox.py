@@ -133,6 +133,23 @@ async def test_an_sms_whose_send_task_dies_of_a_bug_is_queued_again(env, monkeyp
     assert len(gateway.submitted) == 1 and await store.sms_status_counts() == {"submitted": 1}
 
 
+async def test_a_bug_after_the_smsc_took_the_sms_never_sends_it_again(env, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The SMSC accepted it, then storing its message ids met a bug: queueing it again would
+    text the customer twice. It stays 'submitting', as a stop leaves an SMS."""
+    config, store, cards, clock = env
+    await cards.handle(CallEnded("1.0", "1001", CUSTOMER, talk_seconds=30))
+
+    async def buggy(submitted):  # type: ignore[no-untyped-def]
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(store, "mark_submitted_many", buggy)
+    gateway = RecordingGateway()
+    await drain(store, gateway, clock)
+    assert len(gateway.submitted) == 1
+    assert await store.sms_status_counts() == {"submitting": 1}
+    assert await store._all("SELECT kind FROM sms_events WHERE kind = 'retry'") == []
+
+
 async def test_newer_schema_is_refused(tmp_path: Path) -> None:
 
     from ccshortlink.store import StoreError

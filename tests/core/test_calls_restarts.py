@@ -255,6 +255,20 @@ def test_cdr_between_the_agents_first_events_and_the_customers_is_kept_for_its_h
     assert t.expire(10_000.0) == []
 
 
+def test_an_early_cdr_names_the_agent_of_a_local_member_already_known() -> None:
+    """As above with the agent behind a Local channel (a FreePBX queue member): its events
+    name no agent, its name does, and the Cdr kept for the customer carries that agent."""
+    _, after = answered_call()
+    local = "Local/1001@from-queue-00000001;1"
+    after = [{k: v.replace("SIP/1001-00000001", local) for k, v in e.items()} for e in after]
+    agent = [e for e in after if e.get("Channel") == local]
+    cdr = next(e for e in after if e["Event"] == "Cdr")
+    customer = [e for e in after if e not in agent and e is not cdr]
+    out = Clock(tracker()).feed([agent[0], cdr, *agent[1:], *customer])
+    assert [(o.agent_extension, o.customer_number, o.decided_from) for o in out] == [
+        ("1001", OLD_CUSTOMER, "cdr")]
+
+
 def test_cdr_after_the_hangup_decides_once_and_a_second_cdr_changes_nothing() -> None:
     _, after = answered_call()
     cdr = next(e for e in after if e["Event"] == "Cdr")
