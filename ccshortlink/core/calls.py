@@ -140,10 +140,8 @@ class CallTracker(ChannelBook):
 
     def _on_cdr(self, event: Event, now: float) -> list[Outcome]:
         """A Cdr confirms the billable (talk) seconds, or decides a call whose start was unseen."""
-        uniqueid = self._by_name.get(event.get("Channel", ""))
-        dest_id = self._by_name.get(event.get("DestinationChannel", ""))
-        chan = self._channels.get(uniqueid) if uniqueid else None
-        dest = self._channels.get(dest_id) if dest_id else None
+        chan = self._known(event.get("Channel", ""))
+        dest = self._known(event.get("DestinationChannel", ""))
         billable = seconds_of(event.get("BillableSeconds", ""))
         answered = event.get("Disposition") == "ANSWERED"
         if chan is not None and dest is not None and dest.agent is not None and answered:
@@ -184,15 +182,6 @@ class CallTracker(ChannelBook):
             if live is not None:
                 return customer_name, agent_name, number, live
         return None
-
-    def _known(self, name: str) -> Channel | None:
-        uniqueid = self._by_name.get(name)
-        return self._channels.get(uniqueid) if uniqueid else None
-
-    def _agent_named(self, name: str) -> str | None:
-        """The agent of the channel called `name`: as its events said, else from its name."""
-        chan = self._known(name)  # a Local channel's events name no agent: its name may
-        return (chan.agent if chan is not None else None) or self.agent_lookup(name, "")
 
     def _unseen_customer(self, name: str) -> Channel | None:
         chan = self._known(name)

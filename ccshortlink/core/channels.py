@@ -90,6 +90,16 @@ class ChannelBook:
 
     # --- channels ------------------------------------------------------------------------
 
+    def _known(self, name: str) -> Channel | None:
+        """The live channel called `name`, if any."""
+        uniqueid = self._by_name.get(name)
+        return self._channels.get(uniqueid) if uniqueid else None
+
+    def _agent_named(self, name: str) -> str | None:
+        """The agent of the channel called `name`: as its events said, else from its name."""
+        chan = self._known(name)  # a Local channel's events name no agent: its name may
+        return (chan.agent if chan is not None else None) or self.agent_lookup(name, "")
+
     def _channel(self, event: Event, now: float, prefix: str = "") -> Channel | None:
         uniqueid = event.get(prefix + "Uniqueid", "")
         name = event.get(prefix + "Channel", "")
@@ -149,9 +159,7 @@ class ChannelBook:
         """The other half of a Local channel (';1' <-> ';2')."""
         if not chan.is_local or chan.name[-2:] not in (";1", ";2"):
             return None
-        other = chan.name[:-1] + ("2" if chan.name.endswith("1") else "1")
-        uniqueid = self._by_name.get(other)
-        return self._channels.get(uniqueid) if uniqueid else None
+        return self._known(chan.name[:-1] + ("2" if chan.name.endswith("1") else "1"))
 
     def _component(self, bridge: str | None) -> list[Channel]:
         """Every channel in `bridge` and in bridges joined to it by Local wires."""
