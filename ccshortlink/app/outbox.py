@@ -129,9 +129,13 @@ class Outbox:
         self._giving_back.add(back)
         back.add_done_callback(self._giving_back.discard)
 
+    def _log_of(self, sms: OutboxSms) -> Log:
+        # An answer to a reply has no link, so no code.
+        return self.log.bind(sms_id=sms.id, code=sms.code or None,
+                             customer=mask_number(sms.destination), attempt=sms.attempts)
+
     async def _give_back(self, sms: OutboxSms, error: str) -> None:
-        log = self.log.bind(sms_id=sms.id, code=sms.code or None,
-                            customer=mask_number(sms.destination), attempt=sms.attempts)
+        log = self._log_of(sms)
         try:
             await self._retry(sms, log, f"its send task failed: {error}")
         except Exception as exc:
@@ -158,26 +162,17 @@ class Outbox:
         """Graceful stop: let in-flight submits finish, for a bounded time."""
         if self._in_flight:
             self.log.info("outbox_draining", in_flight=len(self._in_flight))
-            _, pending = await asyncio.wait(set(self._in_flight), timeout=timeout)
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.wait(pending, timeout=CANCELLED_WAIT)
-                self.log.warning("outbox_drain_timeout", abandoned=len(pending),
+            abandoned = await _finish_or_cancel(set(self._in_flight), timeout)
+            if abandoned:
+                self.log.warning("outbox_drain_timeout", abandoned=abandoned,
                                  reason="left as submitting; resent on next start")
-        if self._giving_back:  # one quick write each, as for the cancelled ones
-            _, late = await asyncio.wait(set(self._giving_back), timeout=CANCELLED_WAIT)
-            for task in late:  # left 'submitting': the next start sends it
-                task.cancel()
-            if late:
-                await asyncio.wait(late, timeout=CANCELLED_WAIT)
+        # One quick write each, as for the cancelled ones; one left 'submitting' is sent by
+        # the next start.
+        await _finish_or_cancel(set(self._giving_back), CANCELLED_WAIT)
 
     async def _send(self, sms: OutboxSms) -> None:
         now = self.clock()
-        # An answer to a reply has no link, so no code.
-        log = self.log.bind(sms_id=sms.id, code=sms.code or None,
-                            customer=mask_number(sms.destination),
-                            attempt=sms.attempts)
+        log = self._log_of(sms)
         if now >= sms.expires_at:
             await self._stored(lambda: self.store.mark_failed(
                 sms.id, now, status=SmsStatus.EXPIRED, smpp_status=None,
@@ -238,3 +233,16 @@ class Outbox:
     async def _stored(self, write: Callable[[], Awaitable[T]]) -> T:
         """`write()`, tried again with backoff while the database fails, until the stop."""
         return await until_stored(write, self._writes, self._stop)
+
+
+async def _finish_or_cancel(tasks: set[asyncio.Task[None]], timeout: float) -> int:
+    """Wait `timeout` s for `tasks`; cancel the rest and give them CANCELLED_WAIT s to put
+    their SMS back. How many were cancelled."""
+    if not tasks:
+        return 0
+    _, pending = await asyncio.wait(tasks, timeout=timeout)
+    for task in pending:
+        task.cancel()
+    if pending:
+        await asyncio.wait(pending, timeout=CANCELLED_WAIT)
+    return len(pending)
