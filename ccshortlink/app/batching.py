@@ -17,7 +17,7 @@ R = TypeVar("R")
 class GroupWriter(Generic[T, R]):
     """Hands items to `flush` in batches, one batch in flight at a time, results in order.
 
-    The first item of a quiet period is written at once (no added latency); items that
+    Without `linger`, the first item of a quiet period is written at once; items that
     arrive while that write runs wait for it and then go together, so under load one
     transaction carries many rows instead of one each. `flush` returns one result per item;
     a result that is an exception is raised to that item's caller alone, while an exception
